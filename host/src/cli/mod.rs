@@ -1,0 +1,46 @@
+//! The `ceilo` command line.
+
+mod plugins;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+pub use plugins::{plugins_command, OutputFormat};
+
+/// ceilo — metering and monitoring collector with dynamically loaded plugins.
+#[derive(Debug, Parser)]
+#[command(name = "ceilo", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter, RUST_LOG syntax (RUST_LOG wins when set).
+    #[arg(long, global = true, default_value = "info", env = "CEILO_LOG_LEVEL")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "human",
+        env = "CEILO_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the plugins found in the plugin directory, and the libraries refused.
+    Plugins {
+        /// Directory to scan for plugin libraries (*.so).
+        #[arg(long, env = "CEILO_PLUGIN_DIR")]
+        plugin_dir: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+    },
+}

@@ -1,0 +1,151 @@
+//! `ceilo plugins`: what the plugin directory holds.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::loader::{PluginRegistry, ScanError};
+use crate::plugin_dir;
+
+/// How command output is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON document for programs.
+    Json,
+}
+
+#[derive(Serialize)]
+struct Listing<'a> {
+    plugins: Vec<PluginRow<'a>>,
+    rejected: Vec<RejectedRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct PluginRow<'a> {
+    kind: &'static str,
+    name: &'a str,
+    version: &'a str,
+    library: String,
+    description: &'a str,
+    abi: String,
+}
+
+#[derive(Serialize)]
+struct RejectedRow<'a> {
+    library: String,
+    reason: &'a str,
+}
+
+/// Scans the plugin directory and prints what it found. Fails only when the
+/// directory cannot be read.
+pub fn plugins_command(
+    given_dir: Option<&Path>,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), PluginsCommandError> {
+    let dir = plugin_dir::resolve(given_dir);
+    tracing::debug!(target: "ceilo::loader", dir = %dir.path.display(), origin = dir.origin, "scanning for plugins");
+    let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
+    let listing = Listing {
+        plugins: registry
+            .plugins()
+            .map(|p| PluginRow {
+                kind: p.kind.as_str(),
+                name: &p.name,
+                version: &p.version,
+                library: p.library.display().to_string(),
+                description: &p.description,
+                abi: p.abi.to_string(),
+            })
+            .collect(),
+        rejected: registry
+            .rejected()
+            .iter()
+            .map(|r| RejectedRow {
+                library: r.library.display().to_string(),
+                reason: &r.reason,
+            })
+            .collect(),
+    };
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &listing)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => write_table(&listing, registry.dir(), out)?,
+    }
+    Ok(())
+}
+
+fn write_table(l: &Listing<'_>, dir: &Path, out: &mut dyn Write) -> std::io::Result<()> {
+    if l.plugins.is_empty() {
+        writeln!(out, "No plugins found in {}.", dir.display())?;
+    } else {
+        let header = ["KIND", "NAME", "VERSION", "ABI", "LIBRARY", "DESCRIPTION"];
+        let rows: Vec<[String; 6]> = l
+            .plugins
+            .iter()
+            .map(|p| {
+                let file = Path::new(&p.library)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| p.library.clone());
+                [
+                    p.kind.to_owned(),
+                    p.name.to_owned(),
+                    p.version.to_owned(),
+                    p.abi.clone(),
+                    file,
+                    p.description.to_owned(),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[&str]| {
+            let mut s = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    s.push_str(cell);
+                } else {
+                    s.push_str(&format!("{cell:<w$}  "));
+                }
+            }
+            s
+        };
+        writeln!(out, "{}", line(&header))?;
+        for row in &rows {
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            writeln!(out, "{}", line(&cells))?;
+        }
+        writeln!(out, "\n{} plugin(s) from {}", rows.len(), dir.display())?;
+    }
+    if !l.rejected.is_empty() {
+        writeln!(out, "\nRefused libraries:")?;
+        for r in &l.rejected {
+            writeln!(out, "  {}: {}", r.library, r.reason)?;
+        }
+    }
+    Ok(())
+}
+
+/// Why `ceilo plugins` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginsCommandError {
+    /// The directory could not be read.
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    /// Output could not be written.
+    #[error("cannot write output")]
+    Io(#[from] std::io::Error),
+    /// JSON output failed.
+    #[error("cannot write JSON output")]
+    Json(#[from] serde_json::Error),
+}

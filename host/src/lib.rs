@@ -1,0 +1,10 @@
+//! ceilo's host: loads plugin libraries and (in later layers) wires them into
+//! pipelines, services, storage and the API.
+//!
+//! Only [`loader`] touches abi_stable; everything else sees plugins through the
+//! version-independent types it exports.
+
+pub mod cli;
+pub mod loader;
+pub mod logging;
+pub mod plugin_dir;

@@ -1,0 +1,182 @@
+//! Plugin instances as the rest of the host sees them: version-independent, with every
+//! plugin failure (a panic included) turned into a [`PluginCallError`] that names the
+//! plugin and its library.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ceilo_plugin_api::{Counter, PluginError, Sample, SampleBatch};
+
+use super::{PluginCallError, PluginKind};
+
+/// Who an instance is, for error messages and logs.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub kind: PluginKind,
+    pub name: Arc<str>,
+    pub library: Arc<Path>,
+}
+
+impl Identity {
+    fn error(&self, error: PluginError) -> PluginCallError {
+        PluginCallError {
+            kind: self.kind,
+            name: self.name.to_string(),
+            library: PathBuf::from(&*self.library),
+            error,
+        }
+    }
+}
+
+/// What a transformer gives back for a batch.
+#[derive(Debug, Default)]
+pub struct TransformOutput {
+    /// Samples out.
+    pub samples: SampleBatch,
+    /// Inputs that failed (they are not in `samples`).
+    pub failed: u64,
+    /// The first failure, naming the plugin; a panic (which cuts the batch short)
+    /// takes precedence.
+    pub first_error: Option<PluginCallError>,
+}
+
+// The version-independent interfaces each ABI adapter implements.
+pub(crate) trait PollerAbi: Send {
+    fn meters(&mut self) -> Result<Vec<String>, PluginError>;
+    fn poll(&mut self, resources: &[String]) -> Result<SampleBatch, PluginError>;
+}
+pub(crate) trait NotificationAbi: Send {
+    fn event_types(&mut self) -> Result<Vec<String>, PluginError>;
+    fn handle(&mut self, notification_json: &str) -> Result<SampleBatch, PluginError>;
+}
+pub(crate) struct RawTransformOutput {
+    pub samples: SampleBatch,
+    pub failed: u64,
+    pub first_error: Option<PluginError>,
+}
+pub(crate) trait TransformerAbi: Send {
+    fn handle(&mut self, batch: SampleBatch) -> RawTransformOutput;
+    fn flush(&mut self) -> RawTransformOutput;
+}
+pub(crate) trait PublisherAbi: Send {
+    fn publish(&mut self, batch: &[Sample]) -> Result<(), PluginError>;
+    fn flush(&mut self) -> Result<(), PluginError>;
+    /// False when the plugin's ABI has no stats entry point.
+    fn has_stats(&self) -> bool;
+    fn stats(&mut self) -> Result<Vec<Counter>, PluginError>;
+}
+
+macro_rules! instance_common {
+    ($t:ident) => {
+        impl $t {
+            /// The plugin's name.
+            pub fn name(&self) -> &str {
+                &self.id.name
+            }
+            /// The library the plugin came from.
+            pub fn library(&self) -> &Path {
+                &self.id.library
+            }
+        }
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("name", &self.id.name)
+                    .field("library", &self.id.library)
+                    .finish()
+            }
+        }
+    };
+}
+
+/// A poller instance.
+pub struct PollerInstance {
+    pub(crate) id: Identity,
+    pub(crate) inner: Box<dyn PollerAbi>,
+}
+instance_common!(PollerInstance);
+
+impl PollerInstance {
+    /// The meter names the poller produces.
+    pub fn meters(&mut self) -> Result<Vec<String>, PluginCallError> {
+        self.inner.meters().map_err(|e| self.id.error(e))
+    }
+    /// One poll.
+    pub fn poll(&mut self, resources: &[String]) -> Result<SampleBatch, PluginCallError> {
+        self.inner.poll(resources).map_err(|e| self.id.error(e))
+    }
+}
+
+/// A notification handler instance.
+pub struct NotificationInstance {
+    pub(crate) id: Identity,
+    pub(crate) inner: Box<dyn NotificationAbi>,
+}
+instance_common!(NotificationInstance);
+
+impl NotificationInstance {
+    /// The event type patterns the handler wants.
+    pub fn event_types(&mut self) -> Result<Vec<String>, PluginCallError> {
+        self.inner.event_types().map_err(|e| self.id.error(e))
+    }
+    /// Samples for one notification (its JSON body).
+    pub fn handle(&mut self, notification_json: &str) -> Result<SampleBatch, PluginCallError> {
+        self.inner
+            .handle(notification_json)
+            .map_err(|e| self.id.error(e))
+    }
+}
+
+/// A transformer instance.
+pub struct TransformerInstance {
+    pub(crate) id: Identity,
+    pub(crate) inner: Box<dyn TransformerAbi>,
+}
+instance_common!(TransformerInstance);
+
+impl TransformerInstance {
+    /// Transforms a batch.
+    pub fn handle(&mut self, batch: SampleBatch) -> TransformOutput {
+        let raw = self.inner.handle(batch);
+        self.output(raw)
+    }
+    /// Releases whatever the transformer holds back.
+    pub fn flush(&mut self) -> TransformOutput {
+        let raw = self.inner.flush();
+        self.output(raw)
+    }
+    fn output(&self, raw: RawTransformOutput) -> TransformOutput {
+        TransformOutput {
+            samples: raw.samples,
+            failed: raw.failed,
+            first_error: raw.first_error.map(|e| self.id.error(e)),
+        }
+    }
+}
+
+/// A publisher instance.
+pub struct PublisherInstance {
+    pub(crate) id: Identity,
+    pub(crate) inner: Box<dyn PublisherAbi>,
+}
+instance_common!(PublisherInstance);
+
+impl PublisherInstance {
+    /// Publishes a batch.
+    pub fn publish(&mut self, batch: &[Sample]) -> Result<(), PluginCallError> {
+        self.inner.publish(batch).map_err(|e| self.id.error(e))
+    }
+    /// Flushes buffered samples.
+    pub fn flush(&mut self) -> Result<(), PluginCallError> {
+        self.inner.flush().map_err(|e| self.id.error(e))
+    }
+    /// The publisher's counters; empty for plugins built for ABI 1.0, which cannot
+    /// report any.
+    pub fn stats(&mut self) -> Result<Vec<Counter>, PluginCallError> {
+        self.inner.stats().map_err(|e| self.id.error(e))
+    }
+    /// Whether the plugin can report counters (ABI ≥ 1.1).
+    pub fn has_stats(&self) -> bool {
+        self.inner.has_stats()
+    }
+}

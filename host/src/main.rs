@@ -1,0 +1,43 @@
+//! The `ceilo` binary: parses the command line and runs the subcommand.
+
+use std::process::ExitCode;
+
+use ceilo_host::cli::{plugins_command, Cli, Command};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = ceilo_host::logging::init(&cli.log_level, cli.log_format) {
+        eprintln!("ceilo: {e}");
+        return ExitCode::from(2);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `ceilo plugins | head` is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ceilo: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Plugins { plugin_dir, format } => {
+            let stdout = std::io::stdout();
+            plugins_command(plugin_dir.as_deref(), format, &mut stdout.lock())?;
+        }
+    }
+    Ok(())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,254 @@
+//! Helpers shared by the end-to-end tests: building the plugin libraries, laying out
+//! plugin directories, building out-of-tree libraries, running the `ceilo` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// cargo's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Every plugin-library crate of the workspace: built-ins and test fixtures.
+pub const BUILT_IN: [&str; 4] = [
+    "ceilo_plugin_system",
+    "ceilo_plugin_transformers",
+    "ceilo_plugin_publishers",
+    "ceilo_plugin_notifications",
+];
+
+/// Builds the host and every plugin library of the workspace (debug), once per test
+/// process, and returns the directory holding them.
+pub fn build_workspace() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_profile(false)).clone()
+}
+
+/// As [`build_workspace`], optimised (`--release`), for benchmarks.
+pub fn build_workspace_release() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_profile(true)).clone()
+}
+
+fn build_profile(release: bool) -> PathBuf {
+    let mut cmd = cargo();
+    cmd.args(["build", "--workspace", "--quiet"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .current_dir(workspace_root())
+        .status()
+        .expect("cannot run cargo");
+    assert!(status.success(), "cargo build --workspace failed");
+    target_dir().join(if release { "release" } else { "debug" })
+}
+
+/// The path of a workspace plugin library by crate name (`ceilo_plugin_system`).
+pub fn library(crate_name: &str) -> PathBuf {
+    let p = build_workspace().join(format!("lib{crate_name}.so"));
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
+}
+
+/// The `ceilo` binary.
+pub fn ceilo_bin() -> PathBuf {
+    build_workspace().join("ceilo")
+}
+
+/// A temporary plugin directory holding copies of `files`, each under the given name.
+pub fn plugin_dir(files: &[(&Path, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (from, name) in files {
+        std::fs::copy(from, dir.path().join(name))
+            .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+    dir
+}
+
+/// A temporary plugin directory holding the four built-in plugin libraries.
+pub fn built_in_plugin_dir() -> tempfile::TempDir {
+    let libs: Vec<(PathBuf, String)> = BUILT_IN
+        .iter()
+        .map(|c| (library(c), format!("lib{c}.so")))
+        .collect();
+    let refs: Vec<(&Path, &str)> = libs
+        .iter()
+        .map(|(p, n)| (p.as_path(), n.as_str()))
+        .collect();
+    plugin_dir(&refs)
+}
+
+/// A shared object from the system that is certainly not a ceilo plugin (libm).
+pub fn system_shared_object() -> PathBuf {
+    let candidates = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib/aarch64-linux-gnu/libm.so.6",
+        "/usr/lib/aarch64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+        "/usr/lib64/libm.so.6",
+    ];
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .expect("no libm.so.6 found on this system")
+}
+
+/// Runs `ceilo` with `args`; returns (exit code, stdout, stderr).
+pub fn run_ceilo(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(ceilo_bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("CEILO_PLUGIN_DIR")
+        .output()
+        .expect("cannot run ceilo");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// How to change a copy of plugin-api before building the example against it.
+pub enum ApiChange {
+    /// Build against plugin-api exactly as it is.
+    None,
+    /// Pretend to be plugin-api 2.0: the ABI it declares becomes 2.0.
+    AbiMajor2,
+    /// Change `Sample`'s layout (two fields swapped) without changing the version.
+    SampleLayout,
+}
+
+/// Builds the out-of-tree example (`examples/third-party-plugin`) the way a third party
+/// does, with `cargo build --manifest-path`, optionally against a modified copy of
+/// plugin-api, and returns the built library.
+pub fn build_example(change: ApiChange) -> PathBuf {
+    // The builds share one target directory (to build dependencies once); one at a time.
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = workspace_root();
+    let example = root.join("examples/third-party-plugin");
+    let target = target_dir().join("out-of-tree");
+    let (manifest, lib_name, _keep) = match change {
+        ApiChange::None => (
+            example.join("Cargo.toml"),
+            "acme_ceilo_plugins".to_owned(),
+            None,
+        ),
+        ApiChange::AbiMajor2 | ApiChange::SampleLayout => {
+            let tag = if matches!(change, ApiChange::AbiMajor2) {
+                "major2"
+            } else {
+                "layout"
+            };
+            let work = tempfile::tempdir().expect("temp dir");
+            let api = work.path().join("plugin-api");
+            copy_tree(&root.join("plugin-api"), &api);
+            match change {
+                ApiChange::AbiMajor2 => {
+                    edit(
+                        &api.join("Cargo.toml"),
+                        "version = \"1.0.0\"",
+                        "version = \"2.0.0\"",
+                    );
+                    edit(
+                        &api.join("src/abi/v1_1.rs"),
+                        "VersionStrings::new(\"1.1.0\")",
+                        "VersionStrings::new(\"2.0.0\")",
+                    );
+                }
+                _ => edit(
+                    &api.join("src/sample.rs"),
+                    "    name: RString,\n    sample_type: SampleType,\n    unit: RString,",
+                    "    unit: RString,\n    sample_type: SampleType,\n    name: RString,",
+                ),
+            }
+            let ex = work.path().join("example");
+            copy_tree(&example, &ex);
+            let package = format!("acme-ceilo-plugins-{tag}");
+            edit(
+                &ex.join("Cargo.toml"),
+                "name = \"acme-ceilo-plugins\"",
+                &format!("name = \"{package}\""),
+            );
+            edit(
+                &ex.join("Cargo.toml"),
+                "ceilo-plugin-api = { path = \"../../plugin-api\", version = \"1\" }",
+                &format!("ceilo-plugin-api = {{ path = \"{}\" }}", api.display()),
+            );
+            (ex.join("Cargo.toml"), package.replace('-', "_"), Some(work))
+        }
+    };
+    let out = cargo()
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("cannot run cargo");
+    assert!(
+        out.status.success(),
+        "building {} failed:\n{}",
+        manifest.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = target.join("debug").join(format!("lib{lib_name}.so"));
+    assert!(
+        built.is_file(),
+        "{} missing after the build",
+        built.display()
+    );
+    built
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("dir entry");
+        let name = entry.file_name();
+        if name == "target" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_tree(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).expect("copy");
+        }
+    }
+}
+
+fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).expect("read");
+    assert!(
+        text.contains(from),
+        "{} no longer contains {from:?}: update the test",
+        file.display()
+    );
+    std::fs::write(file, text.replace(from, to)).expect("write");
+}
