@@ -29,4 +29,13 @@ step "build (host, plugins, test fixtures)"
 cargo build --workspace --quiet
 
 step "tests"
-cargo test --workspace --no-fail-fast
+log=$(mktemp)
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over all test binaries (cargo prints one per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"

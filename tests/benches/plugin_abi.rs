@@ -27,7 +27,10 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let dir = build_workspace_release();
 
-    println!("\nplugin ABI benchmark ({} rounds, medians; baseline measured in the same run)\n", if full { ROUNDS } else { 1 });
+    println!(
+        "\nplugin ABI benchmark ({} rounds, medians; baseline measured in the same run)\n",
+        if full { ROUNDS } else { 1 }
+    );
     transformer_bench(&dir, full);
     println!();
     load_bench(&dir, full);
@@ -67,7 +70,9 @@ fn transformer_bench(dir: &Path, full: bool) {
             native_t.push(timed(batches, batch_size, &template, |b| {
                 transform_batch(&mut native, b).samples
             }));
-            ffi_t.push(timed(batches, batch_size, &template, |b| ffi.handle(b).samples));
+            ffi_t.push(timed(batches, batch_size, &template, |b| {
+                ffi.handle(b).samples
+            }));
         }
         let (n, f) = (median(native_t), median(ffi_t));
         let rate = |d: Duration| (batches * batch_size) as f64 / d.as_secs_f64();
@@ -96,7 +101,10 @@ fn timed(
         outputs.push(f(b));
     }
     let elapsed = start.elapsed();
-    assert_eq!(outputs.iter().map(|o| o.len()).sum::<usize>(), batches * size);
+    assert_eq!(
+        outputs.iter().map(|o| o.len()).sum::<usize>(),
+        batches * size
+    );
     assert!(outputs.iter().all(|o| o.iter().all(|s| s.volume() == 2.0)));
     elapsed
 }
@@ -145,17 +153,26 @@ fn load_bench(dir: &Path, full: bool) {
         raw_t.push(start.elapsed());
 
         let start = Instant::now();
-        let registry = PluginRegistry::scan(scan_dir.path(), &ScanOptions::default()).expect("scan");
+        let registry =
+            PluginRegistry::scan(scan_dir.path(), &ScanOptions::default()).expect("scan");
         scan_t.push(start.elapsed());
         loaded = registry.plugins().count();
-        assert_eq!(registry.rejected().len(), 45, "the 45 copies are refused as duplicates");
+        assert_eq!(
+            registry.rejected().len(),
+            45,
+            "the 45 copies are refused as duplicates"
+        );
     }
     let (raw, scan) = (median(raw_t), median(scan_t));
     println!("(b) 50 plugin libraries (5 distinct, 45 refused as duplicates; {loaded} plugins registered)");
     println!("| step | time | vs. baseline |");
     println!("|------|-----:|-------------:|");
     println!("| dlopen only (baseline) | {:.1} ms | 1.00x |", ms(raw));
-    println!("| ceilo scan: open, check ABI version and layout, list, register | {:.1} ms | {:.2}x |", ms(scan), ms(scan) / ms(raw));
+    println!(
+        "| ceilo scan: open, check ABI version and layout, list, register | {:.1} ms | {:.2}x |",
+        ms(scan),
+        ms(scan) / ms(raw)
+    );
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
