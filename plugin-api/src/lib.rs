@@ -64,6 +64,7 @@ mod batch;
 mod context;
 mod error;
 mod export;
+pub mod log;
 mod notification;
 mod params;
 mod plugin;

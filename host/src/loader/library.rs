@@ -68,6 +68,7 @@ pub fn load_library(path: &Path) -> Result<LoadedLibrary, String> {
         }
         _ => {
             let module = init::<v1_1::PluginLibraryRef>(header, version)?;
+            (module.init())(super::plugin_log::host_logger());
             entries_v1_1(list(module.plugins())?)
         }
     };

@@ -7,6 +7,7 @@ mod error;
 mod instance;
 mod kind;
 mod library;
+mod plugin_log;
 mod registry;
 
 pub use error::{CreateError, PluginCallError, ScanError};

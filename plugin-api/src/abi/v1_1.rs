@@ -1,4 +1,5 @@
-//! Plugin ABI 1.1 — FROZEN once released. Adds to 1.0: publishers report counters
+//! Plugin ABI 1.1 — FROZEN once released. Adds to 1.0: the host hands each library
+//! its logger ([`log`](crate::log)), and publishers report counters
 //! ([`Publisher::stats`](crate::Publisher::stats)). Pollers, notification handlers and
 //! transformers are 1.0's, unchanged.
 
@@ -10,6 +11,7 @@ use abi_stable::StableAbi;
 use std::marker::PhantomData;
 
 use super::{guard, AbiVersion};
+use crate::log::HostLogger;
 use crate::{PluginError, Publisher, Sample};
 
 pub use super::v1_0::{
@@ -28,6 +30,8 @@ pub const VERSION: AbiVersion = AbiVersion::new(1, 1);
 #[sabi(kind(Prefix(prefix_ref = PluginLibraryRef)))]
 #[sabi(missing_field(panic))]
 pub struct PluginLibrary {
+    /// Called once by the host before anything else: its logger.
+    pub init: extern "C" fn(HostLogger),
     /// Lists the library's plugins with their factories.
     #[sabi(last_prefix_field)]
     pub plugins: extern "C" fn() -> RResult<PluginList, PluginError>,
@@ -174,7 +178,15 @@ pub mod glue {
     pub fn root_module(
         plugins: extern "C" fn() -> RResult<PluginList, PluginError>,
     ) -> PluginLibraryRef {
-        PluginLibrary { plugins }.leak_into_prefix()
+        PluginLibrary {
+            init: init_library,
+            plugins,
+        }
+        .leak_into_prefix()
+    }
+
+    extern "C" fn init_library(logger: HostLogger) {
+        crate::log::set_host_logger(logger);
     }
 
     struct PublisherVT<T>(PhantomData<T>);

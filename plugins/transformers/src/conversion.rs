@@ -1,0 +1,289 @@
+//! What `unit_conversion`, `rate_of_change`, `delta` and `aggregator` share, after
+//! Ceilometer's conversion transformers: the `source`/`target` parameters, the
+//! `map_from`/`map_to` regex renames and the `scale` (a number or an expression).
+
+use ceilo_plugin_api::{PluginError, Sample, SampleType};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::expr::{self, json_number, Expr, Scope};
+
+/// `source:` — which samples to convert, and rename patterns.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceParams {
+    /// Only samples in this unit are converted (others pass unchanged).
+    pub unit: Option<String>,
+    /// Regexes over the name and the unit, used with `target.map_to`.
+    pub map_from: Option<MapParams>,
+}
+
+/// `target:` — what converted samples become.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetParams {
+    /// New name.
+    pub name: Option<String>,
+    /// New unit.
+    pub unit: Option<String>,
+    /// New type.
+    #[serde(rename = "type")]
+    pub sample_type: Option<SampleType>,
+    /// A factor or an expression.
+    pub scale: Option<ScaleParam>,
+    /// Cap on the volume (ignored when 0).
+    pub max: Option<f64>,
+    /// Replacements for `source.map_from` (Python `\1` back-references allowed).
+    pub map_to: Option<MapParams>,
+}
+
+/// `{name, unit}` regexes or replacements.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapParams {
+    /// For the meter name.
+    pub name: Option<String>,
+    /// For the unit.
+    pub unit: Option<String>,
+}
+
+/// `scale:` is a number or an expression.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ScaleParam {
+    /// Multiplies the volume.
+    Factor(f64),
+    /// Evaluated over the sample.
+    Expression(String),
+}
+
+/// A compiled rename rule.
+#[derive(Debug)]
+struct Rename {
+    from: Regex,
+    to: String,
+}
+
+/// The compiled `source`/`target` of a conversion transformer.
+#[derive(Debug)]
+pub struct Conversion {
+    source_unit: Option<String>,
+    name: Option<String>,
+    unit: Option<String>,
+    sample_type: Option<SampleType>,
+    scale: Scale,
+    max: Option<f64>,
+    rename_name: Option<Rename>,
+    rename_unit: Option<Rename>,
+}
+
+/// A compiled scale.
+#[derive(Debug)]
+pub enum Scale {
+    /// No scale: the volume as is.
+    None,
+    /// volume × factor.
+    Factor(f64),
+    /// An expression over the sample.
+    Expr(Expr),
+}
+
+impl Conversion {
+    /// Compiles `source` and `target`; `default_scale` applies when `target.scale` is
+    /// absent (rate_of_change uses the expression `1`).
+    pub fn new(
+        source: SourceParams,
+        target: TargetParams,
+        default_scale: Scale,
+    ) -> Result<Self, PluginError> {
+        let scale = match target.scale {
+            None => default_scale,
+            Some(ScaleParam::Factor(f)) if f == 0.0 => Scale::None, // Python: `if scale` is false
+            Some(ScaleParam::Factor(f)) => Scale::Factor(f),
+            Some(ScaleParam::Expression(text)) => Scale::Expr(
+                expr::parse(&text, false)
+                    .map_err(|e| PluginError::invalid_parameters(format!("target.scale: {e}")))?,
+            ),
+        };
+        let from = source.map_from.unwrap_or_default();
+        let to = target.map_to.unwrap_or_default();
+        Ok(Conversion {
+            source_unit: source.unit,
+            name: target.name,
+            unit: target.unit,
+            sample_type: target.sample_type,
+            scale,
+            max: target.max.filter(|m| *m != 0.0),
+            rename_name: rename(from.name, to.name, "name")?,
+            rename_unit: rename(from.unit, to.unit, "unit")?,
+        })
+    }
+
+    /// Whether the sample is in the `source.unit` (when one is given).
+    pub fn applies_to(&self, s: &Sample) -> bool {
+        self.source_unit.as_deref().is_none_or(|u| u == s.unit())
+    }
+
+    /// The scale applied to `s` (its volume when there is none).
+    pub fn scaled(&self, s: &Sample) -> Result<f64, PluginError> {
+        match &self.scale {
+            Scale::None => Ok(s.volume()),
+            Scale::Factor(f) => Ok(s.volume() * f),
+            Scale::Expr(e) => e.eval(&SampleScope(s)).map_err(|err| {
+                PluginError::invalid_input(format!(
+                    "scale for {} of {}: {err}",
+                    s.name(),
+                    s.resource_id()
+                ))
+            }),
+        }
+    }
+
+    /// Ceilometer's `_convert`: renames, retypes, and sets the volume to
+    /// `scale(s) × growth`, capped by `max`.
+    pub fn convert(&self, mut s: Sample, growth: f64) -> Result<Sample, PluginError> {
+        let volume = self.scaled(&s)? * growth;
+        let volume = match self.max {
+            Some(max) => volume.min(max),
+            None => volume,
+        };
+        let name = self.mapped_name(&s);
+        let unit = map(&self.rename_unit, s.unit()).or_else(|| self.unit.clone());
+        if let Some(n) = name {
+            s.set_name(n);
+        }
+        if let Some(u) = unit {
+            s.set_unit(u);
+        }
+        if let Some(t) = self.sample_type {
+            s.set_sample_type(t);
+        }
+        s.set_volume(volume);
+        s.renew_message_id();
+        Ok(s)
+    }
+
+    /// The new name, if the sample is renamed.
+    pub fn mapped_name(&self, s: &Sample) -> Option<String> {
+        map(&self.rename_name, s.name()).or_else(|| self.name.clone())
+    }
+}
+
+fn rename(
+    from: Option<String>,
+    to: Option<String>,
+    what: &str,
+) -> Result<Option<Rename>, PluginError> {
+    let (Some(from), Some(to)) = (from, to) else {
+        return Ok(None);
+    };
+    let re = Regex::new(&from).map_err(|e| {
+        PluginError::invalid_parameters(format!(
+            "source.map_from.{what}: `{from}` is not a valid regex: {e}"
+        ))
+    })?;
+    Ok(Some(Rename {
+        from: re,
+        to: python_replacement(&to),
+    }))
+}
+
+/// Python's `re.sub` over every match; an empty result keeps the configured name.
+fn map(rule: &Option<Rename>, value: &str) -> Option<String> {
+    let r = rule.as_ref()?;
+    let out = r.from.replace_all(value, r.to.as_str()).into_owned();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Converts a Python replacement (`\1`, `\g<name>`) to the regex crate's (`${1}`,
+/// `${name}`), escaping literal `$`.
+pub fn python_replacement(py: &str) -> String {
+    let mut out = String::with_capacity(py.len());
+    let mut chars = py.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' => out.push_str("$$"),
+            '\\' => match chars.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    let mut n = String::new();
+                    while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                        n.push(d);
+                        chars.next();
+                    }
+                    out.push_str(&format!("${{{n}}}"));
+                }
+                Some('g') => {
+                    chars.next();
+                    let mut name = String::new();
+                    if chars.peek() == Some(&'<') {
+                        chars.next();
+                        for d in chars.by_ref() {
+                            if d == '>' {
+                                break;
+                            }
+                            name.push(d);
+                        }
+                    }
+                    out.push_str(&format!("${{{name}}}"));
+                }
+                Some('\\') => {
+                    chars.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A sample seen by an expression.
+pub struct SampleScope<'a>(pub &'a Sample);
+
+impl Scope for SampleScope<'_> {
+    fn field(&self, path: &[String]) -> Option<f64> {
+        field_of(self.0, path)
+    }
+}
+
+/// A numeric field of a sample by expression path.
+pub fn field_of(s: &Sample, path: &[String]) -> Option<f64> {
+    match path.first().map(String::as_str) {
+        Some("volume") => Some(s.volume()),
+        Some("monotonic_time") => s.monotonic_time(),
+        Some("resource_metadata") => s
+            .metadata_value(&path[1..].join("."))
+            .as_ref()
+            .and_then(json_number),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_replacements() {
+        assert_eq!(python_replacement(r"disk.\1.bytes"), "disk.${1}.bytes");
+        assert_eq!(python_replacement(r"\g<dev>_x"), "${dev}_x");
+        assert_eq!(python_replacement("cost$"), "cost$$");
+        let rule = rename(
+            Some(r"disk\.(read|write)\.bytes".into()),
+            Some(r"disk.\1.kilobytes".into()),
+            "name",
+        )
+        .unwrap();
+        assert_eq!(
+            map(&rule, "disk.read.bytes").as_deref(),
+            Some("disk.read.kilobytes")
+        );
+    }
+
+    #[test]
+    fn bad_regex_is_a_parameter_error() {
+        let err = rename(Some("(".into()), Some("x".into()), "name").unwrap_err();
+        assert!(err.message().contains("source.map_from.name"), "{err}");
+    }
+}

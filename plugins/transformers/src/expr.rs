@@ -1,0 +1,552 @@
+//! The small, safe expression language of transformer parameters (`scale`, `expr`):
+//! numbers, `+ - * / % **`, parentheses, `or`, sample fields (`volume`,
+//! `monotonic_time`, `resource_metadata.a.b`) and, for `arithmetic`, meter references
+//! `$(meter.name)` (its volume) or `$(meter.name).resource_metadata.x`.
+//!
+//! It keeps Python's meaning where Ceilometer's pipeline files rely on it: `a or b`
+//! is `a` unless `a` is missing or zero; `**` binds tighter than unary minus and
+//! associates to the right. It is parsed once, when the transformer is created, so a
+//! bad expression is a parameter error that `ceilo validate` reports; it never runs
+//! arbitrary code.
+
+use std::fmt;
+
+/// A parsed expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A literal.
+    Num(f64),
+    /// A field of the sample: `["volume"]`, `["resource_metadata", "cpu_number"]`.
+    Field(Vec<String>),
+    /// A field of another meter's sample (arithmetic): name and path (default volume).
+    Meter(String, Vec<String>),
+    /// Unary minus.
+    Neg(Box<Expr>),
+    /// A binary operation.
+    Bin(Op, Box<Expr>, Box<Expr>),
+    /// Python's `or`.
+    Or(Box<Expr>, Box<Expr>),
+}
+
+/// Binary operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Rem,
+    /// `**`
+    Pow,
+}
+
+/// Why an expression could not be parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseError {
+    /// The expression.
+    pub expr: String,
+    /// Byte offset of the problem.
+    pub at: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bad expression `{}` at character {}: {}",
+            self.expr,
+            self.at + 1,
+            self.message
+        )
+    }
+}
+
+/// Why an expression could not be evaluated for a sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalError(pub String);
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the expression's names resolve to. `None`: missing (Python's `None`).
+pub trait Scope {
+    /// A sample field by path.
+    fn field(&self, path: &[String]) -> Option<f64>;
+    /// Another meter's field (arithmetic only).
+    fn meter(&self, _name: &str, _path: &[String]) -> Option<f64> {
+        None
+    }
+}
+
+/// Names an expression may start with.
+const ROOTS: [&str; 3] = ["volume", "monotonic_time", "resource_metadata"];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Name(Vec<String>),
+    Meter(String, Vec<String>),
+    Op(Op),
+    Minus,
+    Plus,
+    LParen,
+    RParen,
+    Or,
+}
+
+/// Parses an expression. `meters_allowed`: whether `$(meter)` references may appear.
+pub fn parse(text: &str, meters_allowed: bool) -> Result<Expr, ParseError> {
+    let toks = lex(text, meters_allowed)?;
+    let mut p = Parser { text, toks, pos: 0 };
+    let e = p.or_expr()?;
+    match p.toks.get(p.pos) {
+        None => Ok(e),
+        Some((at, t)) => Err(p.err(*at, format!("unexpected {}", describe(t)))),
+    }
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Num(n) => format!("number {n}"),
+        Tok::Name(p) => format!("name `{}`", p.join(".")),
+        Tok::Meter(m, _) => format!("meter `$({m})`"),
+        Tok::RParen => "`)`".into(),
+        Tok::LParen => "`(`".into(),
+        Tok::Or => "`or`".into(),
+        _ => "operator".into(),
+    }
+}
+
+fn lex(text: &str, meters_allowed: bool) -> Result<Vec<(usize, Tok)>, ParseError> {
+    let err = |at: usize, m: String| ParseError {
+        expr: text.to_owned(),
+        at,
+        message: m,
+    };
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let ident = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && (b[*i].is_ascii_alphanumeric() || b[*i] == b'_' || b[*i] == b'.') {
+            *i += 1;
+        }
+        &text[start..*i]
+    };
+    while i < b.len() {
+        let c = b[i];
+        let at = i;
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'0'..=b'9' | b'.' if c != b'.' || b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                    i += 1;
+                }
+                if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                    i += 1;
+                    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+                        i += 1;
+                    }
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+                let n: f64 = text[at..i]
+                    .parse()
+                    .map_err(|_| err(at, format!("`{}` is not a number", &text[at..i])))?;
+                out.push((at, Tok::Num(n)));
+            }
+            b'*' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                out.push((at, Tok::Op(Op::Pow)));
+            }
+            b'*' | b'/' | b'%' => {
+                i += 1;
+                let op = match c {
+                    b'*' => Op::Mul,
+                    b'/' => Op::Div,
+                    _ => Op::Rem,
+                };
+                out.push((at, Tok::Op(op)));
+            }
+            b'+' => {
+                i += 1;
+                out.push((at, Tok::Plus));
+            }
+            b'-' => {
+                i += 1;
+                out.push((at, Tok::Minus));
+            }
+            b'(' => {
+                i += 1;
+                out.push((at, Tok::LParen));
+            }
+            b')' => {
+                i += 1;
+                out.push((at, Tok::RParen));
+            }
+            b'$' => {
+                if !meters_allowed {
+                    return Err(err(
+                        at,
+                        "meter references `$(…)` are only allowed in arithmetic `expr`".into(),
+                    ));
+                }
+                if b.get(i + 1) != Some(&b'(') {
+                    return Err(err(at, "expected `$(meter.name)`".into()));
+                }
+                let close = text[i..]
+                    .find(')')
+                    .map(|k| i + k)
+                    .ok_or_else(|| err(at, "unclosed `$(`".into()))?;
+                let name = text[i + 2..close].trim().to_owned();
+                let valid = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '.' || ch == '-');
+                if !valid {
+                    return Err(err(at, format!("`$({name})` is not a meter name")));
+                }
+                i = close + 1;
+                let mut path = vec!["volume".to_owned()];
+                if b.get(i) == Some(&b'.') {
+                    i += 1;
+                    let rest = ident(&mut i);
+                    path = rest.split('.').map(str::to_owned).collect();
+                    check_path(&path).map_err(|m| err(at, m))?;
+                }
+                out.push((at, Tok::Meter(name, path)));
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let word = ident(&mut i);
+                if word == "or" {
+                    out.push((at, Tok::Or));
+                    continue;
+                }
+                let path: Vec<String> = word.split('.').map(str::to_owned).collect();
+                check_path(&path).map_err(|m| err(at, m))?;
+                out.push((at, Tok::Name(path)));
+            }
+            _ => {
+                return Err(err(
+                    at,
+                    format!(
+                        "unexpected character `{}`",
+                        &text[at..].chars().next().unwrap_or(' ')
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_path(path: &[String]) -> Result<(), String> {
+    let root = path.first().map(String::as_str).unwrap_or("");
+    if !ROOTS.contains(&root) {
+        return Err(format!(
+            "unknown name `{}` (known: volume, monotonic_time, resource_metadata.<key>)",
+            path.join(".")
+        ));
+    }
+    if path.iter().any(String::is_empty) {
+        return Err(format!("`{}` has an empty part", path.join(".")));
+    }
+    if root == "resource_metadata" && path.len() < 2 {
+        return Err("write `resource_metadata.<key>`".into());
+    }
+    if root != "resource_metadata" && path.len() > 1 {
+        return Err(format!("`{root}` has no fields"));
+    }
+    Ok(())
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    toks: Vec<(usize, Tok)>,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn err(&self, at: usize, message: String) -> ParseError {
+        ParseError {
+            expr: self.text.to_owned(),
+            at,
+            message,
+        }
+    }
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos).map(|(_, t)| t)
+    }
+    fn here(&self) -> usize {
+        self.toks
+            .get(self.pos)
+            .map(|(a, _)| *a)
+            .unwrap_or(self.text.len())
+    }
+    fn or_expr(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.sum()?;
+        while self.peek() == Some(&Tok::Or) {
+            self.pos += 1;
+            let right = self.sum()?;
+            left = Expr::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+    fn sum(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.product()?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Plus) => Op::Add,
+                Some(Tok::Minus) => Op::Sub,
+                _ => return Ok(left),
+            };
+            self.pos += 1;
+            let right = self.product()?;
+            left = Expr::Bin(op, Box::new(left), Box::new(right));
+        }
+    }
+    fn product(&mut self) -> Result<Expr, ParseError> {
+        let mut left = self.unary()?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Op(op @ (Op::Mul | Op::Div | Op::Rem))) => *op,
+                _ => return Ok(left),
+            };
+            self.pos += 1;
+            let right = self.unary()?;
+            left = Expr::Bin(op, Box::new(left), Box::new(right));
+        }
+    }
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        match self.peek() {
+            Some(Tok::Minus) => {
+                self.pos += 1;
+                Ok(Expr::Neg(Box::new(self.unary()?)))
+            }
+            Some(Tok::Plus) => {
+                self.pos += 1;
+                self.unary()
+            }
+            _ => self.power(),
+        }
+    }
+    fn power(&mut self) -> Result<Expr, ParseError> {
+        let base = self.atom()?;
+        if self.peek() == Some(&Tok::Op(Op::Pow)) {
+            self.pos += 1;
+            let exp = self.unary()?; // right-associative; `2 ** -1` is allowed
+            return Ok(Expr::Bin(Op::Pow, Box::new(base), Box::new(exp)));
+        }
+        Ok(base)
+    }
+    fn atom(&mut self) -> Result<Expr, ParseError> {
+        let at = self.here();
+        let Some((_, tok)) = self.toks.get(self.pos).cloned() else {
+            return Err(self.err(at, "the expression ends too early".into()));
+        };
+        self.pos += 1;
+        match tok {
+            Tok::Num(n) => Ok(Expr::Num(n)),
+            Tok::Name(p) => Ok(Expr::Field(p)),
+            Tok::Meter(m, p) => Ok(Expr::Meter(m, p)),
+            Tok::LParen => {
+                let e = self.or_expr()?;
+                if self.peek() != Some(&Tok::RParen) {
+                    return Err(self.err(self.here(), "missing `)`".into()));
+                }
+                self.pos += 1;
+                Ok(e)
+            }
+            other => Err(self.err(at, format!("unexpected {}", describe(&other)))),
+        }
+    }
+}
+
+impl Expr {
+    /// Evaluates against `scope`. A missing value used in arithmetic, division by zero
+    /// and a non-finite result are errors (Ceilometer drops such samples).
+    pub fn eval(&self, scope: &dyn Scope) -> Result<f64, EvalError> {
+        let v = self.value(scope)?;
+        match v {
+            Some(x) if x.is_finite() => Ok(x),
+            Some(x) => Err(EvalError(format!("the result is {x}"))),
+            None => Err(EvalError("the result is missing".into())),
+        }
+    }
+
+    fn value(&self, scope: &dyn Scope) -> Result<Option<f64>, EvalError> {
+        Ok(match self {
+            Expr::Num(n) => Some(*n),
+            Expr::Field(p) => scope.field(p),
+            Expr::Meter(m, p) => scope.meter(m, p),
+            Expr::Neg(e) => Some(-need(e, scope)?),
+            Expr::Or(a, b) => match a.value(scope)? {
+                Some(x) if x != 0.0 => Some(x),
+                _ => b.value(scope)?,
+            },
+            Expr::Bin(op, a, b) => {
+                let (x, y) = (need(a, scope)?, need(b, scope)?);
+                Some(match op {
+                    Op::Add => x + y,
+                    Op::Sub => x - y,
+                    Op::Mul => x * y,
+                    Op::Div if y == 0.0 => return Err(EvalError("division by zero".into())),
+                    Op::Div => x / y,
+                    Op::Rem if y == 0.0 => return Err(EvalError("modulo by zero".into())),
+                    Op::Rem => x - y * (x / y).floor(), // Python's sign rule
+                    Op::Pow => x.powf(y),
+                })
+            }
+        })
+    }
+
+    /// The meters an expression references, in order of first appearance.
+    pub fn meters(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Expr::Meter(m, _) = e {
+                if !out.contains(m) {
+                    out.push(m.clone());
+                }
+            }
+        });
+        out
+    }
+
+    fn walk(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Neg(e) => e.walk(f),
+            Expr::Bin(_, a, b) | Expr::Or(a, b) => {
+                a.walk(f);
+                b.walk(f);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn need(e: &Expr, scope: &dyn Scope) -> Result<f64, EvalError> {
+    e.value(scope)?
+        .ok_or_else(|| EvalError(format!("{} is missing", e.describe())))
+}
+
+impl Expr {
+    fn describe(&self) -> String {
+        match self {
+            Expr::Field(p) => format!("`{}`", p.join(".")),
+            Expr::Meter(m, p) => format!("`$({m}).{}`", p.join(".")),
+            _ => "a value".into(),
+        }
+    }
+}
+
+/// A JSON value as a number, the way the expressions see it: numbers, numeric
+/// strings and booleans; anything else is missing.
+pub fn json_number(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        serde_json::Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct Vars(HashMap<String, f64>);
+    impl Scope for Vars {
+        fn field(&self, path: &[String]) -> Option<f64> {
+            self.0.get(&path.join(".")).copied()
+        }
+        fn meter(&self, name: &str, path: &[String]) -> Option<f64> {
+            self.0.get(&format!("${name}.{}", path.join("."))).copied()
+        }
+    }
+
+    fn eval(text: &str, vars: &[(&str, f64)]) -> Result<f64, String> {
+        let scope = Vars(vars.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+        parse(text, true)
+            .map_err(|e| e.to_string())?
+            .eval(&scope)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ceilometer_cpu_util_scale() {
+        let e = "100.0 / (10**9 * (resource_metadata.cpu_number or 1))";
+        assert_eq!(eval(e, &[("resource_metadata.cpu_number", 4.0)]), Ok(25e-9));
+        // missing metadata field: `or` supplies the default
+        assert_eq!(eval(e, &[]), Ok(1e-7));
+        // zero counts as false, like Python
+        assert_eq!(eval(e, &[("resource_metadata.cpu_number", 0.0)]), Ok(1e-7));
+    }
+
+    #[test]
+    fn precedence_and_associativity_follow_python() {
+        assert_eq!(eval("-2 ** 2", &[]), Ok(-4.0));
+        assert_eq!(eval("2 ** 3 ** 2", &[]), Ok(512.0));
+        assert_eq!(eval("1 + 2 * 3 - 4 / 2", &[]), Ok(5.0));
+        assert_eq!(eval("-7 % 3", &[]), Ok(2.0));
+        assert_eq!(eval("volume * 1.0 / 1024", &[("volume", 2048.0)]), Ok(2.0));
+        assert_eq!(eval("1e3 + .5", &[]), Ok(1000.5));
+    }
+
+    #[test]
+    fn meter_references() {
+        let e = parse("100 * $(memory.usage) / $(memory)", true).unwrap();
+        assert_eq!(e.meters(), ["memory.usage", "memory"]);
+        let v = eval(
+            "$(memory.usage) / $(memory).resource_metadata.total",
+            &[
+                ("$memory.usage.volume", 50.0),
+                ("$memory.resource_metadata.total", 200.0),
+            ],
+        );
+        assert_eq!(v, Ok(0.25));
+        assert!(parse("$(memory)", false)
+            .unwrap_err()
+            .message
+            .contains("only allowed in arithmetic"));
+    }
+
+    #[test]
+    fn errors_say_where_and_what() {
+        let e = parse("volum * 2", false).unwrap_err();
+        assert_eq!(e.at, 0);
+        assert!(e.message.contains("unknown name `volum`"), "{e}");
+        let e = parse("(volume * 2", false).unwrap_err();
+        assert!(e.message.contains("missing `)`"), "{e}");
+        let e = parse("volume *", false).unwrap_err();
+        assert!(e.message.contains("ends too early"), "{e}");
+        let e = parse("__import__('os')", false).unwrap_err();
+        assert!(e.message.contains("unknown name"), "{e}");
+        let e = parse("volume ; 1", false).unwrap_err();
+        assert!(e.to_string().contains("character 8"), "{e}");
+    }
+
+    #[test]
+    fn evaluation_failures() {
+        assert_eq!(
+            eval("volume / 0", &[("volume", 1.0)]),
+            Err("division by zero".into())
+        );
+        assert_eq!(eval("volume * 2", &[]), Err("`volume` is missing".into()));
+        assert!(eval("$(a) - $(a) / 0.0", &[("$a.volume", 0.0)]).is_err());
+        assert_eq!(eval("10 ** 400", &[]), Err("the result is inf".into()));
+    }
+}

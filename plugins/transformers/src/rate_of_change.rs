@@ -1,0 +1,197 @@
+//! `rate_of_change` (Ceilometer's RateOfChangeTransformer): per (name, resource) keeps
+//! the previous sample and emits `scale × Δvolume / Δt`. The first sample of a
+//! series is dropped; a sample older than the previous one is dropped (the previous
+//! stays); a cumulative counter that went down was reset, so the current volume is the
+//! growth; Δt comes from `monotonic_time` when both samples have it.
+
+use std::collections::HashMap;
+
+use ceilo_plugin_api::{
+    log_debug, Context, Parameters, Plugin, PluginError, Sample, SampleBatch, SampleType,
+    Transformer,
+};
+use serde::Deserialize;
+
+use crate::conversion::{Conversion, Scale, SourceParams, TargetParams};
+use crate::expr::Expr;
+
+/// Emits rates of change.
+pub struct RateOfChange {
+    conversion: Conversion,
+    previous: HashMap<(String, String), Point>,
+}
+
+#[derive(Clone, Copy)]
+struct Point {
+    volume: f64,
+    timestamp_us: i64,
+    monotonic: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    source: SourceParams,
+    #[serde(default)]
+    target: TargetParams,
+}
+
+impl Plugin for RateOfChange {
+    const NAME: &'static str = "rate_of_change";
+    const DESCRIPTION: &'static str =
+        "rate of change per resource: scale × Δvolume / Δt (e.g. cpu → cpu_util)";
+
+    fn create(parameters: &Parameters, _context: &Context) -> Result<Self, PluginError> {
+        let c: Config = parameters.parse()?;
+        Ok(RateOfChange {
+            conversion: Conversion::new(c.source, c.target, Scale::Expr(Expr::Num(1.0)))?,
+            previous: HashMap::new(),
+        })
+    }
+}
+
+impl Transformer for RateOfChange {
+    fn handle(&mut self, s: Sample, out: &mut SampleBatch) -> Result<(), PluginError> {
+        if !self.conversion.applies_to(&s) {
+            out.push(s);
+            return Ok(());
+        }
+        let key = (s.name().to_owned(), s.resource_id().to_owned());
+        let now = Point {
+            volume: s.volume(),
+            timestamp_us: s.timestamp_micros(),
+            monotonic: s.monotonic_time(),
+        };
+        let Some(prev) = self.previous.insert(key.clone(), now) else {
+            log_debug!(
+                "rate_of_change: first sample of {} for {}, kept as reference",
+                key.0,
+                key.1
+            );
+            return Ok(());
+        };
+        let dt = match (prev.monotonic, now.monotonic) {
+            (Some(a), Some(b)) => b - a,
+            _ => (now.timestamp_us - prev.timestamp_us) as f64 / 1e6,
+        };
+        if dt < 0.0 {
+            self.previous.insert(key, prev);
+            return Err(PluginError::invalid_input(format!(
+                "{} for {} is older than the previous sample: dropped",
+                s.name(),
+                s.resource_id()
+            )));
+        }
+        let dv = if prev.volume <= now.volume || s.sample_type() != SampleType::Cumulative {
+            now.volume - prev.volume
+        } else {
+            now.volume // counter reset: the current volume is a lower bound of growth
+        };
+        let rate = if dt == 0.0 { 0.0 } else { dv / dt };
+        out.push(self.conversion.convert(s, rate)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone, Utc};
+    use serde_json::json;
+
+    fn cpu_util() -> RateOfChange {
+        let p = json!({"target": {"name": "cpu_util", "unit": "%", "type": "gauge",
+            "scale": "100.0 / (10**9 * (resource_metadata.cpu_number or 1))"}});
+        RateOfChange::create(
+            &Parameters::from_json(&p.to_string()).unwrap(),
+            &Context::default(),
+        )
+        .unwrap()
+    }
+
+    fn cpu(ns: f64, secs: i64, cpus: Option<u32>) -> Sample {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(secs);
+        let md = cpus.map(|n| json!({"cpu_number": n})).unwrap_or(json!({}));
+        Sample::new("cpu", SampleType::Cumulative, "ns", ns, "host")
+            .with_timestamp(t)
+            .with_resource_metadata(md)
+    }
+
+    fn feed(t: &mut RateOfChange, s: Sample) -> Result<Vec<f64>, PluginError> {
+        let mut out = SampleBatch::new();
+        t.handle(s, &mut out)?;
+        Ok(out.iter().map(|s| s.volume()).collect())
+    }
+
+    #[test]
+    fn first_sample_dropped_then_rate_scaled() {
+        let mut t = cpu_util();
+        assert_eq!(
+            feed(&mut t, cpu(0.0, 0, Some(2))).unwrap(),
+            Vec::<f64>::new()
+        );
+        // 10 s of two CPUs fully busy = 2e10 ns → 100 %
+        let v = feed(&mut t, cpu(2e10, 10, Some(2))).unwrap();
+        assert!((v[0] - 100.0).abs() < 1e-9, "{v:?}");
+    }
+
+    #[test]
+    fn missing_cpu_number_defaults_to_one_through_or() {
+        let mut t = cpu_util();
+        feed(&mut t, cpu(0.0, 0, None)).unwrap();
+        let v = feed(&mut t, cpu(5e9, 10, None)).unwrap();
+        assert!((v[0] - 50.0).abs() < 1e-9, "{v:?}");
+    }
+
+    #[test]
+    fn counter_reset_uses_current_volume() {
+        let mut t = cpu_util();
+        feed(&mut t, cpu(9e10, 0, Some(1))).unwrap();
+        let v = feed(&mut t, cpu(1e9, 10, Some(1))).unwrap();
+        assert!((v[0] - 10.0).abs() < 1e-9, "{v:?}");
+    }
+
+    #[test]
+    fn negative_time_drops_and_keeps_the_previous() {
+        let mut t = cpu_util();
+        feed(&mut t, cpu(1e9, 10, Some(1))).unwrap();
+        let err = feed(&mut t, cpu(2e9, 5, Some(1))).unwrap_err();
+        assert!(err.message().contains("older than the previous"), "{err}");
+        let v = feed(&mut t, cpu(3e9, 20, Some(1))).unwrap();
+        assert!(
+            (v[0] - 20.0).abs() < 1e-9,
+            "measured against the sample at 10 s: {v:?}"
+        );
+    }
+
+    #[test]
+    fn monotonic_time_is_preferred_and_zero_dt_gives_zero() {
+        let mut t = cpu_util();
+        feed(&mut t, cpu(0.0, 0, Some(1)).with_monotonic_time(100.0)).unwrap();
+        let v = feed(&mut t, cpu(1e9, 10, Some(1)).with_monotonic_time(102.0)).unwrap();
+        assert!(
+            (v[0] - 50.0).abs() < 1e-9,
+            "Δt from monotonic time is 2 s: {v:?}"
+        );
+        let v = feed(&mut t, cpu(2e9, 10, Some(1)).with_monotonic_time(102.0)).unwrap();
+        assert_eq!(v, [0.0]);
+    }
+
+    #[test]
+    fn gauge_may_go_down_and_max_caps() {
+        let p = json!({"target": {"max": 5}});
+        let mut t = RateOfChange::create(
+            &Parameters::from_json(&p.to_string()).unwrap(),
+            &Context::default(),
+        )
+        .unwrap();
+        let g = |v: f64, secs: i64| {
+            let ts = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(secs);
+            Sample::new("g", SampleType::Gauge, "", v, "r").with_timestamp(ts)
+        };
+        feed(&mut t, g(100.0, 0)).unwrap();
+        assert_eq!(feed(&mut t, g(80.0, 10)).unwrap(), [-2.0]);
+        assert_eq!(feed(&mut t, g(180.0, 20)).unwrap(), [5.0]);
+    }
+}
