@@ -98,7 +98,7 @@ impl Conversion {
     ) -> Result<Self, PluginError> {
         let scale = match target.scale {
             None => default_scale,
-            Some(ScaleParam::Factor(f)) if f == 0.0 => Scale::None, // Python: `if scale` is false
+            Some(ScaleParam::Factor(0.0)) => Scale::None, // Python: `if scale` is false
             Some(ScaleParam::Factor(f)) => Scale::Factor(f),
             Some(ScaleParam::Expression(text)) => Scale::Expr(
                 expr::parse(&text, false)
