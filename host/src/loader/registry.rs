@@ -79,7 +79,7 @@ impl PluginRegistry {
             let wanted_prefix = options
                 .file_prefix
                 .as_deref()
-                .map_or(true, |p| name.starts_with(p));
+                .is_none_or(|p| name.starts_with(p));
             if path.extension().is_some_and(|e| e == "so") && wanted_prefix && !path.is_dir() {
                 files.push(path);
             }
