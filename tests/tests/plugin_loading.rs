@@ -123,7 +123,12 @@ fn bad_libraries_are_each_reported_and_the_rest_still_load() {
         .iter()
         .map(|p| (p["name"].as_str().unwrap(), p["library"].as_str().unwrap()))
         .collect();
-    assert_eq!(loaded.len(), 2, "{loaded:?}");
+    assert!(
+        loaded
+            .iter()
+            .all(|(_, lib)| lib.ends_with("a_system.so") || lib.ends_with("transformers.so")),
+        "{loaded:?}"
+    );
     assert!(
         loaded
             .iter()
@@ -223,7 +228,8 @@ fn unknown_plugins_and_bad_parameters_are_named() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "no transformer plugin named `acumulator` is loaded (loaded: accumulator)"
+        "no transformer plugin named `acumulator` is loaded (did you mean `accumulator`? \
+         loaded: accumulator, aggregator, arithmetic, delta, rate_of_change, unit_conversion)"
     );
     let err = reg
         .create_transformer("accumulator", &json!({"size": "big"}), Context::default())

@@ -36,7 +36,7 @@ pub enum CreateError {
     /// No loaded library provides it.
     #[error(
         "no {kind} plugin named `{name}` is loaded{}",
-        available_hint(available)
+        available_hint(name, available)
     )]
     Unknown {
         /// The kind asked for.
@@ -51,10 +51,22 @@ pub enum CreateError {
     Plugin(#[from] PluginCallError),
 }
 
-fn available_hint(available: &[String]) -> String {
+fn available_hint(name: &str, available: &[String]) -> String {
     if available.is_empty() {
-        " (none of that kind is loaded)".to_owned()
-    } else {
-        format!(" (loaded: {})", available.join(", "))
+        return " (none of that kind is loaded)".to_owned();
     }
+    let guess = closest(name, available)
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default();
+    format!(" ({guess}loaded: {})", available.join(", "))
+}
+
+/// The candidate nearest to `name`, if one is near enough to be a likely typo.
+pub fn closest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
 }

@@ -33,7 +33,7 @@ impl Plugin for Load {
         let config: Config = parameters.parse()?;
         Ok(Load {
             path: config.path,
-            host: hostname(),
+            host: crate::host::hostname(),
         })
     }
 }
@@ -66,14 +66,6 @@ impl Poller for Load {
 fn parse_loadavg(text: &str) -> Option<[f64; 3]> {
     let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
     Some([fields.next()??, fields.next()??, fields.next()??])
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 #[cfg(test)]
