@@ -7,4 +7,6 @@
 pub mod cli;
 pub mod loader;
 pub mod logging;
+pub mod pipeline;
 pub mod plugin_dir;
+pub mod services;

@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use ceilo_host::cli::{plugins_command, Cli, Command};
+use ceilo_host::cli::{
+    agent_command, plugins_command, poll_once_command, validate_command, Cli, Command,
+};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -28,6 +30,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             plugins_command(plugin_dir.as_deref(), format, &mut stdout.lock())?;
         }
+        Command::Validate { args } => {
+            let stdout = std::io::stdout();
+            validate_command(&args, &mut stdout.lock())?;
+        }
+        Command::Poll { once: _, args } => {
+            let failures = poll_once_command(&args)?;
+            if failures > 0 {
+                anyhow::bail!("{failures} poll(s) failed (see above)");
+            }
+        }
+        Command::Agent { args } => agent_command(&args)?,
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The `ceilo` command line.
 
+mod pipeline_cmds;
 mod plugins;
 
 use std::path::PathBuf;
@@ -8,6 +9,9 @@ use clap::{Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
+pub use pipeline_cmds::{
+    agent_command, poll_once_command, validate_command, PipelineArgs, PipelineCommandError,
+};
 pub use plugins::{plugins_command, OutputFormat};
 
 /// ceilo — metering and monitoring collector with dynamically loaded plugins.
@@ -42,5 +46,24 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
+    },
+    /// Check a pipeline.yaml against the loaded plugins and print its wiring.
+    Validate {
+        #[command(flatten)]
+        args: PipelineArgs,
+    },
+    /// Run one polling cycle and print the samples the publishers would get, as JSON
+    /// lines (publishers are not called).
+    Poll {
+        /// Run a single cycle (the only mode).
+        #[arg(long, required = true)]
+        once: bool,
+        #[command(flatten)]
+        args: PipelineArgs,
+    },
+    /// Run the polling agent until SIGINT or SIGTERM.
+    Agent {
+        #[command(flatten)]
+        args: PipelineArgs,
     },
 }

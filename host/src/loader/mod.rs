@@ -10,7 +10,7 @@ mod library;
 mod plugin_log;
 mod registry;
 
-pub use error::{CreateError, PluginCallError, ScanError};
+pub use error::{closest, CreateError, PluginCallError, ScanError};
 pub use instance::{
     NotificationInstance, PollerInstance, PublisherInstance, TransformOutput, TransformerInstance,
 };

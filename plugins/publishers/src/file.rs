@@ -1,4 +1,5 @@
-//! `file://PATH?max_bytes=N&backup_count=K`: samples as JSON lines, rotated by size
+//! `file:///abs/path?max_bytes=N&backup_count=K`, or `file:relative/path?…` (under the
+//! host's data directory): samples as JSON lines, rotated by size
 //! like Python's RotatingFileHandler (which Ceilometer's file publisher uses): when a
 //! write would take the file past `max_bytes`, `PATH.K-1` → `PATH.K`, …, `PATH` →
 //! `PATH.1`, and a new `PATH` is started. Rotation needs both parameters above 0.
@@ -23,20 +24,41 @@ impl Plugin for FilePublisher {
     const DESCRIPTION: &'static str =
         "file:///path?max_bytes=N&backup_count=K — JSON lines, rotated by size";
 
-    fn create(parameters: &Parameters, _context: &Context) -> Result<Self, PluginError> {
+    fn create(parameters: &Parameters, context: &Context) -> Result<Self, PluginError> {
         let raw: String = parameters
             .get("url")?
             .ok_or_else(|| PluginError::invalid_parameters("missing `url` (file:///path)"))?;
-        let url = url::Url::parse(&raw)
-            .map_err(|e| PluginError::invalid_parameters(format!("`{raw}` is not a URL: {e}")))?;
-        if url.path().is_empty() || url.path() == "/" {
+        let rest = raw.strip_prefix("file:").ok_or_else(|| {
+            PluginError::invalid_parameters(format!("`{raw}` is not a file: URL"))
+        })?;
+        let (path_part, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let path = if let Some(abs) = path_part.strip_prefix("//") {
+            // file://[host]/path: only the local host.
+            let url = url::Url::parse(&raw).map_err(|e| {
+                PluginError::invalid_parameters(format!("`{raw}` is not a URL: {e}"))
+            })?;
+            if !abs.starts_with('/') && url.host_str().is_some_and(|h| h != "localhost") {
+                return Err(PluginError::invalid_parameters(format!(
+                    "`{raw}` names host `{}`: write file:///absolute/path or file:relative/path",
+                    url.host_str().unwrap_or_default()
+                )));
+            }
+            PathBuf::from(url.path())
+        } else {
+            let rel = PathBuf::from(path_part);
+            match &context.data_dir {
+                Some(dir) if rel.is_relative() => dir.join(rel),
+                _ => rel,
+            }
+        };
+        if path.as_os_str().is_empty() || path == Path::new("/") {
             return Err(PluginError::invalid_parameters(format!(
-                "`{raw}` names no file: write file:///absolute/path/samples.json"
+                "`{raw}` names no file: write file:///absolute/path/samples.json or file:samples.json"
             )));
         }
         let mut max_bytes = 0u64;
         let mut backup_count = 0u32;
-        for (key, value) in url.query_pairs() {
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             let bad = |what: &str| {
                 PluginError::invalid_parameters(format!("`{key}={value}` in `{raw}`: {what}"))
             };
@@ -50,7 +72,6 @@ impl Plugin for FilePublisher {
                 _ => return Err(bad("unknown option (known: max_bytes, backup_count)")),
             }
         }
-        let path = PathBuf::from(url.path());
         let (out, size) = open(&path)?;
         Ok(FilePublisher {
             path,
@@ -190,5 +211,19 @@ mod tests {
         assert!(err.message().contains("expected a byte count"), "{err}");
         let err = publisher("file:///tmp/x?rotate=1").err().unwrap();
         assert!(err.message().contains("unknown option"), "{err}");
+        let err = publisher("file://elsewhere/x").err().unwrap();
+        assert!(err.message().contains("names host `elsewhere`"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_land_in_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Parameters::from_json(r#"{"url": "file:sub/s.json?max_bytes=100&backup_count=1"}"#)
+            .unwrap();
+        let mut f = FilePublisher::create(&p, &Context::new("file", "t").with_data_dir(dir.path()))
+            .unwrap();
+        f.publish(&batch(1)).unwrap();
+        assert!(dir.path().join("sub/s.json").is_file());
+        assert_eq!((f.max_bytes, f.backup_count), (100, 1));
     }
 }

@@ -1,0 +1,227 @@
+//! `ceilo validate`, `ceilo poll --once` and `ceilo agent`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::loader::PluginRegistry;
+use crate::pipeline::{
+    self, Catalog, ConfigErrors, HostSettings, OutputMode, PipelineConfig, Runtime,
+};
+use crate::plugin_dir;
+
+/// Options shared by the commands that run a pipeline.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineArgs {
+    /// The pipeline definition.
+    #[arg(long, env = "CEILO_PIPELINE", default_value = "pipeline.yaml")]
+    pub pipeline: PathBuf,
+    /// Directory to scan for plugin libraries (*.so).
+    #[arg(long, env = "CEILO_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// Where plugins keep their files (relative `file:` publisher paths land here).
+    #[arg(long, env = "CEILO_DATA_DIR", default_value = "ceilo-data")]
+    pub data_dir: PathBuf,
+    /// Secret for signing published samples (empty: unsigned).
+    #[arg(
+        long,
+        env = "CEILO_TELEMETRY_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub telemetry_secret: String,
+}
+
+/// Why a pipeline command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineCommandError {
+    /// The plugin directory could not be read.
+    #[error(transparent)]
+    Scan(#[from] crate::loader::ScanError),
+    /// The configuration is invalid.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// A plugin instance could not be created.
+    #[error(transparent)]
+    Wiring(#[from] pipeline::WiringError),
+    /// Output failed.
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+struct Loaded {
+    registry: PluginRegistry,
+    config: PipelineConfig,
+    meters: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
+    let dir = plugin_dir::resolve(args.plugin_dir.as_deref());
+    let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
+    let meters = pipeline::poller_meters(&registry);
+    let catalog = Catalog {
+        registry: &registry,
+        poller_meters: &meters,
+        host_publishers: &[],
+    };
+    let config = pipeline::load(&args.pipeline, &catalog).map_err(PipelineCommandError::Config)?;
+    Ok(Loaded {
+        registry,
+        config,
+        meters,
+    })
+}
+
+fn settings(args: &PipelineArgs) -> HostSettings {
+    HostSettings {
+        data_dir: absolute(&args.data_dir),
+        telemetry_secret: args.telemetry_secret.clone(),
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_owned())
+}
+
+/// `ceilo validate`: exit 0 with the wiring when valid, the errors otherwise.
+pub fn validate_command(
+    args: &PipelineArgs,
+    out: &mut dyn Write,
+) -> Result<(), PipelineCommandError> {
+    let l = load(args)?;
+    let c = &l.config;
+    writeln!(
+        out,
+        "{} is valid: {} source(s), {} sink(s); plugins from {}",
+        c.file.display(),
+        c.sources.len(),
+        c.sinks.len(),
+        l.registry.dir().display()
+    )?;
+    for s in &c.sources {
+        let pollers: Vec<&str> = l
+            .meters
+            .iter()
+            .filter(|(_, m)| m.iter().any(|m| s.meters.allows(m)))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        writeln!(out, "\nsource {} (every {}s)", s.name, s.interval.as_secs())?;
+        writeln!(out, "  meters:  {}", s.meters.patterns().join(", "))?;
+        writeln!(
+            out,
+            "  pollers: {}",
+            if pollers.is_empty() {
+                "none".into()
+            } else {
+                pollers.join(", ")
+            }
+        )?;
+        if !s.resources.is_empty() {
+            writeln!(out, "  resources: {}", s.resources.join(", "))?;
+        }
+        for sink_name in &s.sinks {
+            let Some(sink) = c.sinks.iter().find(|k| &k.name == sink_name) else {
+                continue;
+            };
+            let ts: Vec<&str> = sink.transformers.iter().map(|t| t.name.as_str()).collect();
+            let ps: Vec<&str> = sink.publishers.iter().map(|p| p.url.as_str()).collect();
+            writeln!(
+                out,
+                "  → sink {}: {} → {}",
+                sink.name,
+                if ts.is_empty() {
+                    "(no transformers)".into()
+                } else {
+                    ts.join(" → ")
+                },
+                ps.join(", ")
+            )?;
+        }
+    }
+    let unused: Vec<&str> = c
+        .sinks
+        .iter()
+        .filter(|k| !c.sources.iter().any(|s| s.sinks.contains(&k.name)))
+        .map(|k| k.name.as_str())
+        .collect();
+    if !unused.is_empty() {
+        writeln!(
+            out,
+            "\nwarning: no source sends to sink(s) {}",
+            unused.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// `ceilo poll --once`: one cycle, samples printed as JSON lines; poll errors are
+/// reported on stderr and make the exit code non-zero.
+pub fn poll_once_command(args: &PipelineArgs) -> Result<usize, PipelineCommandError> {
+    let l = load(args)?;
+    let runtime = pipeline::wire(
+        &l.config,
+        &l.registry,
+        &l.meters,
+        OutputMode::Stdout,
+        &settings(args),
+    )?;
+    let errors = crate::services::agent::run_once(&runtime);
+    for e in &errors {
+        tracing::error!(target: "ceilo::agent", "{e}");
+    }
+    Ok(errors.len())
+}
+
+/// `ceilo agent`: polls until SIGINT or SIGTERM, then flushes and exits.
+pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
+    let l = load(args)?;
+    let host = settings(args);
+    if host.telemetry_secret.is_empty() {
+        tracing::warn!(target: "ceilo::agent", "no telemetry secret: published samples are unsigned (set --telemetry-secret or CEILO_TELEMETRY_SECRET)");
+    }
+    let runtime: Runtime = pipeline::wire(
+        &l.config,
+        &l.registry,
+        &l.meters,
+        OutputMode::Publishers,
+        &host,
+    )?;
+    tracing::info!(target: "ceilo::agent", "plugins from {}; data in {}", l.registry.dir().display(), host.data_dir.display());
+    for line in runtime.describe() {
+        tracing::info!(target: "ceilo::agent", "{line}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineCommandError::Runtime)?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        crate::services::agent::run(runtime, rx).await;
+    });
+    tracing::info!(target: "ceilo::agent", "stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(target: "ceilo::agent", "cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!(target: "ceilo::agent", "SIGINT received"),
+        _ = term => tracing::info!(target: "ceilo::agent", "SIGTERM received"),
+    }
+}

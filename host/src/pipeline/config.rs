@@ -1,0 +1,559 @@
+//! `pipeline.yaml`: parsing (serde_yaml) and validation with every check Ceilometer
+//! makes, each error located (file, line, column), naming the source or sink, and
+//! saying what to do. All errors are collected, not just the first.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ceilo_plugin_api::Context;
+use serde_yaml::{Mapping, Value};
+
+use super::error::{ConfigError, ConfigErrors};
+use super::meters::MeterFilter;
+use super::positions::Positions;
+use crate::loader::{closest, CreateError, PluginKind, PluginRegistry};
+
+/// A validated pipeline definition.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Sources, in file order.
+    pub sources: Vec<SourceConfig>,
+    /// Sinks, in file order.
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// A source: which meters, how often, for which resources, to which sinks.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Unique name.
+    pub name: String,
+    /// Polling period.
+    pub interval: Duration,
+    /// Meter filter.
+    pub meters: MeterFilter,
+    /// Handed to pollers.
+    pub resources: Vec<String>,
+    /// Sink names.
+    pub sinks: Vec<String>,
+}
+
+/// A sink: transformers then publishers.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Unique name.
+    pub name: String,
+    /// In order.
+    pub transformers: Vec<TransformerConfig>,
+    /// Each gets every sample leaving the transformers.
+    pub publishers: Vec<PublisherConfig>,
+}
+
+/// A transformer entry.
+#[derive(Debug, Clone)]
+pub struct TransformerConfig {
+    /// Plugin name.
+    pub name: String,
+    /// The YAML `parameters` mapping, as JSON.
+    pub parameters: serde_json::Value,
+}
+
+/// A publisher entry.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// As written.
+    pub url: String,
+    /// The URL scheme, which names the publisher plugin.
+    pub scheme: String,
+}
+
+/// Ceilometer's default polling interval when a source gives none.
+pub const DEFAULT_INTERVAL_SECS: u64 = 600;
+
+/// What the validator knows of the loaded plugins.
+pub struct Catalog<'a> {
+    /// The registry (transformer and publisher names; transformer parameters are
+    /// checked by creating an instance).
+    pub registry: &'a PluginRegistry,
+    /// Meters produced by each poller.
+    pub poller_meters: &'a BTreeMap<String, Vec<String>>,
+    /// Publisher schemes the host itself provides (none yet; `direct` later).
+    pub host_publishers: &'a [&'a str],
+}
+
+/// Reads and validates a pipeline file.
+pub fn load(file: &Path, catalog: &Catalog<'_>) -> Result<PipelineConfig, ConfigErrors> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: file.to_owned(),
+            pos: None,
+            context: None,
+            message: format!("cannot read the pipeline file: {e} (give another with --pipeline or CEILO_PIPELINE)"),
+        }])
+    })?;
+    parse(file, &text, catalog)
+}
+
+/// Validates pipeline text (`file` is used in messages).
+pub fn parse(
+    file: &Path,
+    text: &str,
+    catalog: &Catalog<'_>,
+) -> Result<PipelineConfig, ConfigErrors> {
+    let mut v = Validator {
+        file: file.to_owned(),
+        positions: Positions::index(text),
+        errors: Vec::new(),
+    };
+    let root: Value = match serde_yaml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let pos = e.location().map(|l| super::positions::Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+            v.errors.push(ConfigError {
+                file: file.to_owned(),
+                pos,
+                context: None,
+                message: format!("not valid YAML: {msg}"),
+            });
+            return Err(ConfigErrors(v.errors));
+        }
+    };
+    let config = v.root(&root, catalog);
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+struct Validator {
+    file: PathBuf,
+    positions: Positions,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator {
+    fn err(&mut self, path: &str, context: Option<&str>, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.clone(),
+            pos: self.positions.get(path),
+            context: context.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    fn root(&mut self, root: &Value, catalog: &Catalog<'_>) -> PipelineConfig {
+        let mut config = PipelineConfig {
+            file: self.file.clone(),
+            sources: Vec::new(),
+            sinks: Vec::new(),
+        };
+        let Some(map) = root.as_mapping() else {
+            self.err(
+                "",
+                None,
+                "the file must be a mapping with `sources` and `sinks` lists",
+            );
+            return config;
+        };
+        self.unknown_keys(map, "", None, &["sources", "sinks"]);
+        let sources = self.list(map, "sources", "", None, true);
+        let sinks = self.list(map, "sinks", "", None, true);
+
+        // Sinks first, so that sources can be checked against their names.
+        let mut sink_names = HashSet::new();
+        for (i, item) in sinks.iter().enumerate() {
+            let path = format!("sinks[{i}]");
+            if let Some(sink) = self.sink(item, &path, catalog) {
+                if !sink_names.insert(sink.name.clone()) {
+                    self.err(
+                        &format!("{path}.name"),
+                        None,
+                        format!(
+                            "duplicate sink name `{}`: sink names must be unique",
+                            sink.name
+                        ),
+                    );
+                }
+                config.sinks.push(sink);
+            }
+        }
+        let mut source_names = HashSet::new();
+        for (i, item) in sources.iter().enumerate() {
+            let path = format!("sources[{i}]");
+            if let Some(source) = self.source(item, &path, &sink_names, catalog) {
+                if !source_names.insert(source.name.clone()) {
+                    self.err(
+                        &format!("{path}.name"),
+                        None,
+                        format!(
+                            "duplicate source name `{}`: source names must be unique",
+                            source.name
+                        ),
+                    );
+                }
+                config.sources.push(source);
+            }
+        }
+        config
+    }
+
+    /// A list under `key`; missing or empty is an error when `required`.
+    fn list(
+        &mut self,
+        map: &Mapping,
+        key: &str,
+        parent: &str,
+        ctx: Option<&str>,
+        required: bool,
+    ) -> Vec<Value> {
+        let path = join(parent, key);
+        match map.get(key) {
+            None | Some(Value::Null) if required => {
+                self.err(parent, ctx, format!("required field `{key}` is missing"));
+                Vec::new()
+            }
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Sequence(items)) => items.clone(),
+            Some(other) => {
+                self.err(
+                    &path,
+                    ctx,
+                    format!("`{key}` must be a list, found {}", kind(other)),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn strings(&mut self, items: &[Value], path: &str, ctx: Option<&str>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(s) => out.push(s.clone()),
+                other => self.err(
+                    &format!("{path}[{i}]"),
+                    ctx,
+                    format!("expected a string, found {}", kind(other)),
+                ),
+            }
+        }
+        out
+    }
+
+    fn name(&mut self, map: &Mapping, path: &str, what: &str) -> Option<String> {
+        match map.get("name") {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            None | Some(Value::Null) => {
+                self.err(path, Some(what), "required field `name` is missing");
+                None
+            }
+            Some(other) => {
+                self.err(
+                    &join(path, "name"),
+                    Some(what),
+                    format!("`name` must be a non-empty string, found {}", kind(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self, map: &Mapping, path: &str, ctx: Option<&str>, known: &[&str]) {
+        for key in map.keys() {
+            let k = key.as_str().unwrap_or("?");
+            if !known.contains(&k) {
+                let list: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+                let guess = closest(k, &list)
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                self.err(
+                    &join(path, k),
+                    ctx,
+                    format!("unknown field `{k}` ({guess}known: {})", known.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn source(
+        &mut self,
+        item: &Value,
+        path: &str,
+        sinks: &HashSet<String>,
+        catalog: &Catalog<'_>,
+    ) -> Option<SourceConfig> {
+        let Some(map) = item.as_mapping() else {
+            self.err(
+                path,
+                None,
+                format!("a source must be a mapping, found {}", kind(item)),
+            );
+            return None;
+        };
+        let name = self.name(map, path, "source");
+        let ctx = name.as_ref().map(|n| format!("source `{n}`"));
+        let ctx = ctx.as_deref();
+        self.unknown_keys(
+            map,
+            path,
+            ctx,
+            &[
+                "name",
+                "interval",
+                "meters",
+                "resources",
+                "sinks",
+                "discovery",
+            ],
+        );
+
+        let interval = match map.get("interval") {
+            None => Some(DEFAULT_INTERVAL_SECS),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > 0) => n.as_u64(),
+            Some(other) => {
+                let found = match other {
+                    Value::Number(n) => n.to_string(),
+                    v => kind(v).to_owned(),
+                };
+                self.err(
+                    &join(path, "interval"),
+                    ctx,
+                    format!("interval must be a positive integer (seconds), found {found}"),
+                );
+                None
+            }
+        };
+
+        let meters_raw = self.list(map, "meters", path, ctx, false);
+        let meters_list = self.strings(&meters_raw, &join(path, "meters"), ctx);
+        let meters = match MeterFilter::new(&meters_list) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                self.err(&join(path, "meters"), ctx, e);
+                None
+            }
+        };
+        if let Some(f) = &meters {
+            let produced: Vec<String> = catalog.poller_meters.values().flatten().cloned().collect();
+            for (i, m) in meters_list.iter().enumerate() {
+                if !f.literal_meters().any(|l| l == m) || produced.iter().any(|p| p == m) {
+                    continue;
+                }
+                let guess = closest(m, &produced)
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                let pollers: Vec<&str> = catalog.poller_meters.keys().map(String::as_str).collect();
+                self.err(
+                    &format!("{path}.meters[{i}]"),
+                    ctx,
+                    format!(
+                        "no loaded poller produces meter `{m}` ({guess}loaded pollers: {}; `ceilo plugins` lists them)",
+                        if pollers.is_empty() { "none".to_owned() } else { pollers.join(", ") }
+                    ),
+                );
+            }
+        }
+
+        let resources_raw = self.list(map, "resources", path, ctx, false);
+        let resources = self.strings(&resources_raw, &join(path, "resources"), ctx);
+
+        let sinks_raw = self.list(map, "sinks", path, ctx, false);
+        let sink_names = self.strings(&sinks_raw, &join(path, "sinks"), ctx);
+        if sinks_raw.is_empty() {
+            self.err(
+                path,
+                ctx,
+                "no sinks: list the sinks this source sends to under `sinks`",
+            );
+        }
+        for (i, s) in sink_names.iter().enumerate() {
+            if !sinks.contains(s) {
+                let known: Vec<String> = sinks.iter().cloned().collect();
+                let guess = closest(s, &known)
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                self.err(
+                    &format!("{path}.sinks[{i}]"),
+                    ctx,
+                    format!("sink `{s}` is not defined ({guess}define it under `sinks`)"),
+                );
+            }
+        }
+        Some(SourceConfig {
+            name: name?,
+            interval: Duration::from_secs(interval?),
+            meters: meters?,
+            resources,
+            sinks: sink_names,
+        })
+    }
+
+    fn sink(&mut self, item: &Value, path: &str, catalog: &Catalog<'_>) -> Option<SinkConfig> {
+        let Some(map) = item.as_mapping() else {
+            self.err(
+                path,
+                None,
+                format!("a sink must be a mapping, found {}", kind(item)),
+            );
+            return None;
+        };
+        let name = self.name(map, path, "sink");
+        let ctx_owned = name.as_ref().map(|n| format!("sink `{n}`"));
+        let ctx = ctx_owned.as_deref();
+        self.unknown_keys(map, path, ctx, &["name", "transformers", "publishers"]);
+
+        let mut transformers = Vec::new();
+        let items = self.list(map, "transformers", path, ctx, false);
+        for (i, t) in items.iter().enumerate() {
+            let tpath = format!("{path}.transformers[{i}]");
+            if let Some(tc) = self.transformer(t, &tpath, ctx, catalog) {
+                transformers.push(tc);
+            }
+        }
+
+        let mut publishers = Vec::new();
+        let items = self.list(map, "publishers", path, ctx, false);
+        if items.is_empty() {
+            self.err(path, ctx, "no publishers: list at least one publisher URL under `publishers` (e.g. file:samples.json)");
+        }
+        let urls = self.strings(&items, &join(path, "publishers"), ctx);
+        let mut known: Vec<String> = catalog.registry.names(PluginKind::Publisher);
+        known.extend(catalog.host_publishers.iter().map(|s| s.to_string()));
+        for (i, url) in urls.iter().enumerate() {
+            let scheme = url.split(':').next().unwrap_or("").to_owned();
+            if scheme.is_empty() || !url.contains(':') {
+                self.err(&format!("{path}.publishers[{i}]"), ctx, format!("`{url}` is not a publisher URL (scheme://…, e.g. file:///var/lib/ceilo/samples.json)"));
+                continue;
+            }
+            if !known.contains(&scheme) {
+                let guess = closest(&scheme, &known)
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                self.err(
+                    &format!("{path}.publishers[{i}]"),
+                    ctx,
+                    format!(
+                        "unknown publisher `{scheme}` in `{url}` ({guess}loaded publishers: {})",
+                        known.join(", ")
+                    ),
+                );
+                continue;
+            }
+            publishers.push(PublisherConfig {
+                url: url.clone(),
+                scheme,
+            });
+        }
+        Some(SinkConfig {
+            name: name?,
+            transformers,
+            publishers,
+        })
+    }
+
+    fn transformer(
+        &mut self,
+        item: &Value,
+        path: &str,
+        ctx: Option<&str>,
+        catalog: &Catalog<'_>,
+    ) -> Option<TransformerConfig> {
+        let Some(map) = item.as_mapping() else {
+            self.err(
+                path,
+                ctx,
+                format!(
+                    "a transformer must be a mapping with `name` and `parameters`, found {}",
+                    kind(item)
+                ),
+            );
+            return None;
+        };
+        self.unknown_keys(map, path, ctx, &["name", "parameters"]);
+        let name = self.name(map, path, ctx.unwrap_or("sink"))?;
+        let parameters = match map.get("parameters") {
+            None | Some(Value::Null) => serde_json::json!({}),
+            Some(p @ Value::Mapping(_)) => match serde_json::to_value(p) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.err(
+                        &join(path, "parameters"),
+                        ctx,
+                        format!("parameters cannot be read: {e}"),
+                    );
+                    return None;
+                }
+            },
+            Some(other) => {
+                self.err(
+                    &join(path, "parameters"),
+                    ctx,
+                    format!("`parameters` must be a mapping, found {}", kind(other)),
+                );
+                return None;
+            }
+        };
+        // Creating an instance checks the parameters with the plugin's own rules.
+        match catalog.registry.create_transformer(
+            &name,
+            &parameters,
+            Context::new(name.as_str(), "validation"),
+        ) {
+            Ok(_) => Some(TransformerConfig { name, parameters }),
+            Err(CreateError::Unknown { .. }) => {
+                let known = catalog.registry.names(PluginKind::Transformer);
+                let guess = closest(&name, &known)
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                self.err(
+                    &join(path, "name"),
+                    ctx,
+                    format!(
+                        "unknown transformer `{name}` ({guess}loaded transformers: {})",
+                        known.join(", ")
+                    ),
+                );
+                None
+            }
+            Err(CreateError::Plugin(e)) => {
+                self.err(
+                    &join(path, "parameters"),
+                    ctx,
+                    format!(
+                        "bad parameters for transformer `{name}`: {}",
+                        e.error.message()
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}

@@ -1,0 +1,22 @@
+//! The pipeline: `pipeline.yaml` parsed and validated, then wired into sources
+//! (pollers and meter filters) and sinks (transformers and outputs).
+
+mod config;
+mod error;
+mod meters;
+pub mod output;
+mod positions;
+mod sink;
+mod wiring;
+
+pub use config::{
+    load, parse, Catalog, PipelineConfig, PublisherConfig, SinkConfig, SourceConfig,
+    TransformerConfig, DEFAULT_INTERVAL_SECS,
+};
+pub use error::{ConfigError, ConfigErrors};
+pub use meters::MeterFilter;
+pub use positions::{Pos, Positions};
+pub use sink::{Sink, SinkReport};
+pub use wiring::{
+    poller_meters, wire, HostSettings, OutputMode, PollerSlot, Runtime, SourceRuntime, WiringError,
+};

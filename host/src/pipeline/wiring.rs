@@ -1,0 +1,224 @@
+//! Turns a validated `pipeline.yaml` into running parts: per source, its pollers (one
+//! instance per source and poller, selected by the meters each poller declares); per
+//! sink, its own transformer instances and outputs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ceilo_plugin_api::Context;
+
+use super::config::PipelineConfig;
+use super::meters::MeterFilter;
+use super::output::{Output, PluginOutput, StdoutOutput};
+use super::sink::Sink;
+use crate::loader::{CreateError, PluginKind, PluginRegistry, PollerInstance};
+
+/// Where sinks send samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// To the publishers `pipeline.yaml` names.
+    Publishers,
+    /// To stdout as JSON lines, publishers untouched (`ceilo poll --once`).
+    Stdout,
+}
+
+/// Host facts handed to plugin instances.
+#[derive(Debug, Clone, Default)]
+pub struct HostSettings {
+    /// Where plugins may keep files (`--data-dir`).
+    pub data_dir: PathBuf,
+    /// Signing secret for publishers (empty: unsigned).
+    pub telemetry_secret: String,
+}
+
+/// A poller instance inside a source.
+pub struct PollerSlot {
+    /// The poller's name.
+    pub name: String,
+    /// The instance (locked while a poll runs).
+    pub instance: Arc<Mutex<PollerInstance>>,
+}
+
+/// A source at run time.
+pub struct SourceRuntime {
+    /// Its name.
+    pub name: String,
+    /// Polling period.
+    pub interval: Duration,
+    /// Meter filter.
+    pub filter: MeterFilter,
+    /// Handed to pollers.
+    pub resources: Vec<String>,
+    /// Its pollers.
+    pub pollers: Vec<PollerSlot>,
+    /// Its sinks.
+    pub sinks: Vec<Arc<Mutex<Sink>>>,
+}
+
+/// Everything that runs.
+pub struct Runtime {
+    /// Sources, in file order.
+    pub sources: Vec<SourceRuntime>,
+    /// Every sink (shared with the sources that use them).
+    pub sinks: Vec<Arc<Mutex<Sink>>>,
+}
+
+/// Why the pipeline could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {error}")]
+pub struct WiringError {
+    /// Which part.
+    pub context: String,
+    /// Why.
+    pub error: CreateError,
+}
+
+/// The meters each loaded poller produces (asked of one instance of each, created
+/// with no parameters). Pollers that cannot be created so are logged and left out.
+pub fn poller_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for name in registry.names(PluginKind::Poller) {
+        let meters = registry
+            .create_poller(
+                &name,
+                &serde_json::json!({}),
+                Context::new(name.as_str(), "meter discovery"),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|mut p| p.meters().map_err(|e| e.to_string()));
+        match meters {
+            Ok(m) => {
+                out.insert(name, m);
+            }
+            Err(e) => tracing::warn!(target: "ceilo::pipeline", "poller `{name}` left out: {e}"),
+        }
+    }
+    out
+}
+
+/// Builds the runtime.
+pub fn wire(
+    config: &PipelineConfig,
+    registry: &PluginRegistry,
+    meters: &BTreeMap<String, Vec<String>>,
+    mode: OutputMode,
+    host: &HostSettings,
+) -> Result<Runtime, WiringError> {
+    let context = |plugin: &str, instance: String| {
+        Context::new(plugin, instance)
+            .with_data_dir(host.data_dir.clone())
+            .with_telemetry_secret(host.telemetry_secret.clone())
+    };
+    let mut sinks: BTreeMap<String, Arc<Mutex<Sink>>> = BTreeMap::new();
+    let mut all_sinks = Vec::new();
+    for sc in &config.sinks {
+        let mut transformers = Vec::new();
+        for (i, t) in sc.transformers.iter().enumerate() {
+            let instance = format!("sink {}, transformer {} ({})", sc.name, i + 1, t.name);
+            let tr = registry
+                .create_transformer(&t.name, &t.parameters, context(&t.name, instance.clone()))
+                .map_err(|error| WiringError {
+                    context: instance,
+                    error,
+                })?;
+            transformers.push(tr);
+        }
+        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+        match mode {
+            OutputMode::Stdout => outputs.push(Box::new(StdoutOutput)),
+            OutputMode::Publishers => {
+                for (i, p) in sc.publishers.iter().enumerate() {
+                    let instance = format!("sink {}, publisher {} ({})", sc.name, i + 1, p.url);
+                    let publisher = registry
+                        .create_publisher(
+                            &p.scheme,
+                            &serde_json::json!({ "url": p.url }),
+                            context(&p.scheme, instance.clone()),
+                        )
+                        .map_err(|error| WiringError {
+                            context: instance,
+                            error,
+                        })?;
+                    outputs.push(Box::new(PluginOutput {
+                        url: p.url.clone(),
+                        publisher,
+                    }));
+                }
+            }
+        }
+        let sink = Arc::new(Mutex::new(Sink::new(
+            sc.name.clone(),
+            transformers,
+            outputs,
+        )));
+        sinks.insert(sc.name.clone(), sink.clone());
+        all_sinks.push(sink);
+    }
+
+    let mut sources = Vec::new();
+    for src in &config.sources {
+        let mut pollers = Vec::new();
+        for (name, produced) in meters {
+            if !produced.iter().any(|m| src.meters.allows(m)) {
+                continue;
+            }
+            let instance = format!("source {}, poller {name}", src.name);
+            let p = registry
+                .create_poller(
+                    name,
+                    &serde_json::json!({}),
+                    context(name, instance.clone()),
+                )
+                .map_err(|error| WiringError {
+                    context: instance,
+                    error,
+                })?;
+            pollers.push(PollerSlot {
+                name: name.clone(),
+                instance: Arc::new(Mutex::new(p)),
+            });
+        }
+        sources.push(SourceRuntime {
+            name: src.name.clone(),
+            interval: src.interval,
+            filter: src.meters.clone(),
+            resources: src.resources.clone(),
+            pollers,
+            sinks: src
+                .sinks
+                .iter()
+                .filter_map(|s| sinks.get(s).cloned())
+                .collect(),
+        });
+    }
+    Ok(Runtime {
+        sources,
+        sinks: all_sinks,
+    })
+}
+
+impl Runtime {
+    /// One line per source for the start-up message.
+    pub fn describe(&self) -> Vec<String> {
+        self.sources
+            .iter()
+            .map(|s| {
+                let pollers: Vec<&str> = s.pollers.iter().map(|p| p.name.as_str()).collect();
+                let sinks: Vec<String> = s
+                    .sinks
+                    .iter()
+                    .map(|k| k.lock().map(|k| k.name.clone()).unwrap_or_default())
+                    .collect();
+                format!(
+                    "source `{}` every {}s: pollers [{}] → sinks [{}]",
+                    s.name,
+                    s.interval.as_secs(),
+                    pollers.join(", "),
+                    sinks.join(", ")
+                )
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,3 @@
+//! The long-running services: the polling agent (later: notification agent, collector, API).
+
+pub mod agent;
