@@ -140,7 +140,7 @@ mod tests {
             p.get("sources[0].meters[1]"),
             Some(Pos {
                 line: 4,
-                column: 20
+                column: 21
             })
         );
         assert_eq!(
