@@ -92,11 +92,17 @@ impl MarkedEventReceiver for Builder {
             column: mark.col() + 1,
         };
         match ev {
-            Event::Scalar(v, ..) => {
-                if let Some(p) = self.node_path(Some(&v)) {
+            Event::Scalar(v, ..) => match self.node_path(Some(&v)) {
+                Some(p) => {
                     self.values.entry(p).or_insert(pos);
                 }
-            }
+                // A block mapping is placed at its first key (its start event is not).
+                None => {
+                    if let Some(Frame::Map { path, .. }) = self.stack.last() {
+                        self.values.entry(path.clone()).or_insert(pos);
+                    }
+                }
+            },
             Event::Alias(_) => {
                 if let Some(p) = self.node_path(Some("*alias")) {
                     self.values.entry(p).or_insert(pos);
@@ -104,7 +110,6 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingStart(..) => {
                 let p = self.node_path(None).unwrap_or_default();
-                self.values.entry(p.clone()).or_insert(pos);
                 self.stack.push(Frame::Map { path: p, key: None });
             }
             Event::SequenceStart(..) => {
