@@ -126,6 +126,8 @@ pub fn parse(
         }
     };
     let config = v.root(&root, catalog);
+    // In file order, as an operator reads them.
+    v.errors.sort_by_key(|e| e.pos.map(|p| (p.line, p.column)));
     if v.errors.is_empty() {
         Ok(config)
     } else {
@@ -167,42 +169,40 @@ impl Validator {
         let sources = self.list(map, "sources", "", None, true);
         let sinks = self.list(map, "sinks", "", None, true);
 
-        // Sinks first, so that sources can be checked against their names.
-        let mut sink_names = HashSet::new();
+        // Names first (even of invalid entries), so sources are checked against
+        // every sink defined and each duplicate is reported once.
+        self.duplicates(&sources, "sources", "source");
+        let sink_names = self.duplicates(&sinks, "sinks", "sink");
         for (i, item) in sinks.iter().enumerate() {
-            let path = format!("sinks[{i}]");
-            if let Some(sink) = self.sink(item, &path, catalog) {
-                if !sink_names.insert(sink.name.clone()) {
-                    self.err(
-                        &format!("{path}.name"),
-                        None,
-                        format!(
-                            "duplicate sink name `{}`: sink names must be unique",
-                            sink.name
-                        ),
-                    );
-                }
+            if let Some(sink) = self.sink(item, &format!("sinks[{i}]"), catalog) {
                 config.sinks.push(sink);
             }
         }
-        let mut source_names = HashSet::new();
         for (i, item) in sources.iter().enumerate() {
             let path = format!("sources[{i}]");
             if let Some(source) = self.source(item, &path, &sink_names, catalog) {
-                if !source_names.insert(source.name.clone()) {
-                    self.err(
-                        &format!("{path}.name"),
-                        None,
-                        format!(
-                            "duplicate source name `{}`: source names must be unique",
-                            source.name
-                        ),
-                    );
-                }
                 config.sources.push(source);
             }
         }
         config
+    }
+
+    /// Reports names used twice in a list; returns the set of names.
+    fn duplicates(&mut self, items: &[Value], list: &str, what: &str) -> HashSet<String> {
+        let mut seen = HashSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(name) = item.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            if !seen.insert(name.to_owned()) {
+                self.err(
+                    &format!("{list}[{i}].name"),
+                    None,
+                    format!("duplicate {what} name `{name}`: {what} names must be unique"),
+                );
+            }
+        }
+        seen
     }
 
     /// A list under `key`; missing or empty is an error when `required`.

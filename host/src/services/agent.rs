@@ -89,11 +89,15 @@ async fn run_group(
     }
 }
 
-/// One cycle of an interval group.
+/// One cycle of an interval group. Each poll's samples go to the sinks as soon as
+/// that poll returns, so a slow poller delays nobody else; polls still running at the
+/// end of the interval are abandoned for this cycle. The group's sinks are flushed
+/// last.
 async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [Slot]) {
     let started = Instant::now();
     let deadline = started + interval;
-    let mut running = Vec::new();
+    let mut polls = tokio::task::JoinSet::new();
+    let mut pending = Vec::new();
     for (i, slot) in slots.iter().enumerate() {
         if slot.backoff.next_allowed.is_some_and(|t| started < t) {
             continue;
@@ -101,35 +105,36 @@ async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [S
         let source = &sources[slot.source];
         let poller = source.pollers[slot.poller].instance.clone();
         let resources = source.resources.clone();
-        let handle = tokio::task::spawn_blocking(move || {
+        polls.spawn_blocking(move || {
             // A poll from an earlier cycle still holding the instance: skip this one.
-            let mut p = poller.try_lock().ok()?;
-            Some(p.poll(&resources))
+            let result = poller.try_lock().ok().map(|mut p| p.poll(&resources));
+            (i, result)
         });
-        running.push((i, handle));
+        pending.push(i);
     }
 
-    let mut by_source: Vec<SampleBatch> = sources.iter().map(|_| SampleBatch::new()).collect();
-    for (i, handle) in running {
+    loop {
+        let next = match tokio::time::timeout_at(deadline, polls.join_next()).await {
+            Err(_) => break,   // the interval is over
+            Ok(None) => break, // every poll returned
+            Ok(Some(Err(join))) => {
+                tracing::error!(target: "ceilo::agent", "a poll task failed: {join}");
+                continue;
+            }
+            Ok(Some(Ok(done))) => done,
+        };
+        let (i, result) = next;
+        pending.retain(|p| *p != i);
         let slot = &mut slots[i];
         let source = &sources[slot.source];
         let name = &source.pollers[slot.poller].name;
-        match tokio::time::timeout_at(deadline, handle).await {
-            Err(_) => tracing::warn!(
-                target: "ceilo::agent",
-                source = %source.name,
-                "poller `{name}` did not return within its interval ({}s): this cycle's poll is skipped",
-                interval.as_secs()
-            ),
-            Ok(Err(join)) => {
-                tracing::error!(target: "ceilo::agent", source = %source.name, "poller `{name}`: {join}")
-            }
-            Ok(Ok(None)) => tracing::warn!(
+        match result {
+            None => tracing::warn!(
                 target: "ceilo::agent",
                 source = %source.name,
                 "poller `{name}` is still busy with an earlier poll: this cycle's poll is skipped"
             ),
-            Ok(Ok(Some(Ok(batch)))) => {
+            Some(Ok(batch)) => {
                 if slot.backoff.failures > 0 {
                     tracing::info!(
                         target: "ceilo::agent",
@@ -140,10 +145,13 @@ async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [S
                     );
                 }
                 slot.backoff = Backoff::default();
-                let selected = batch.into_iter().filter(|s| source.filter.allows(s.name()));
-                by_source[slot.source].extend(selected);
+                let selected: SampleBatch = batch
+                    .into_iter()
+                    .filter(|s| source.filter.allows(s.name()))
+                    .collect();
+                send_to_sinks(&source.sinks, selected).await;
             }
-            Ok(Ok(Some(Err(e)))) => {
+            Some(Err(e)) => {
                 slot.backoff.failures += 1;
                 let delay = backoff_delay(interval, slot.backoff.failures);
                 slot.backoff.next_allowed = Some(Instant::now() + delay);
@@ -158,38 +166,52 @@ async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [S
             }
         }
     }
+    for i in pending {
+        let slot = &slots[i];
+        let source = &sources[slot.source];
+        tracing::warn!(
+            target: "ceilo::agent",
+            source = %source.name,
+            "poller `{}` did not return within its interval ({}s): this cycle's poll is skipped",
+            source.pollers[slot.poller].name,
+            interval.as_secs()
+        );
+    }
+    // Abandoned polls finish in the background; their instances stay locked until then.
+    polls.detach_all();
 
-    // Samples through each source's sinks, then flush every sink this group feeds.
-    let mut jobs: Vec<(Arc<Mutex<Sink>>, SampleBatch)> = Vec::new();
     let mut to_flush: Vec<Arc<Mutex<Sink>>> = Vec::new();
-    for (source, batch) in sources.iter().zip(by_source) {
-        for sink in &source.sinks {
-            if !batch.is_empty() {
-                jobs.push((sink.clone(), batch.clone()));
-            }
-            if !to_flush.iter().any(|s| Arc::ptr_eq(s, sink)) {
-                to_flush.push(sink.clone());
-            }
+    for sink in sources.iter().flat_map(|s| &s.sinks) {
+        if !to_flush.iter().any(|s| Arc::ptr_eq(s, sink)) {
+            to_flush.push(sink.clone());
         }
     }
+    let flushed = tokio::task::spawn_blocking(move || to_flush.iter().for_each(flush_sink)).await;
+    if let Err(e) = flushed {
+        tracing::error!(target: "ceilo::agent", "flushing sinks failed: {e}");
+    }
+    tracing::debug!(target: "ceilo::agent", "cycle ({}s) took {:?}", interval.as_secs(), started.elapsed());
+}
+
+async fn send_to_sinks(sinks: &[Arc<Mutex<Sink>>], batch: SampleBatch) {
+    if batch.is_empty() {
+        return;
+    }
+    let sinks = sinks.to_vec();
     let done = tokio::task::spawn_blocking(move || {
-        for (sink, batch) in jobs {
+        for sink in &sinks {
             match sink.lock() {
                 Ok(mut s) => {
-                    s.process(batch);
+                    s.process(batch.clone());
                 }
                 Err(_) => tracing::error!(target: "ceilo::agent", "a sink is unusable after an earlier failure"),
             }
-        }
-        for sink in &to_flush {
-            flush_sink(sink);
         }
     })
     .await;
     if let Err(e) = done {
         tracing::error!(target: "ceilo::agent", "sink processing failed: {e}");
     }
-    tracing::debug!(target: "ceilo::agent", "cycle ({}s) took {:?}", interval.as_secs(), started.elapsed());
 }
 
 fn flush_sink(sink: &Arc<Mutex<Sink>>) {

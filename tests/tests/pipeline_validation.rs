@@ -1,0 +1,161 @@
+//! `ceilo validate`: every check of DESIGN.md, each reported with its line, and all
+//! of them in one run.
+
+use std::path::Path;
+
+use ceilo_tests::*;
+
+fn validate(yaml: &str, plugins: &Path) -> (i32, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let (code, out, err) = run_ceilo(&[
+        "validate",
+        "--pipeline",
+        file.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+    ]);
+    (code, out, err, dir)
+}
+
+/// The error line containing `fragment`, which must be located at `line`.
+fn assert_error(stderr: &str, line: usize, fragment: &str) {
+    let found = stderr
+        .lines()
+        .find(|l| l.contains(fragment))
+        .unwrap_or_else(|| panic!("no error mentions {fragment:?}:\n{stderr}"));
+    assert!(
+        found.contains(&format!("pipeline.yaml:{line}:")),
+        "{fragment:?} should be reported at line {line}: {found}"
+    );
+}
+
+const BROKEN: &str = r#"sources:
+  - name: dup
+    interval: -5
+    meters: ["cpu"]
+    sinks: [good_sink]
+  - name: dup
+    interval: 10
+    meters: []
+    sinks: [missing_sink]
+  - interval: 10
+    meters: ["cpu", "!load.1"]
+    sinks: [good_sink]
+  - name: nosinks
+    meters: ["*", "cpu"]
+  - name: typo_meter
+    meters: ["memory.usag"]
+    sinks: [good_sink]
+    intervall: 5
+sinks:
+  - name: good_sink
+    transformers:
+      - name: rate_of_chnge
+      - name: accumulator
+        parameters:
+          size: lots
+    publishers:
+      - file:out.json
+      - fiel:///tmp/x
+  - name: good_sink
+    publishers: []
+"#;
+
+#[test]
+fn every_error_is_reported_with_its_line() {
+    let plugins = built_in_plugin_dir();
+    let (code, _, err, _dir) = validate(BROKEN, plugins.path());
+    assert_ne!(code, 0, "an invalid pipeline fails validation");
+    assert_error(
+        &err,
+        3,
+        "source `dup`: interval must be a positive integer (seconds), found -5",
+    );
+    assert_error(&err, 6, "duplicate source name `dup`");
+    assert_error(&err, 8, "source `dup`: no meters");
+    assert_error(&err, 9, "sink `missing_sink` is not defined");
+    assert_error(&err, 10, "required field `name` is missing");
+    assert_error(&err, 11, "both included and excluded meters");
+    assert_error(&err, 13, "source `nosinks`: no sinks");
+    assert_error(&err, 14, "included meters with the wildcard");
+    assert_error(
+        &err,
+        16,
+        "no loaded poller produces meter `memory.usag` (did you mean `memory.usage`?",
+    );
+    assert_error(
+        &err,
+        18,
+        "unknown field `intervall` (did you mean `interval`?",
+    );
+    assert_error(&err, 22, "unknown transformer `rate_of_chnge` (did you mean `rate_of_change`? loaded transformers: accumulator,");
+    assert_error(
+        &err,
+        25,
+        "bad parameters for transformer `accumulator`: invalid type",
+    );
+    assert_error(
+        &err,
+        28,
+        "unknown publisher `fiel` in `fiel:///tmp/x` (did you mean `file`?",
+    );
+    assert_error(&err, 29, "duplicate sink name `good_sink`");
+    assert_error(&err, 29, "sink `good_sink`: no publishers");
+    assert!(
+        err.contains("15 errors in the pipeline configuration"),
+        "{err}"
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_are_located() {
+    let plugins = built_in_plugin_dir();
+    let (code, _, err, _dir) = validate(
+        "sources:\n  - name: a\n    meters: [cpu\nsinks: []\n",
+        plugins.path(),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("pipeline.yaml:4:"), "{err}");
+    assert!(err.contains("not valid YAML"), "{err}");
+}
+
+#[test]
+fn a_missing_file_says_how_to_give_another() {
+    let plugins = built_in_plugin_dir();
+    let (code, _, err) = run_ceilo(&[
+        "validate",
+        "--pipeline",
+        "/nonexistent/p.yaml",
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("/nonexistent/p.yaml: cannot read the pipeline file")
+            && err.contains("--pipeline"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_default_pipeline_is_valid_and_its_wiring_is_printed() {
+    let plugins = built_in_plugin_dir();
+    let default = workspace_root().join("pipeline.yaml");
+    let (code, out, err) = run_ceilo(&[
+        "validate",
+        "--pipeline",
+        default.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is valid: 2 source(s), 2 sink(s)"), "{out}");
+    assert!(out.contains("source cpu_source (every 10s)"), "{out}");
+    assert!(out.contains("pollers: cpu\n"), "{out}");
+    assert!(
+        out.contains("→ sink cpu_sink: rate_of_change → file:cpu_util.json"),
+        "{out}"
+    );
+}

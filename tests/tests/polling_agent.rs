@@ -1,0 +1,256 @@
+//! The polling agent and `ceilo poll --once`, with the real plugins, on the real /proc.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ceilo_plugin_api::Sample;
+use ceilo_tests::*;
+use serde_json::Value;
+
+/// Runs `ceilo agent` for `run_for`, stops it with SIGTERM, returns its stderr.
+fn run_agent(pipeline: &Path, plugins: &Path, data: &Path, run_for: Duration) -> String {
+    let mut child = Command::new(ceilo_bin())
+        .args(["agent", "--pipeline"])
+        .arg(pipeline)
+        .arg("--plugin-dir")
+        .arg(plugins)
+        .arg("--data-dir")
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ceilo agent");
+    std::thread::sleep(run_for);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                status.success(),
+                "the agent exits cleanly on SIGTERM: {status}\n{stderr}"
+            );
+            return stderr;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the agent did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn samples(file: &Path) -> Vec<Sample> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", file.display())))
+        .collect()
+}
+
+#[test]
+fn poll_once_prints_cpu_memory_disk_and_network_samples() {
+    let plugins = built_in_plugin_dir();
+    let default = workspace_root().join("pipeline.yaml");
+    let data = tempfile::tempdir().unwrap();
+    let (code, out, err) = run_ceilo(&[
+        "poll",
+        "--once",
+        "--pipeline",
+        default.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for meter in [
+        "cpu",
+        "memory.usage",
+        "memory.total",
+        "disk.read.bytes",
+        "network.incoming.bytes",
+        "load.1",
+    ] {
+        assert!(
+            lines.iter().any(|s| s["name"] == meter),
+            "no {meter} sample in:\n{out}"
+        );
+    }
+    for s in &lines {
+        let obj = s.as_object().unwrap();
+        for field in [
+            "name",
+            "type",
+            "unit",
+            "volume",
+            "user_id",
+            "project_id",
+            "resource_id",
+            "timestamp",
+            "resource_metadata",
+            "source",
+            "message_id",
+            "monotonic_time",
+        ] {
+            assert!(obj.contains_key(field), "{field} missing from {s}");
+        }
+        assert!(s["volume"].is_number() && s["resource_metadata"].is_object());
+        assert!(s["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    let cpu = lines.iter().find(|s| s["name"] == "cpu").unwrap();
+    assert_eq!(
+        (cpu["type"].as_str(), cpu["unit"].as_str()),
+        (Some("cumulative"), Some("ns"))
+    );
+    assert!(cpu["resource_metadata"]["cpu_number"].as_u64().unwrap() >= 1);
+    // --once prints; it does not publish.
+    assert!(!data.path().join("samples.json").exists());
+}
+
+#[test]
+fn three_cycles_give_cpu_util_and_a_rotated_file_set() {
+    let plugins = built_in_plugin_dir();
+    let data = tempfile::tempdir().unwrap();
+    let pipeline = data.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        r#"
+sources:
+  - name: meter_source
+    interval: 1
+    meters: ["*"]
+    sinks: [meter_sink]
+  - name: cpu_source
+    interval: 1
+    meters: ["cpu"]
+    sinks: [cpu_sink]
+sinks:
+  - name: meter_sink
+    publishers: ["file:raw/samples.json?max_bytes=3000&backup_count=2"]
+  - name: cpu_sink
+    transformers:
+      - name: rate_of_change
+        parameters:
+          target: {name: cpu_util, unit: "%", type: gauge, max: 100,
+                   scale: "100.0 / (10**9 * (resource_metadata.cpu_number or 1))"}
+    publishers: ["file:cpu_util.json"]
+"#,
+    )
+    .unwrap();
+    let log = run_agent(
+        &pipeline,
+        plugins.path(),
+        data.path(),
+        Duration::from_millis(3500),
+    );
+
+    let util = samples(&data.path().join("cpu_util.json"));
+    assert!(
+        util.len() >= 2,
+        "3+ cycles give 2+ rates (the first cpu sample is the reference): {util:?}\n{log}"
+    );
+    for s in &util {
+        assert_eq!((s.name(), s.unit()), ("cpu_util", "%"));
+        assert!(
+            (0.0..=100.0).contains(&s.volume()),
+            "cpu_util {}",
+            s.volume()
+        );
+    }
+    let raw = data.path().join("raw");
+    let files: Vec<String> = std::fs::read_dir(&raw)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for f in ["samples.json", "samples.json.1", "samples.json.2"] {
+        assert!(files.contains(&f.to_owned()), "{f} missing: {files:?}");
+        assert!(std::fs::metadata(raw.join(f)).unwrap().len() <= 3000);
+    }
+    assert!(
+        !files.contains(&"samples.json.3".to_owned()),
+        "backup_count=2 keeps two: {files:?}"
+    );
+    assert!(
+        log.contains("shutting down: flushing transformers and publishers"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_slow_poller_and_a_panicking_poller_do_not_stop_the_others() {
+    let plugins = plugin_dir(&[
+        (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
+        (
+            &library("ceilo_plugin_publishers"),
+            "libceilo_plugin_publishers.so",
+        ),
+        (&library("ceilo_fixture_panicky"), "libpanicky.so"),
+    ]);
+    let data = tempfile::tempdir().unwrap();
+    let pipeline = data.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        r#"
+sources:
+  - name: slow_source
+    interval: 1
+    meters: ["slow"]
+    resources: ["sleep:2500"]
+    sinks: [raw]
+  - name: panic_source
+    interval: 1
+    meters: ["panicky"]
+    resources: ["panic"]
+    sinks: [raw]
+  - name: load_source
+    interval: 1
+    meters: ["load.1"]
+    sinks: [raw]
+sinks:
+  - name: raw
+    publishers: ["file:raw.json"]
+"#,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let log = run_agent(
+        &pipeline,
+        plugins.path(),
+        data.path(),
+        Duration::from_millis(3600),
+    );
+    let ran_for = started.elapsed().as_secs_f64();
+
+    let got = samples(&data.path().join("raw.json"));
+    let load = got.iter().filter(|s| s.name() == "load.1").count();
+    assert!(
+        load >= 3,
+        "load.1 polled every second despite the others ({load} in {ran_for:.1}s)\n{log}"
+    );
+    assert!(got.iter().all(|s| s.name() != "panicky"));
+    assert!(
+        log.contains("poller `slow` did not return within its interval"),
+        "{log}"
+    );
+    assert!(log.contains("still busy with an earlier poll"), "{log}");
+    assert!(
+        log.contains("poller plugin `panicky`") && log.contains("panicked in poll"),
+        "{log}"
+    );
+    assert!(
+        log.contains("backing off: next poll of `panicky` in 2s"),
+        "{log}"
+    );
+}
