@@ -8,14 +8,19 @@
 //! Both sides of each comparison run alternately in the same process, round after
 //! round, and the medians are compared, because these machines are shared and noisy.
 
+// The fixture library's code, compiled natively: the baseline runs the same code.
+#[path = "../fixtures/bench-transformer/src/chain.rs"]
+#[allow(dead_code)] // each benchmark uses part of it
+mod chain;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ceilo_fixture_bench_transformer::Scale;
 use ceilo_host::loader::{PluginRegistry, ScanOptions};
 use ceilo_plugin_api::abi::v1_0::glue::transform_batch;
 use ceilo_plugin_api::{Context, Parameters, Plugin, Sample, SampleBatch, SampleType};
 use ceilo_tests::build_workspace_release;
+use chain::Scale;
 
 const ROUNDS: usize = 15;
 /// Samples per round and side, whatever the batch size.

@@ -198,19 +198,31 @@ async fn send_to_sinks(sinks: &[Arc<Mutex<Sink>>], batch: SampleBatch) {
         return;
     }
     let sinks = sinks.to_vec();
-    let done = tokio::task::spawn_blocking(move || {
-        for sink in &sinks {
-            match sink.lock() {
-                Ok(mut s) => {
-                    s.process(batch.clone());
-                }
-                Err(_) => tracing::error!(target: "ceilo::agent", "a sink is unusable after an earlier failure"),
-            }
-        }
-    })
-    .await;
+    let done = tokio::task::spawn_blocking(move || process_in_sinks(&sinks, batch)).await;
     if let Err(e) = done {
         tracing::error!(target: "ceilo::agent", "sink processing failed: {e}");
+    }
+}
+
+/// Each sink gets the batch (the last one without a copy).
+fn process_in_sinks(sinks: &[Arc<Mutex<Sink>>], batch: SampleBatch) {
+    let Some((last, rest)) = sinks.split_last() else {
+        return;
+    };
+    for sink in rest {
+        process_in(sink, batch.clone());
+    }
+    process_in(last, batch);
+}
+
+fn process_in(sink: &Arc<Mutex<Sink>>, batch: SampleBatch) {
+    match sink.lock() {
+        Ok(mut s) => {
+            s.process(batch);
+        }
+        Err(_) => {
+            tracing::error!(target: "ceilo::agent", "a sink is unusable after an earlier failure")
+        }
     }
 }
 
@@ -243,11 +255,7 @@ pub fn run_once(runtime: &Runtime) -> Vec<String> {
                 Err(e) => errors.push(format!("source `{}`: {e}", source.name)),
             }
         }
-        for sink in &source.sinks {
-            if let Ok(mut s) = sink.lock() {
-                s.process(batch.clone());
-            }
-        }
+        process_in_sinks(&source.sinks, batch);
     }
     for sink in &runtime.sinks {
         flush_sink(sink);

@@ -18,7 +18,8 @@ use crate::expr::Expr;
 /// Emits rates of change.
 pub struct RateOfChange {
     conversion: Conversion,
-    previous: HashMap<(String, String), Point>,
+    /// meter → resource → previous sample (nested so a lookup allocates nothing).
+    previous: HashMap<String, HashMap<String, Point>>,
 }
 
 #[derive(Clone, Copy)]
@@ -57,26 +58,31 @@ impl Transformer for RateOfChange {
             out.push(s);
             return Ok(());
         }
-        let key = (s.name().to_owned(), s.resource_id().to_owned());
         let now = Point {
             volume: s.volume(),
             timestamp_us: s.timestamp_micros(),
             monotonic: s.monotonic_time(),
         };
-        let Some(prev) = self.previous.insert(key.clone(), now) else {
+        let series = match self.previous.get_mut(s.name()) {
+            Some(m) => m,
+            None => self.previous.entry(s.name().to_owned()).or_default(),
+        };
+        let Some(slot) = series.get_mut(s.resource_id()) else {
+            series.insert(s.resource_id().to_owned(), now);
             log_debug!(
                 "rate_of_change: first sample of {} for {}, kept as reference",
-                key.0,
-                key.1
+                s.name(),
+                s.resource_id()
             );
             return Ok(());
         };
+        let prev = std::mem::replace(slot, now);
         let dt = match (prev.monotonic, now.monotonic) {
             (Some(a), Some(b)) => b - a,
             _ => (now.timestamp_us - prev.timestamp_us) as f64 / 1e6,
         };
         if dt < 0.0 {
-            self.previous.insert(key, prev);
+            *slot = prev;
             return Err(PluginError::invalid_input(format!(
                 "{} for {} is older than the previous sample: dropped",
                 s.name(),
