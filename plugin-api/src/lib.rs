@@ -69,6 +69,8 @@ mod notification;
 mod params;
 mod plugin;
 mod sample;
+#[cfg(feature = "signing")]
+pub mod signing;
 
 pub use batch::SampleBatch;
 pub use context::Context;

@@ -47,6 +47,18 @@ pub struct MapParams {
     pub unit: Option<String>,
 }
 
+/// The parameters of `unit_conversion` and `rate_of_change`: `source` and `target`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTarget {
+    /// `source:`
+    #[serde(default)]
+    pub source: SourceParams,
+    /// `target:`
+    #[serde(default)]
+    pub target: TargetParams,
+}
+
 /// `scale:` is a number or an expression.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

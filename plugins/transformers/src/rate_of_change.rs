@@ -10,9 +10,8 @@ use ceilo_plugin_api::{
     log_debug, Context, Parameters, Plugin, PluginError, Sample, SampleBatch, SampleType,
     Transformer,
 };
-use serde::Deserialize;
 
-use crate::conversion::{Conversion, Scale, SourceParams, TargetParams};
+use crate::conversion::{Conversion, Scale, SourceTarget};
 use crate::expr::Expr;
 
 /// Emits rates of change.
@@ -29,22 +28,13 @@ struct Point {
     monotonic: Option<f64>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default)]
-    source: SourceParams,
-    #[serde(default)]
-    target: TargetParams,
-}
-
 impl Plugin for RateOfChange {
     const NAME: &'static str = "rate_of_change";
     const DESCRIPTION: &'static str =
         "rate of change per resource: scale × Δvolume / Δt (e.g. cpu → cpu_util)";
 
     fn create(parameters: &Parameters, _context: &Context) -> Result<Self, PluginError> {
-        let c: Config = parameters.parse()?;
+        let c: SourceTarget = parameters.parse()?;
         Ok(RateOfChange {
             conversion: Conversion::new(c.source, c.target, Scale::Expr(Expr::Num(1.0)))?,
             previous: HashMap::new(),

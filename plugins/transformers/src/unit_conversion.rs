@@ -4,22 +4,12 @@
 use ceilo_plugin_api::{
     Context, Parameters, Plugin, PluginError, Sample, SampleBatch, Transformer,
 };
-use serde::Deserialize;
 
-use crate::conversion::{Conversion, Scale, SourceParams, TargetParams};
+use crate::conversion::{Conversion, Scale, SourceTarget};
 
 /// Converts samples: `target {name, unit, type, scale, max, map_to}`.
 pub struct UnitConversion {
     conversion: Conversion,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default)]
-    source: SourceParams,
-    #[serde(default)]
-    target: TargetParams,
 }
 
 impl Plugin for UnitConversion {
@@ -28,7 +18,7 @@ impl Plugin for UnitConversion {
         "renames and scales samples (target: name, unit, type, scale, max, map_to)";
 
     fn create(parameters: &Parameters, _context: &Context) -> Result<Self, PluginError> {
-        let c: Config = parameters.parse()?;
+        let c: SourceTarget = parameters.parse()?;
         Ok(UnitConversion {
             conversion: Conversion::new(c.source, c.target, Scale::None)?,
         })
