@@ -18,6 +18,22 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
     rustup component add rustfmt clippy
 fi
 
+step "services: RabbitMQ"
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+fi
+if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+    # Loopback only: the tests need nothing else.
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
+fi
+for _ in $(seq 1 90); do
+    rabbitmq-diagnostics -q ping >/dev/null 2>&1 && break
+    sleep 2
+done
+rabbitmqctl await_startup
+rabbitmq-diagnostics -q ping
+
 step "format"
 cargo fmt --all -- --check
 cargo fmt --manifest-path examples/third-party-plugin/Cargo.toml -- --check

@@ -71,6 +71,7 @@ mod plugin;
 mod sample;
 #[cfg(feature = "signing")]
 pub mod signing;
+pub mod topology;
 
 pub use batch::SampleBatch;
 pub use context::Context;

@@ -38,12 +38,14 @@ pub fn canonical_bytes(wire: &Value) -> Result<Vec<u8>, PluginError> {
     if let Value::Object(m) = &mut v {
         m.remove(SIGNATURE_FIELD);
     }
-    serde_jcs::to_vec(&v).map_err(|e| PluginError::invalid_input(format!("cannot canonicalise the sample: {e}")))
+    serde_jcs::to_vec(&v)
+        .map_err(|e| PluginError::invalid_input(format!("cannot canonicalise the sample: {e}")))
 }
 
 /// The signature of a sample.
 pub fn sign(sample: &Sample, secret: &str) -> Result<String, PluginError> {
-    let wire = serde_json::to_value(sample).map_err(|e| PluginError::invalid_input(e.to_string()))?;
+    let wire =
+        serde_json::to_value(sample).map_err(|e| PluginError::invalid_input(e.to_string()))?;
     sign_value(&wire, secret)
 }
 
@@ -56,7 +58,8 @@ pub fn sign_value(wire: &Value, secret: &str) -> Result<String, PluginError> {
 
 /// The sample's wire form with `message_signature` set.
 pub fn signed_value(sample: &Sample, secret: &str) -> Result<Value, PluginError> {
-    let mut wire = serde_json::to_value(sample).map_err(|e| PluginError::invalid_input(e.to_string()))?;
+    let mut wire =
+        serde_json::to_value(sample).map_err(|e| PluginError::invalid_input(e.to_string()))?;
     let sig = sign_value(&wire, secret)?;
     if let Value::Object(m) = &mut wire {
         m.insert(SIGNATURE_FIELD.to_owned(), Value::String(sig));
@@ -90,7 +93,10 @@ mod tests {
     fn canonical_form_is_jcs() {
         let v = json!({"volume": 1.0, "name": "a", "b": {"z": 1, "y": [1e21, 0.1]}, SIGNATURE_FIELD: "x"});
         let bytes = canonical_bytes(&v).unwrap();
-        assert_eq!(String::from_utf8(bytes).unwrap(), r#"{"b":{"y":[1e+21,0.1],"z":1},"name":"a","volume":1}"#);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"b":{"y":[1e+21,0.1],"z":1},"name":"a","volume":1}"#
+        );
     }
 
     #[test]
@@ -106,7 +112,9 @@ mod tests {
     fn key_order_and_number_spelling_do_not_matter() {
         let s = Sample::new("m", crate::SampleType::Gauge, "u", 10.0, "r");
         let wire = signed_value(&s, "k").unwrap();
-        let text = serde_json::to_string(&wire).unwrap().replace("\"volume\":10.0", "\"volume\":1e1");
+        let text = serde_json::to_string(&wire)
+            .unwrap()
+            .replace("\"volume\":10.0", "\"volume\":1e1");
         let reparsed: Value = serde_json::from_str(&text).unwrap();
         assert!(verify(&reparsed, "k"));
         assert!(!verify(&json!({"name": "m"}), "k"), "unsigned");

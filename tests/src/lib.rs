@@ -252,3 +252,76 @@ fn edit(file: &Path, from: &str, to: &str) {
     );
     std::fs::write(file, text.replace(from, to)).expect("write");
 }
+
+/// The RabbitMQ the tests use (`CEILO_TEST_AMQP_URL`, default the local broker
+/// `tests/run.sh` starts). `None` (the test skips) when it is unreachable, unless
+/// `CEILO_REQUIRE_SERVICES=1`, which makes that a failure.
+pub fn rabbitmq() -> Option<String> {
+    let url = std::env::var("CEILO_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let addr = "127.0.0.1:5672".parse().expect("address");
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok() {
+        return Some(url);
+    }
+    if std::env::var("CEILO_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("RabbitMQ is not reachable on 127.0.0.1:5672 and CEILO_REQUIRE_SERVICES=1: tests/run.sh installs and starts it");
+    }
+    eprintln!("skipped: RabbitMQ is not reachable on 127.0.0.1:5672 (tests/run.sh installs and starts it)");
+    None
+}
+
+/// A name unique to this test run, for exchanges and queues.
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{t}-{n}", std::process::id())
+}
+
+/// Starts `ceilo` with `args` and extra environment, stdout discarded, stderr kept.
+pub fn spawn_ceilo(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = Command::new(ceilo_bin());
+    cmd.args(args)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start ceilo")
+}
+
+/// Stops a `ceilo` process with SIGTERM and returns its stderr; it must exit cleanly
+/// within `within`.
+pub fn stop_ceilo(child: std::process::Child, within: std::time::Duration) -> String {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let mut child = child;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                status.success(),
+                "ceilo exits cleanly on SIGTERM: {status}\n{stderr}"
+            );
+            return stderr;
+        }
+        if started.elapsed() > within {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "ceilo did not stop on SIGTERM within {within:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

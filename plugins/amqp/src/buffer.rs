@@ -1,0 +1,227 @@
+//! The bounded buffer between the pipeline (which calls `publish`) and the sender
+//! thread. A sample leaves it only when the broker has confirmed the message holding
+//! it; when it is full, the policy decides: block the pipeline, or drop the oldest.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::config::Policy;
+
+#[derive(Default)]
+struct State {
+    /// Signed samples, serialised; the first `in_flight` are being published.
+    items: VecDeque<Vec<u8>>,
+    in_flight: usize,
+    published: u64,
+    dropped: u64,
+}
+
+/// Shared by the plugin instance and its sender thread.
+pub struct Buffer {
+    state: Mutex<State>,
+    changed: Condvar,
+    capacity: usize,
+    policy: Policy,
+}
+
+/// Counters for `stats`.
+pub struct Counts {
+    pub buffered: u64,
+    pub published: u64,
+    pub dropped: u64,
+}
+
+impl Buffer {
+    pub fn new(capacity: usize, policy: Policy) -> Self {
+        Buffer {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            capacity,
+            policy,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds samples; returns how many older samples were dropped to make room.
+    pub fn push(&self, items: Vec<Vec<u8>>) -> u64 {
+        let mut dropped = 0;
+        let mut s = self.lock();
+        for item in items {
+            while s.items.len() >= self.capacity {
+                match self.policy {
+                    Policy::Queue => {
+                        s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+                    }
+                    Policy::Drop => {
+                        // The oldest sample not already on its way to the broker.
+                        let victim = s.in_flight;
+                        if victim < s.items.len() {
+                            s.items.remove(victim);
+                        } else {
+                            break;
+                        }
+                        s.dropped += 1;
+                        dropped += 1;
+                    }
+                }
+            }
+            if s.items.len() < self.capacity {
+                s.items.push_back(item);
+            } else {
+                // Everything buffered is in flight and the buffer is full: the new
+                // sample is the one that cannot be kept.
+                s.dropped += 1;
+                dropped += 1;
+            }
+        }
+        drop(s);
+        self.changed.notify_all();
+        dropped
+    }
+
+    /// Waits up to `wait` for samples, then up to `linger` for a full batch; marks the
+    /// batch in flight and returns it as one JSON array, with its size.
+    pub fn take_batch(
+        &self,
+        max: usize,
+        linger: Duration,
+        wait: Duration,
+    ) -> Option<(Vec<u8>, usize)> {
+        let deadline = Instant::now() + wait;
+        let mut s = self.lock();
+        while s.items.len() <= s.in_flight {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let full_by = Instant::now() + linger;
+        while s.items.len() - s.in_flight < max {
+            let Some(left) = full_by.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let n = (s.items.len() - s.in_flight).min(max);
+        let start = s.in_flight;
+        let mut payload = Vec::with_capacity(n * 400 + 2);
+        payload.push(b'[');
+        for (i, item) in s.items.range(start..start + n).enumerate() {
+            if i > 0 {
+                payload.push(b',');
+            }
+            payload.extend_from_slice(item);
+        }
+        payload.push(b']');
+        s.in_flight += n;
+        Some((payload, n))
+    }
+
+    /// The broker confirmed the batch in flight: forget it.
+    pub fn commit(&self) {
+        let mut s = self.lock();
+        let n = s.in_flight;
+        s.items.drain(..n);
+        s.in_flight = 0;
+        s.published += n as u64;
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// The batch in flight was not confirmed: it will be sent again.
+    pub fn retry(&self) {
+        self.lock().in_flight = 0;
+        self.changed.notify_all();
+    }
+
+    /// Waits until every buffered sample is confirmed; false on timeout.
+    pub fn wait_empty(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        while !s.items.is_empty() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            s = self
+                .changed
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    pub fn counts(&self) -> Counts {
+        let s = self.lock();
+        Counts {
+            buffered: s.items.len() as u64,
+            published: s.published,
+            dropped: s.dropped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(n: u8) -> Vec<Vec<u8>> {
+        (0..n).map(|i| vec![b'0' + i]).collect()
+    }
+
+    #[test]
+    fn batches_are_json_arrays_and_leave_only_when_committed() {
+        let b = Buffer::new(10, Policy::Queue);
+        b.push(items(3));
+        let (payload, n) = b.take_batch(2, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!((payload.as_slice(), n), (b"[0,1]".as_slice(), 2));
+        b.retry();
+        let (payload, _) = b.take_batch(5, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!(payload, b"[0,1,2]", "a failed batch is sent again");
+        b.commit();
+        assert_eq!(b.counts().published, 3);
+        assert!(b
+            .take_batch(5, Duration::ZERO, Duration::from_millis(10))
+            .is_none());
+        assert!(b.wait_empty(Duration::ZERO));
+    }
+
+    #[test]
+    fn drop_policy_drops_the_oldest_not_in_flight_and_counts() {
+        let b = Buffer::new(3, Policy::Drop);
+        b.push(items(3));
+        let _ = b.take_batch(1, Duration::ZERO, Duration::ZERO); // "0" in flight
+        assert_eq!(b.push(items(2)), 2);
+        b.commit();
+        let (payload, _) = b.take_batch(9, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!(
+            payload, b"[0,1]",
+            "1 and 2 were dropped for the new 0 and 1"
+        );
+        assert_eq!(b.counts().dropped, 2);
+    }
+
+    #[test]
+    fn queue_policy_blocks_until_room() {
+        let b = std::sync::Arc::new(Buffer::new(1, Policy::Queue));
+        b.push(items(1));
+        let b2 = b.clone();
+        let pusher = std::thread::spawn(move || b2.push(items(1)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!pusher.is_finished(), "blocked while full");
+        let _ = b.take_batch(1, Duration::ZERO, Duration::ZERO);
+        b.commit();
+        assert_eq!(pusher.join().unwrap(), 0);
+        assert_eq!(b.counts().dropped, 0);
+    }
+}

@@ -1,0 +1,209 @@
+//! The sender thread: owns the connection (and its own tokio runtime: no runtime
+//! crosses the plugin boundary), declares the topology, publishes batches with
+//! `mandatory` and publisher confirms, and reconnects with backoff whenever the
+//! broker goes away. A batch counts as sent only when the broker acks it without
+//! returning it (a returned message is unroutable: a failure).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ceilo_plugin_api::topology::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE};
+use ceilo_plugin_api::{log_error, log_info, log_warn};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::buffer::Buffer;
+use crate::config::Config;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Runs until `stop` is set and the buffer is empty (or the process ends).
+pub fn run(
+    config: Config,
+    buffer: Arc<Buffer>,
+    stop: Arc<AtomicBool>,
+    retries: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log_error!("amqp publisher: cannot start its runtime: {e}; nothing will be sent");
+            return;
+        }
+    };
+    let mut backoff = MIN_BACKOFF;
+    let mut was_connected = false;
+    let mut failures = 0u64;
+    while !(stop.load(Ordering::Relaxed) && buffer.counts().buffered == 0) {
+        let session = rt.block_on(connect(&config));
+        let (conn, channel) = match session {
+            Ok(s) => s,
+            Err(e) => {
+                failures += 1;
+                if was_connected || failures == 1 || failures % 30 == 0 {
+                    log_warn!(
+                        "amqp publisher: cannot reach {} ({e}); {} sample(s) kept, retrying in {:?}",
+                        config.shown,
+                        buffer.counts().buffered,
+                        backoff
+                    );
+                }
+                was_connected = false;
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        log_info!("amqp publisher: connected to {}", config.shown);
+        was_connected = true;
+        failures = 0;
+        backoff = MIN_BACKOFF;
+        loop {
+            if stop.load(Ordering::Relaxed) && buffer.counts().buffered == 0 {
+                break;
+            }
+            let Some((payload, n)) =
+                buffer.take_batch(config.batch_size, config.linger, Duration::from_millis(200))
+            else {
+                if !conn.status().connected() {
+                    break;
+                }
+                continue;
+            };
+            match rt.block_on(publish(&channel, &config, &payload)) {
+                Ok(()) => buffer.commit(),
+                Err(Failure::Refused(why)) => {
+                    buffer.retry();
+                    retries.fetch_add(n as u64, Ordering::Relaxed);
+                    log_error!(
+                        "amqp publisher: {why}; {n} sample(s) kept and retried in {backoff:?}"
+                    );
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(Failure::Connection(e)) => {
+                    buffer.retry();
+                    retries.fetch_add(n as u64, Ordering::Relaxed);
+                    log_warn!("amqp publisher: lost {} ({e}); {n} unconfirmed sample(s) will be sent again", config.shown);
+                    break;
+                }
+            }
+        }
+        let _ = rt.block_on(conn.close(200, "ceilo publisher reconnecting".into()));
+    }
+}
+
+enum Failure {
+    /// The broker answered but did not take the message.
+    Refused(String),
+    /// The connection or channel failed.
+    Connection(lapin::Error),
+}
+
+async fn publish(channel: &Channel, config: &Config, payload: &[u8]) -> Result<(), Failure> {
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into());
+    let opts = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirm = channel
+        .basic_publish(
+            config.exchange.as_str().into(),
+            config.routing_key.as_str().into(),
+            opts,
+            payload,
+            props,
+        )
+        .await
+        .map_err(Failure::Connection)?
+        .await
+        .map_err(Failure::Connection)?;
+    if !confirm.is_ack() {
+        return Err(Failure::Refused(
+            "the broker refused (nacked) a message".into(),
+        ));
+    }
+    if confirm.take_message().is_some() {
+        return Err(Failure::Refused(format!(
+            "message unroutable: no queue is bound to exchange `{}` with routing key `{}`",
+            config.exchange, config.routing_key
+        )));
+    }
+    Ok(())
+}
+
+async fn connect(config: &Config) -> Result<(Connection, Channel), lapin::Error> {
+    let conn = Connection::connect(&config.broker, ConnectionProperties::default()).await?;
+    let channel = conn.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            config.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    if let Some(queue) = &config.queue {
+        channel
+            .exchange_declare(
+                DEAD_LETTER_EXCHANGE.into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        let dq = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(DEAD_LETTER_QUEUE.into(), dq, FieldTable::default())
+            .await?;
+        channel
+            .queue_bind(
+                DEAD_LETTER_QUEUE.into(),
+                DEAD_LETTER_EXCHANGE.into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+        );
+        channel
+            .queue_declare(queue.as_str().into(), dq, args)
+            .await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                config.exchange.as_str().into(),
+                config.routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok((conn, channel))
+}
