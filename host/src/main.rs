@@ -41,6 +41,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Agent { args } => agent_command(&args)?,
+        Command::Notification { args, notification } => {
+            ceilo_host::cli::notification_command(&args, &notification)?
+        }
     }
     Ok(())
 }

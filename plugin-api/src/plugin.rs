@@ -101,6 +101,11 @@ pub trait NotificationHandler: Plugin {
     /// The `event_type` patterns (shell globs, e.g. `compute.instance.*`) this handler
     /// wants.
     fn event_types(&self) -> Vec<String>;
+    /// The meter names this handler can produce, so that `ceilo validate` can check
+    /// sources' meters against them. Empty (the default): not known in advance.
+    fn meters(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Samples for one notification whose event type matched.
     fn handle(&mut self, notification: &Notification) -> Result<SampleBatch, PluginError>;
 }

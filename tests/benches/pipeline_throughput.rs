@@ -63,6 +63,7 @@ fn main() {
     let catalog = Catalog {
         registry: &registry,
         poller_meters: &meters,
+        handler_meters: &pipeline::handler_meters(&registry),
         host_publishers: &[],
     };
     let config = pipeline::parse(std::path::Path::new("bench.yaml"), PIPELINE, &catalog)
@@ -73,6 +74,7 @@ fn main() {
         &meters,
         OutputMode::Publishers,
         &HostSettings::default(),
+        true,
     )
     .expect("wire");
 

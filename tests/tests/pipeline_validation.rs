@@ -83,7 +83,7 @@ fn every_error_is_reported_with_its_line() {
     assert_error(
         &err,
         16,
-        "no loaded poller produces meter `memory.usag` (did you mean `memory.usage`?",
+        "no loaded poller or notification handler produces meter `memory.usag` (did you mean `memory.usage`?",
     );
     assert_error(
         &err,

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use crate::logging::LogFormat;
 
 pub use pipeline_cmds::{
-    agent_command, poll_once_command, validate_command, PipelineArgs, PipelineCommandError,
+    agent_command, notification_command, poll_once_command, validate_command, NotificationArgs,
+    PipelineArgs, PipelineCommandError,
 };
 pub use plugins::{plugins_command, OutputFormat};
 
@@ -65,5 +66,13 @@ pub enum Command {
     Agent {
         #[command(flatten)]
         args: PipelineArgs,
+    },
+    /// Run the notification agent (AMQP notifications → handlers → pipeline) until
+    /// SIGINT or SIGTERM.
+    Notification {
+        #[command(flatten)]
+        args: PipelineArgs,
+        #[command(flatten)]
+        notification: NotificationArgs,
     },
 }

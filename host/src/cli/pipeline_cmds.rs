@@ -64,6 +64,7 @@ fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
     let catalog = Catalog {
         registry: &registry,
         poller_meters: &meters,
+        handler_meters: &pipeline::handler_meters(&registry),
         host_publishers: &[],
     };
     let config = pipeline::load(&args.pipeline, &catalog).map_err(PipelineCommandError::Config)?;
@@ -166,6 +167,7 @@ pub fn poll_once_command(args: &PipelineArgs) -> Result<usize, PipelineCommandEr
         &l.meters,
         OutputMode::Stdout,
         &settings(args),
+        true,
     )?;
     let errors = crate::services::agent::run_once(&runtime);
     for e in &errors {
@@ -187,6 +189,7 @@ pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
         &l.meters,
         OutputMode::Publishers,
         &host,
+        true,
     )?;
     tracing::info!(target: "ceilo::agent", "plugins from {}; data in {}", l.registry.dir().display(), host.data_dir.display());
     for line in runtime.describe() {
@@ -224,4 +227,85 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!(target: "ceilo::agent", "SIGINT received"),
         _ = term => tracing::info!(target: "ceilo::agent", "SIGTERM received"),
     }
+}
+
+/// Options of `ceilo notification`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NotificationArgs {
+    /// The broker, e.g. amqp://user:pass@host:5672/%2f (the password is never shown).
+    #[arg(long, env = "CEILO_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: String,
+    /// Control exchanges whose notifications to consume (comma-separated).
+    #[arg(
+        long = "exchange",
+        value_delimiter = ',',
+        default_value = "nova,glance,neutron,cinder,heat,keystone,swift,ironic,openstack"
+    )]
+    pub exchanges: Vec<String>,
+    /// The notification topic (routing key).
+    #[arg(long, default_value = "notifications.info")]
+    pub topic: String,
+    /// Messages in flight per agent.
+    #[arg(long, default_value_t = 64)]
+    pub prefetch: u16,
+}
+
+/// `ceilo notification`: consumes notifications until SIGINT or SIGTERM.
+pub fn notification_command(
+    args: &PipelineArgs,
+    n: &NotificationArgs,
+) -> Result<(), PipelineCommandError> {
+    use crate::services::notification::{self, Handler, NotificationSettings};
+    let l = load(args)?;
+    let host = settings(args);
+    let runtime = pipeline::wire(
+        &l.config,
+        &l.registry,
+        &l.meters,
+        OutputMode::Publishers,
+        &host,
+        false,
+    )?;
+    let mut handlers = Vec::new();
+    for name in l.registry.names(crate::loader::PluginKind::Notification) {
+        let ctx = ceilo_plugin_api::Context::new(name.as_str(), "notification agent")
+            .with_data_dir(host.data_dir.clone());
+        let created = l
+            .registry
+            .create_notification(&name, &serde_json::json!({}), ctx)
+            .map_err(|e| e.to_string())
+            .and_then(Handler::new);
+        match created {
+            Ok(h) => handlers.push(h),
+            Err(e) => {
+                tracing::warn!(target: "ceilo::notification", "handler `{name}` left out: {e}")
+            }
+        }
+    }
+    tracing::info!(
+        target: "ceilo::notification",
+        "{} notification handler(s); plugins from {}",
+        handlers.len(),
+        l.registry.dir().display()
+    );
+    let settings = NotificationSettings {
+        amqp_url: n.amqp_url.clone(),
+        exchanges: n.exchanges.clone(),
+        topic: n.topic.clone(),
+        prefetch: n.prefetch.max(1),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineCommandError::Runtime)?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        notification::run(settings, handlers, runtime, rx).await;
+    });
+    tracing::info!(target: "ceilo::notification", "stopped");
+    Ok(())
 }

@@ -206,6 +206,10 @@ impl NotificationAbi for FfiNotification {
         // SAFETY: `obj` is the live instance its own vtable was made for.
         strings(unsafe { (self.0.vtable.event_types())(self.0.obj) })
     }
+    fn meters(&mut self) -> Result<Vec<String>, PluginError> {
+        // SAFETY: `obj` is the live instance its own vtable was made for.
+        strings(unsafe { (self.0.vtable.meters())(self.0.obj) })
+    }
     fn handle(&mut self, notification_json: &str) -> Result<SampleBatch, PluginError> {
         // SAFETY: as above; the text outlives the call.
         unsafe { (self.0.vtable.handle())(self.0.obj, RStr::from_str(notification_json)) }

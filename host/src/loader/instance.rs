@@ -47,6 +47,7 @@ pub(crate) trait PollerAbi: Send {
 }
 pub(crate) trait NotificationAbi: Send {
     fn event_types(&mut self) -> Result<Vec<String>, PluginError>;
+    fn meters(&mut self) -> Result<Vec<String>, PluginError>;
     fn handle(&mut self, notification_json: &str) -> Result<SampleBatch, PluginError>;
 }
 pub(crate) struct RawTransformOutput {
@@ -118,6 +119,10 @@ impl NotificationInstance {
     /// The event type patterns the handler wants.
     pub fn event_types(&mut self) -> Result<Vec<String>, PluginCallError> {
         self.inner.event_types().map_err(|e| self.id.error(e))
+    }
+    /// The meters the handler can produce (empty: not known in advance).
+    pub fn meters(&mut self) -> Result<Vec<String>, PluginCallError> {
+        self.inner.meters().map_err(|e| self.id.error(e))
     }
     /// Samples for one notification (its JSON body).
     pub fn handle(&mut self, notification_json: &str) -> Result<SampleBatch, PluginCallError> {

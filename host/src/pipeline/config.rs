@@ -79,6 +79,8 @@ pub struct Catalog<'a> {
     pub registry: &'a PluginRegistry,
     /// Meters produced by each poller.
     pub poller_meters: &'a BTreeMap<String, Vec<String>>,
+    /// Meters declared by each notification handler (empty: not known in advance).
+    pub handler_meters: &'a BTreeMap<String, Vec<String>>,
     /// Publisher schemes the host itself provides (none yet; `direct` later).
     pub host_publishers: &'a [&'a str],
 }
@@ -341,8 +343,16 @@ impl Validator {
                 None
             }
         };
-        if let Some(f) = &meters {
-            let produced: Vec<String> = catalog.poller_meters.values().flatten().cloned().collect();
+        // A handler that cannot say what it produces makes any meter possible.
+        let all_known = catalog.handler_meters.values().all(|m| !m.is_empty());
+        if let (Some(f), true) = (&meters, all_known) {
+            let produced: Vec<String> = catalog
+                .poller_meters
+                .values()
+                .chain(catalog.handler_meters.values())
+                .flatten()
+                .cloned()
+                .collect();
             for (i, m) in meters_list.iter().enumerate() {
                 if !f.literal_meters().any(|l| l == m) || produced.iter().any(|p| p == m) {
                     continue;
@@ -350,13 +360,22 @@ impl Validator {
                 let guess = closest(m, &produced)
                     .map(|c| format!("did you mean `{c}`? "))
                     .unwrap_or_default();
-                let pollers: Vec<&str> = catalog.poller_meters.keys().map(String::as_str).collect();
+                let names = |m: &BTreeMap<String, Vec<String>>| {
+                    let v: Vec<&str> = m.keys().map(String::as_str).collect();
+                    if v.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        v.join(", ")
+                    }
+                };
                 self.err(
                     &format!("{path}.meters[{i}]"),
                     ctx,
                     format!(
-                        "no loaded poller produces meter `{m}` ({guess}loaded pollers: {}; `ceilo plugins` lists them)",
-                        if pollers.is_empty() { "none".to_owned() } else { pollers.join(", ") }
+                        "no loaded poller or notification handler produces meter `{m}` ({guess}pollers: {}; \
+                         notification handlers: {}; `ceilo plugins` lists them)",
+                        names(catalog.poller_meters),
+                        names(catalog.handler_meters)
                     ),
                 );
             }

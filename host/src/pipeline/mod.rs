@@ -18,5 +18,6 @@ pub use meters::MeterFilter;
 pub use positions::{Pos, Positions};
 pub use sink::{Sink, SinkReport};
 pub use wiring::{
-    poller_meters, wire, HostSettings, OutputMode, PollerSlot, Runtime, SourceRuntime, WiringError,
+    handler_meters, poller_meters, wire, HostSettings, OutputMode, PollerSlot, Runtime,
+    SourceRuntime, WiringError,
 };

@@ -98,13 +98,40 @@ pub fn poller_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>>
     out
 }
 
-/// Builds the runtime.
+/// The meters each loaded notification handler declares (empty: not known).
+pub fn handler_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for name in registry.names(PluginKind::Notification) {
+        let meters = registry
+            .create_notification(
+                &name,
+                &serde_json::json!({}),
+                Context::new(name.as_str(), "meter discovery"),
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|mut h| h.meters().map_err(|e| e.to_string()));
+        match meters {
+            Ok(m) => {
+                out.insert(name, m);
+            }
+            // Handlers that need parameters cannot say here; they may produce anything.
+            Err(_) => {
+                out.insert(name, Vec::new());
+            }
+        }
+    }
+    out
+}
+
+/// Builds the runtime (`with_pollers`: false for the notification agent, whose
+/// samples come from handlers).
 pub fn wire(
     config: &PipelineConfig,
     registry: &PluginRegistry,
     meters: &BTreeMap<String, Vec<String>>,
     mode: OutputMode,
     host: &HostSettings,
+    with_pollers: bool,
 ) -> Result<Runtime, WiringError> {
     let context = |plugin: &str, instance: String| {
         Context::new(plugin, instance)
@@ -160,7 +187,7 @@ pub fn wire(
     let mut sources = Vec::new();
     for src in &config.sources {
         let mut pollers = Vec::new();
-        for (name, produced) in meters {
+        for (name, produced) in meters.iter().filter(|_| with_pollers) {
             if !produced.iter().any(|m| src.meters.allows(m)) {
                 continue;
             }

@@ -1,3 +1,4 @@
 //! The long-running services: the polling agent (later: notification agent, collector, API).
 
 pub mod agent;
+pub mod notification;

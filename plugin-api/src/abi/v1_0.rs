@@ -136,6 +136,8 @@ pub struct NotificationVTable {
     pub drop: unsafe extern "C" fn(PluginObject),
     /// [`NotificationHandler::event_types`].
     pub event_types: unsafe extern "C" fn(PluginObject) -> RResult<RVec<RString>, PluginError>,
+    /// [`NotificationHandler::meters`].
+    pub meters: unsafe extern "C" fn(PluginObject) -> RResult<RVec<RString>, PluginError>,
     /// [`NotificationHandler::handle`], given the notification as JSON text.
     #[sabi(last_prefix_field)]
     pub handle: unsafe extern "C" fn(PluginObject, RStr<'_>) -> RResult<SampleBatch, PluginError>,
@@ -388,6 +390,7 @@ pub mod glue {
             &WithMetadata::new(NotificationVTable {
                 drop: drop_obj::<T>,
                 event_types: notification_event_types::<T>,
+                meters: notification_meters::<T>,
                 handle: notification_handle::<T>,
             });
     }
@@ -418,6 +421,12 @@ pub mod glue {
             Ok(strings(unsafe { this::<T>(obj) }.event_types()))
         })
         .into()
+    }
+
+    unsafe extern "C" fn notification_meters<T: NotificationHandler>(
+        obj: PluginObject,
+    ) -> RResult<RVec<RString>, PluginError> {
+        guard("meters", || Ok(strings(unsafe { this::<T>(obj) }.meters()))).into()
     }
 
     unsafe extern "C" fn notification_handle<T: NotificationHandler>(

@@ -41,6 +41,10 @@ impl NotificationHandler for Compute {
         vec!["compute.instance.*".to_owned()]
     }
 
+    fn meters(&self) -> Vec<String> {
+        METERS.iter().map(|(m, _, _)| m.to_string()).collect()
+    }
+
     fn handle(&mut self, n: &Notification) -> Result<SampleBatch, PluginError> {
         let payload = n.payload.as_object().ok_or_else(|| {
             PluginError::invalid_input(format!("{}: payload is not an object", n.event_type))

@@ -1,0 +1,201 @@
+//! `ceilo notification` against a real RabbitMQ: Nova, Cinder and Glance notification
+//! fixtures (`tests/notifications/`) published on a control exchange become the
+//! samples the `compute` handler produces; malformed messages land in the dead-letter
+//! queue and the agent keeps consuming.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ceilo_plugin_api::Sample;
+use ceilo_tests::*;
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
+use serde_json::Value;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(workspace_root().join("tests/notifications").join(name)).expect("fixture")
+}
+
+fn publish_all(url: &str, exchange: &str, topic: &str, bodies: Vec<Vec<u8>>) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("exchange");
+        for (i, body) in bodies.into_iter().enumerate() {
+            let props = BasicProperties::default().with_message_id(format!("fixture-{i}").into());
+            ch.basic_publish(
+                exchange.into(),
+                topic.into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        }
+    });
+}
+
+fn drain(url: &str, queue: &str) -> Vec<(Option<String>, Vec<u8>)> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        let mut out = Vec::new();
+        while let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("get")
+        {
+            out.push((
+                m.delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.to_string()),
+                m.delivery.data.clone(),
+            ));
+            m.delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("ack");
+        }
+        let _ = ch
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await;
+        out
+    })
+}
+
+#[test]
+fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
+    let Some(url) = rabbitmq() else { return };
+    let plugins = plugin_dir(&[
+        (
+            &library("ceilo_plugin_notifications"),
+            "libceilo_plugin_notifications.so",
+        ),
+        (
+            &library("ceilo_plugin_publishers"),
+            "libceilo_plugin_publishers.so",
+        ),
+    ]);
+    let data = tempfile::tempdir().unwrap();
+    let pipeline = data.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "sources:\n  - name: notifications\n    meters: [\"instance\", \"memory\", \"vcpus\", \"disk.*\"]\n    sinks: [k]\n\
+         sinks:\n  - name: k\n    publishers: [\"file:samples.json\"]\n",
+    )
+    .unwrap();
+    let (exchange, topic) = (unique("nova-test"), unique("notifications.info"));
+    let agent = spawn_ceilo(
+        &[
+            "notification",
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.path().to_str().unwrap(),
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--exchange",
+            &exchange,
+            "--topic",
+            &topic,
+        ],
+        &[("CEILO_AMQP_URL", url.as_str())],
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // the agent declares its queue
+
+    let exists = fixture("nova_instance_exists.json");
+    let envelope = serde_json::json!({
+        "oslo.version": "2.0",
+        "oslo.message": String::from_utf8(exists).unwrap(),
+    });
+    publish_all(
+        &url,
+        &exchange,
+        &topic,
+        vec![
+            fixture("nova_instance_create_end.json"),
+            b"this is not JSON".to_vec(),
+            envelope.to_string().into_bytes(),
+            br#"{"payload": {"instance_id": "x"}}"#.to_vec(),
+            fixture("cinder_volume_create_end.json"),
+            fixture("glance_image_upload.json"),
+            fixture("nova_instance_delete_end.json"),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = stop_ceilo(agent, Duration::from_secs(20));
+
+    let samples: Vec<Sample> = std::fs::read_to_string(data.path().join("samples.json"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut per_instance: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
+    for s in &samples {
+        per_instance
+            .entry(s.resource_id())
+            .or_default()
+            .push((s.name(), s.volume()));
+    }
+    let created = "9f9d01b9-4a58-4271-9e27-398b21ab20d1";
+    let existing = "3a513875-95c9-4012-a3e7-f90c678854e5";
+    assert_eq!(
+        per_instance.len(),
+        2,
+        "only Nova instances produce samples: {per_instance:?}\n{log}"
+    );
+    assert_eq!(
+        per_instance[created].len(),
+        10,
+        "create.end and delete.end, 5 meters each"
+    );
+    assert!(per_instance[existing].contains(&("memory", 2048.0)));
+    assert!(per_instance[existing].contains(&("vcpus", 2.0)));
+    let s = samples
+        .iter()
+        .find(|s| s.resource_id() == existing)
+        .unwrap();
+    assert_eq!(s.project_id(), Some("7c150a59fe714e6f9263774af9688f0e"));
+    assert_eq!(
+        s.metadata_value("user_metadata.stack"),
+        Some(Value::from("s-22")),
+        "list-shaped metadata"
+    );
+
+    let dead = drain(&url, &format!("ceilo.{topic}.dead"));
+    let ids: Vec<Option<String>> = dead.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(
+        ids,
+        [Some("fixture-1".to_owned()), Some("fixture-3".to_owned())],
+        "the two malformed messages"
+    );
+    assert!(
+        log.contains("malformed notification rejected")
+            && log.contains("fixture-1")
+            && log.contains("not JSON"),
+        "{log}"
+    );
+    let _ = drain(&url, &format!("ceilo.{topic}"));
+}
