@@ -67,6 +67,37 @@ pub fn signed_value(sample: &Sample, secret: &str) -> Result<Value, PluginError>
     Ok(wire)
 }
 
+/// The sample's signed wire form as JSON bytes, serialised once: its canonical form
+/// with `message_signature` appended (receivers read fields by name, so the signature's
+/// place does not matter; `verify` re-canonicalises).
+///
+/// ```
+/// use ceilo_plugin_api::{Sample, SampleType};
+/// use ceilo_plugin_api::signing::{signed_bytes, verify};
+/// let s = Sample::new("cpu", SampleType::Cumulative, "ns", 1e9, "host");
+/// let wire: serde_json::Value = serde_json::from_slice(&signed_bytes(&s, "k").unwrap()).unwrap();
+/// assert!(verify(&wire, "k"));
+/// ```
+pub fn signed_bytes(sample: &Sample, secret: &str) -> Result<Vec<u8>, PluginError> {
+    let mut bytes = serde_jcs::to_vec(sample)
+        .map_err(|e| PluginError::invalid_input(format!("cannot canonicalise the sample: {e}")))?;
+    let mut m = mac(secret);
+    m.update(&bytes);
+    let sig = hex::encode(m.finalize().into_bytes());
+    if bytes.last() != Some(&b'}') {
+        return Err(PluginError::invalid_input(
+            "a sample's wire form is not a JSON object",
+        ));
+    }
+    bytes.pop();
+    bytes.extend_from_slice(b",\"");
+    bytes.extend_from_slice(SIGNATURE_FIELD.as_bytes());
+    bytes.extend_from_slice(b"\":\"");
+    bytes.extend_from_slice(sig.as_bytes());
+    bytes.extend_from_slice(b"\"}");
+    Ok(bytes)
+}
+
 /// Whether a received wire object carries a valid signature for `secret`, compared in
 /// constant time.
 pub fn verify(wire: &Value, secret: &str) -> bool {

@@ -243,6 +243,14 @@ async fn session(
         })
         .await
         .unwrap_or_default();
+        // One ack for the whole batch when every message went through; otherwise one
+        // by one, rejecting the malformed ones.
+        if outcomes.len() == batch.len() && outcomes.iter().all(Result::is_ok) {
+            if let Some(last) = batch.last() {
+                last.ack(BasicAckOptions { multiple: true }).await?;
+            }
+            continue;
+        }
         for (delivery, outcome) in batch
             .iter()
             .zip(outcomes.iter().map(Some).chain(std::iter::repeat(None)))
@@ -277,7 +285,7 @@ fn message_id(d: &Delivery) -> Option<String> {
 fn handle_batch(w: &mut Work, bodies: Vec<(Option<String>, Vec<u8>)>) -> Vec<Result<(), String>> {
     let mut outcomes = Vec::with_capacity(bodies.len());
     for (_id, body) in bodies {
-        let notification = match decode(&body) {
+        let (notification, enveloped) = match decode(&body) {
             Ok(n) => n,
             Err(reason) => {
                 outcomes.push(Err(reason));
@@ -289,7 +297,11 @@ fn handle_batch(w: &mut Work, bodies: Vec<(Option<String>, Vec<u8>)>) -> Vec<Res
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let text = notification.to_string();
+        // The body as received when it is the notification itself (no re-encoding).
+        let text = match (enveloped, String::from_utf8(body)) {
+            (false, Ok(text)) => text,
+            _ => notification.to_string(),
+        };
         let mut samples = SampleBatch::new();
         for h in w.handlers.iter_mut().filter(|h| h.wants(&event_type)) {
             match h.instance.handle(&text) {
@@ -332,10 +344,11 @@ fn process(sinks: &[Arc<Mutex<Sink>>], batch: SampleBatch) {
     }
 }
 
-/// The notification in a message body: plain, or inside an `oslo.message` v2.0
-/// envelope. Errors say why it is not one.
-pub fn decode(body: &[u8]) -> Result<Value, String> {
+/// The notification in a message body, plain or inside an `oslo.message` v2.0
+/// envelope (then `true`). Errors say why it is not one.
+pub fn decode(body: &[u8]) -> Result<(Value, bool), String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let enveloped = v.get("oslo.message").is_some();
     let v = match v.get("oslo.message") {
         Some(Value::String(inner)) => {
             let version = v.get("oslo.version").and_then(Value::as_str).unwrap_or("?");
@@ -349,7 +362,7 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
         _ => v,
     };
     match v.get("event_type") {
-        Some(Value::String(_)) => Ok(v),
+        Some(Value::String(_)) => Ok((v, enveloped)),
         Some(_) => Err("`event_type` is not a string".into()),
         None => Err("no `event_type`".into()),
     }
@@ -369,7 +382,8 @@ mod tests {
         let inner = serde_json::json!({"event_type": "volume.create.end", "payload": {"size": 1}})
             .to_string();
         let env = serde_json::json!({"oslo.version": "2.0", "oslo.message": inner}).to_string();
-        assert_eq!(decode(env.as_bytes()).unwrap()["payload"]["size"], 1);
+        let (v, enveloped) = decode(env.as_bytes()).unwrap();
+        assert_eq!((v["payload"]["size"].as_i64(), enveloped), (Some(1), true));
         assert!(decode(b"garbage").unwrap_err().starts_with("not JSON"));
         assert_eq!(
             decode(br#"{"payload": {}}"#).unwrap_err(),

@@ -127,18 +127,18 @@ impl Buffer {
         Some((payload, n))
     }
 
-    /// The broker confirmed the batch in flight: forget it.
-    pub fn commit(&self) {
+    /// The broker confirmed the oldest `n` samples in flight: forget them.
+    pub fn commit(&self, n: usize) {
         let mut s = self.lock();
-        let n = s.in_flight;
+        let n = n.min(s.in_flight);
         s.items.drain(..n);
-        s.in_flight = 0;
+        s.in_flight -= n;
         s.published += n as u64;
         drop(s);
         self.changed.notify_all();
     }
 
-    /// The batch in flight was not confirmed: it will be sent again.
+    /// The batches in flight were not all confirmed: they will be sent again.
     pub fn retry(&self) {
         self.lock().in_flight = 0;
         self.changed.notify_all();
@@ -188,7 +188,7 @@ mod tests {
         b.retry();
         let (payload, _) = b.take_batch(5, Duration::ZERO, Duration::ZERO).unwrap();
         assert_eq!(payload, b"[0,1,2]", "a failed batch is sent again");
-        b.commit();
+        b.commit(3);
         assert_eq!(b.counts().published, 3);
         assert!(b
             .take_batch(5, Duration::ZERO, Duration::from_millis(10))
@@ -197,12 +197,28 @@ mod tests {
     }
 
     #[test]
+    fn several_batches_in_flight_commit_in_order() {
+        let b = Buffer::new(10, Policy::Queue);
+        b.push(items(4));
+        let (first, _) = b.take_batch(2, Duration::ZERO, Duration::ZERO).unwrap();
+        let (second, _) = b.take_batch(2, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!(
+            (first.as_slice(), second.as_slice()),
+            (b"[0,1]".as_slice(), b"[2,3]".as_slice())
+        );
+        b.commit(2);
+        b.retry();
+        let (again, _) = b.take_batch(9, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!(again, b"[2,3]", "only the unconfirmed batch is sent again");
+    }
+
+    #[test]
     fn drop_policy_drops_the_oldest_not_in_flight_and_counts() {
         let b = Buffer::new(3, Policy::Drop);
         b.push(items(3));
         let _ = b.take_batch(1, Duration::ZERO, Duration::ZERO); // "0" in flight
         assert_eq!(b.push(items(2)), 2);
-        b.commit();
+        b.commit(1);
         let (payload, _) = b.take_batch(9, Duration::ZERO, Duration::ZERO).unwrap();
         assert_eq!(
             payload, b"[0,1]",
@@ -220,7 +236,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert!(!pusher.is_finished(), "blocked while full");
         let _ = b.take_batch(1, Duration::ZERO, Duration::ZERO);
-        b.commit();
+        b.commit(1);
         assert_eq!(pusher.join().unwrap(), 0);
         assert_eq!(b.counts().dropped, 0);
     }

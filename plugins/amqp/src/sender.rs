@@ -4,6 +4,7 @@
 //! broker goes away. A batch counts as sent only when the broker acks it without
 //! returning it (a returned message is unroutable: a failure).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +16,17 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind, PublisherConfirm,
+};
 
 use crate::buffer::Buffer;
 use crate::config::Config;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Messages awaiting their confirms at once.
+const WINDOW: usize = 8;
 
 /// Runs until `stop` is set and the buffer is empty (or the process ends).
 pub fn run(
@@ -68,36 +73,57 @@ pub fn run(
         was_connected = true;
         failures = 0;
         backoff = MIN_BACKOFF;
-        loop {
-            if stop.load(Ordering::Relaxed) && buffer.counts().buffered == 0 {
-                break;
+        // Up to WINDOW messages await their confirms at once; confirms come in order.
+        let mut pending: VecDeque<(PublisherConfirm, usize)> = VecDeque::new();
+        let lost = 'session: loop {
+            if pending.is_empty() && stop.load(Ordering::Relaxed) && buffer.counts().buffered == 0 {
+                break 'session None;
             }
-            let Some((payload, n)) =
-                buffer.take_batch(config.batch_size, config.linger, Duration::from_millis(200))
-            else {
-                if !conn.status().connected() {
+            while pending.len() < WINDOW {
+                let (linger, wait) = if pending.is_empty() {
+                    (config.linger, Duration::from_millis(200))
+                } else {
+                    (Duration::ZERO, Duration::ZERO)
+                };
+                let Some((payload, n)) = buffer.take_batch(config.batch_size, linger, wait) else {
                     break;
+                };
+                match rt.block_on(send(&channel, &config, &payload)) {
+                    Ok(confirm) => pending.push_back((confirm, n)),
+                    Err(e) => break 'session Some(e),
+                }
+            }
+            let Some((confirm, n)) = pending.pop_front() else {
+                if !conn.status().connected() {
+                    break 'session Some(
+                        lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed)
+                            .into(),
+                    );
                 }
                 continue;
             };
-            match rt.block_on(publish(&channel, &config, &payload)) {
-                Ok(()) => buffer.commit(),
+            match rt.block_on(confirmed(confirm, &config)) {
+                Ok(()) => buffer.commit(n),
                 Err(Failure::Refused(why)) => {
+                    let unsent = buffer.counts().buffered;
                     buffer.retry();
-                    retries.fetch_add(n as u64, Ordering::Relaxed);
-                    log_error!(
-                        "amqp publisher: {why}; {n} sample(s) kept and retried in {backoff:?}"
-                    );
+                    pending.clear();
+                    retries.fetch_add(unsent, Ordering::Relaxed);
+                    log_error!("amqp publisher: {why}; samples kept and retried in {backoff:?}");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                Err(Failure::Connection(e)) => {
-                    buffer.retry();
-                    retries.fetch_add(n as u64, Ordering::Relaxed);
-                    log_warn!("amqp publisher: lost {} ({e}); {n} unconfirmed sample(s) will be sent again", config.shown);
-                    break;
-                }
+                Err(Failure::Connection(e)) => break 'session Some(e),
             }
+        };
+        if let Some(e) = lost {
+            buffer.retry();
+            let unconfirmed: usize = pending.iter().map(|(_, n)| n).sum();
+            retries.fetch_add(unconfirmed as u64, Ordering::Relaxed);
+            log_warn!(
+                "amqp publisher: lost {} ({e}); {unconfirmed} unconfirmed sample(s) will be sent again",
+                config.shown
+            );
         }
         let _ = rt.block_on(conn.close(200, "ceilo publisher reconnecting".into()));
     }
@@ -110,7 +136,11 @@ enum Failure {
     Connection(lapin::Error),
 }
 
-async fn publish(channel: &Channel, config: &Config, payload: &[u8]) -> Result<(), Failure> {
+async fn send(
+    channel: &Channel,
+    config: &Config,
+    payload: &[u8],
+) -> Result<PublisherConfirm, lapin::Error> {
     let props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into());
@@ -118,7 +148,7 @@ async fn publish(channel: &Channel, config: &Config, payload: &[u8]) -> Result<(
         mandatory: true,
         ..BasicPublishOptions::default()
     };
-    let confirm = channel
+    channel
         .basic_publish(
             config.exchange.as_str().into(),
             config.routing_key.as_str().into(),
@@ -127,9 +157,10 @@ async fn publish(channel: &Channel, config: &Config, payload: &[u8]) -> Result<(
             props,
         )
         .await
-        .map_err(Failure::Connection)?
-        .await
-        .map_err(Failure::Connection)?;
+}
+
+async fn confirmed(confirm: PublisherConfirm, config: &Config) -> Result<(), Failure> {
+    let confirm = confirm.await.map_err(Failure::Connection)?;
     if !confirm.is_ack() {
         return Err(Failure::Refused(
             "the broker refused (nacked) a message".into(),
