@@ -240,8 +240,9 @@ async fn fill(url: &str, exchange: &str, topic: &str, body: &[u8], n: usize) {
         .await
         .expect("confirms");
     for _ in 0..n {
-        let _ = ch
-            .basic_publish(
+        // Confirms are awaited all at once below.
+        drop(
+            ch.basic_publish(
                 exchange.into(),
                 topic.into(),
                 BasicPublishOptions::default(),
@@ -249,7 +250,8 @@ async fn fill(url: &str, exchange: &str, topic: &str, body: &[u8], n: usize) {
                 BasicProperties::default(),
             )
             .await
-            .expect("publish");
+            .expect("publish"),
+        );
     }
     let _ = ch.wait_for_confirms().await.expect("confirms");
 }
