@@ -375,9 +375,10 @@ mod tests {
     #[test]
     fn decodes_plain_and_enveloped_notifications() {
         let plain = br#"{"event_type": "compute.instance.exists", "payload": {}}"#;
+        let (v, enveloped) = decode(plain).unwrap();
         assert_eq!(
-            decode(plain).unwrap()["event_type"],
-            "compute.instance.exists"
+            (v["event_type"].as_str(), enveloped),
+            (Some("compute.instance.exists"), false)
         );
         let inner = serde_json::json!({"event_type": "volume.create.end", "payload": {"size": 1}})
             .to_string();
