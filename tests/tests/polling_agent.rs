@@ -1,7 +1,6 @@
 //! The polling agent and `ceilo poll --once`, with the real plugins, on the real /proc.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ceilo_plugin_api::Sample;
@@ -10,41 +9,17 @@ use serde_json::Value;
 
 /// Runs `ceilo agent` for `run_for`, stops it with SIGTERM, returns its stderr.
 fn run_agent(pipeline: &Path, plugins: &Path, data: &Path, run_for: Duration) -> String {
-    let mut child = Command::new(ceilo_bin())
-        .args(["agent", "--pipeline"])
-        .arg(pipeline)
-        .arg("--plugin-dir")
-        .arg(plugins)
-        .arg("--data-dir")
-        .arg(data)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ceilo agent");
+    let (p, d, r) = (
+        pipeline.to_str().unwrap(),
+        plugins.to_str().unwrap(),
+        data.to_str().unwrap(),
+    );
+    let child = spawn_ceilo(
+        &["agent", "--pipeline", p, "--plugin-dir", d, "--data-dir", r],
+        &[],
+    );
     std::thread::sleep(run_for);
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("output");
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            assert!(
-                status.success(),
-                "the agent exits cleanly on SIGTERM: {status}\n{stderr}"
-            );
-            return stderr;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the agent did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stop_ceilo(child, Duration::from_secs(15))
 }
 
 fn samples(file: &Path) -> Vec<Sample> {

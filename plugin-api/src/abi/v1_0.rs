@@ -236,55 +236,49 @@ pub mod glue {
     use super::*;
 
     /// Collects a library's plugins for ABI 1.0.
-    #[derive(Default)]
     pub struct ListBuilder {
-        list: Option<PluginList>,
+        list: PluginList,
     }
 
     impl ListBuilder {
-        fn list(&mut self) -> &mut PluginList {
-            self.list.get_or_insert_with(|| PluginList {
-                pollers: RVec::new(),
-                notification_handlers: RVec::new(),
-                transformers: RVec::new(),
-                publishers: RVec::new(),
-            })
-        }
         /// Adds a poller.
         pub fn pollers<T: Poller>(&mut self, version: &str) {
-            let d = poller_descriptor::<T>(version);
-            self.list().pollers.push(d);
+            self.list.pollers.push(poller_descriptor::<T>(version));
         }
         /// Adds a notification handler.
         pub fn notification_handlers<T: NotificationHandler>(&mut self, version: &str) {
-            let d = notification_descriptor::<T>(version);
-            self.list().notification_handlers.push(d);
+            self.list
+                .notification_handlers
+                .push(notification_descriptor::<T>(version));
         }
         /// Adds a transformer.
         pub fn transformers<T: Transformer>(&mut self, version: &str) {
-            let d = transformer_descriptor::<T>(version);
-            self.list().transformers.push(d);
+            self.list
+                .transformers
+                .push(transformer_descriptor::<T>(version));
         }
         /// Adds a publisher.
         pub fn publishers<T: Publisher>(&mut self, version: &str) {
-            self.list().publishers.push(PublisherDescriptor {
+            self.list.publishers.push(PublisherDescriptor {
                 info: info::<T>(version),
                 create: create_publisher::<T>,
             });
-        }
-        /// The finished list.
-        pub fn finish(mut self) -> PluginList {
-            self.list();
-            self.list.take().unwrap_or_else(|| unreachable!())
         }
     }
 
     /// Runs the macro-written list function under the panic guard.
     pub fn plugin_list(fill: impl FnOnce(&mut ListBuilder)) -> RResult<PluginList, PluginError> {
         guard("listing plugins", || {
-            let mut b = ListBuilder::default();
+            let mut b = ListBuilder {
+                list: PluginList {
+                    pollers: RVec::new(),
+                    notification_handlers: RVec::new(),
+                    transformers: RVec::new(),
+                    publishers: RVec::new(),
+                },
+            };
             fill(&mut b);
-            Ok(b.finish())
+            Ok(b.list)
         })
         .into()
     }
