@@ -325,3 +325,49 @@ pub fn stop_ceilo(child: std::process::Child, within: std::time::Duration) -> St
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Takes every message waiting in `queue` (acking each), then deletes the queue:
+/// (AMQP message id, body) in arrival order.
+pub fn drain_queue(url: &str, queue: &str) -> Vec<(Option<String>, Vec<u8>)> {
+    use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .expect("connect to RabbitMQ");
+        let ch = conn.create_channel().await.expect("channel");
+        let mut out = Vec::new();
+        while let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .expect("basic_get")
+        {
+            let id = m
+                .delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string());
+            out.push((id, m.delivery.data.clone()));
+            m.delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("ack");
+        }
+        let _ = ch
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await;
+        out
+    })
+}
+
+/// The samples in every message of `queue` (each a JSON array), queue then deleted.
+pub fn drain_samples(url: &str, queue: &str) -> Vec<serde_json::Value> {
+    drain_queue(url, queue)
+        .into_iter()
+        .flat_map(|(_, body)| {
+            serde_json::from_slice::<Vec<serde_json::Value>>(&body)
+                .expect("a JSON array of samples")
+        })
+        .collect()
+}

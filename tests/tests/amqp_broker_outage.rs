@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use ceilo_plugin_api::Sample;
 use ceilo_tests::*;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
-use serde_json::Value;
 
 fn rabbitmqctl(args: &[&str]) {
     let out = Command::new("rabbitmqctl")
@@ -23,34 +21,6 @@ fn rabbitmqctl(args: &[&str]) {
         "rabbitmqctl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn drain(url: &str, queue: &str) -> Vec<Value> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-            .await
-            .expect("connect");
-        let ch = conn.create_channel().await.expect("channel");
-        let mut out = Vec::new();
-        while let Some(msg) = ch
-            .basic_get(queue.into(), BasicGetOptions::default())
-            .await
-            .expect("get")
-        {
-            out.extend(
-                serde_json::from_slice::<Vec<Value>>(&msg.delivery.data).expect("JSON array"),
-            );
-            msg.delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .expect("ack");
-        }
-        let _ = ch
-            .queue_delete(queue.into(), QueueDeleteOptions::default())
-            .await;
-        out
-    })
 }
 
 #[test]
@@ -104,7 +74,7 @@ fn nothing_is_lost_when_the_broker_restarts() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let got = drain(&url, &queue);
+    let got = drain_samples(&url, &queue);
     let ids: Vec<&str> = got
         .iter()
         .map(|v| v["message_id"].as_str().unwrap())

@@ -8,42 +8,6 @@ use std::time::Duration;
 use ceilo_plugin_api::signing;
 use ceilo_plugin_api::Sample;
 use ceilo_tests::*;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeleteOptions};
-use serde_json::Value;
-
-/// Every message waiting in `queue`, each a JSON array of samples.
-fn drain(url: &str, queue: &str) -> Vec<Value> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-            .await
-            .expect("connect");
-        let ch = conn.create_channel().await.expect("channel");
-        let mut out = Vec::new();
-        while let Some(msg) = ch
-            .basic_get(queue.into(), BasicGetOptions::default())
-            .await
-            .expect("get")
-        {
-            let batch: Vec<Value> =
-                serde_json::from_slice(&msg.delivery.data).expect("a JSON array");
-            assert_eq!(
-                msg.delivery.properties.delivery_mode(),
-                &Some(2),
-                "persistent"
-            );
-            msg.delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .expect("ack");
-            out.extend(batch);
-        }
-        let _ = ch
-            .queue_delete(queue.into(), QueueDeleteOptions::default())
-            .await;
-        out
-    })
-}
 
 fn produced(file: &Path) -> Vec<Sample> {
     std::fs::read_to_string(file)
@@ -101,7 +65,7 @@ fn every_sample_arrives_once_signed() {
         "several cycles of 5 meters: {}\n{log}",
         sent.len()
     );
-    let got = drain(&url, &queue);
+    let got = drain_samples(&url, &queue);
     let ids: Vec<&str> = got
         .iter()
         .map(|v| v["message_id"].as_str().unwrap())

@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use ceilo_plugin_api::Sample;
 use ceilo_tests::*;
-use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions,
-    QueueDeleteOptions,
-};
+use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
 use serde_json::Value;
@@ -50,39 +47,6 @@ fn publish_all(url: &str, exchange: &str, topic: &str, bodies: Vec<Vec<u8>>) {
             .expect("confirm");
         }
     });
-}
-
-fn drain(url: &str, queue: &str) -> Vec<(Option<String>, Vec<u8>)> {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-            .await
-            .expect("connect");
-        let ch = conn.create_channel().await.expect("channel");
-        let mut out = Vec::new();
-        while let Some(m) = ch
-            .basic_get(queue.into(), BasicGetOptions::default())
-            .await
-            .expect("get")
-        {
-            out.push((
-                m.delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|s| s.to_string()),
-                m.delivery.data.clone(),
-            ));
-            m.delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .expect("ack");
-        }
-        let _ = ch
-            .queue_delete(queue.into(), QueueDeleteOptions::default())
-            .await;
-        out
-    })
 }
 
 #[test]
@@ -184,7 +148,7 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
         "list-shaped metadata"
     );
 
-    let dead = drain(&url, &format!("ceilo.{topic}.dead"));
+    let dead = drain_queue(&url, &format!("ceilo.{topic}.dead"));
     let ids: Vec<Option<String>> = dead.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(
         ids,
@@ -197,5 +161,5 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
             && log.contains("not JSON"),
         "{log}"
     );
-    let _ = drain(&url, &format!("ceilo.{topic}"));
+    let _ = drain_queue(&url, &format!("ceilo.{topic}"));
 }

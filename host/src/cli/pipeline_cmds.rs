@@ -195,6 +195,18 @@ pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
     for line in runtime.describe() {
         tracing::info!(target: "ceilo::agent", "{line}");
     }
+    run_until_signal(|stop| crate::services::agent::run(runtime, stop))?;
+    tracing::info!(target: "ceilo::agent", "stopped");
+    Ok(())
+}
+
+/// Runs a service on a new tokio runtime; its receiver turns true on SIGINT/SIGTERM.
+fn run_until_signal<F>(
+    service: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F,
+) -> Result<(), PipelineCommandError>
+where
+    F: std::future::Future<Output = ()>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -205,9 +217,8 @@ pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
             wait_for_signal().await;
             let _ = tx.send(true);
         });
-        crate::services::agent::run(runtime, rx).await;
+        service(rx).await;
     });
-    tracing::info!(target: "ceilo::agent", "stopped");
     Ok(())
 }
 
@@ -294,18 +305,7 @@ pub fn notification_command(
         topic: n.topic.clone(),
         prefetch: n.prefetch.max(1),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(PipelineCommandError::Runtime)?;
-    rt.block_on(async move {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            let _ = tx.send(true);
-        });
-        notification::run(settings, handlers, runtime, rx).await;
-    });
+    run_until_signal(|stop| notification::run(settings, handlers, runtime, stop))?;
     tracing::info!(target: "ceilo::notification", "stopped");
     Ok(())
 }
