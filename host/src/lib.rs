@@ -9,4 +9,5 @@ pub mod loader;
 pub mod logging;
 pub mod pipeline;
 pub mod plugin_dir;
+pub mod redact;
 pub mod services;

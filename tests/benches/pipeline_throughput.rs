@@ -64,7 +64,6 @@ fn main() {
         registry: &registry,
         poller_meters: &meters,
         handler_meters: &pipeline::handler_meters(&registry),
-        host_publishers: &[],
     };
     let config = pipeline::parse(std::path::Path::new("bench.yaml"), PIPELINE, &catalog)
         .expect("valid pipeline");

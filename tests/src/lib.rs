@@ -31,12 +31,13 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-/// Every plugin-library crate of the workspace: built-ins and test fixtures.
-pub const BUILT_IN: [&str; 4] = [
+/// The built-in plugin libraries (crate names).
+pub const BUILT_IN: [&str; 5] = [
     "ceilo_plugin_system",
     "ceilo_plugin_transformers",
     "ceilo_plugin_publishers",
     "ceilo_plugin_notifications",
+    "ceilo_plugin_amqp",
 ];
 
 /// Builds the host and every plugin library of the workspace (debug), once per test

@@ -159,3 +159,27 @@ fn the_default_pipeline_is_valid_and_its_wiring_is_printed() {
         "{out}"
     );
 }
+
+#[test]
+fn passwords_in_publisher_urls_are_never_printed() {
+    let plugins = built_in_plugin_dir();
+    let yaml = "sources:\n  - name: s\n    meters: [cpu]\n    sinks: [k]\n\
+                sinks:\n  - name: k\n    publishers: [\"amqp://ceilo:hunter2@127.0.0.1/%2f\", \"amqq://ceilo:hunter2@h/\"]\n";
+    let (code, out, err, _dir) = validate(yaml, plugins.path());
+    assert_ne!(code, 0, "amqq is not a publisher");
+    assert!(
+        err.contains("unknown publisher `amqq` in `amqq://ceilo:***@h/` (did you mean `amqp`?"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("hunter2") && !err.contains("hunter2"),
+        "{out}{err}"
+    );
+    let fixed = yaml.replace(", \"amqq://ceilo:hunter2@h/\"", "");
+    let (code, out, err, _dir) = validate(&fixed, plugins.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("amqp://ceilo:***@127.0.0.1/%2f") && !out.contains("hunter2"),
+        "{out}"
+    );
+}

@@ -65,7 +65,6 @@ fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
         registry: &registry,
         poller_meters: &meters,
         handler_meters: &pipeline::handler_meters(&registry),
-        host_publishers: &[],
     };
     let config = pipeline::load(&args.pipeline, &catalog).map_err(PipelineCommandError::Config)?;
     Ok(Loaded {
@@ -127,7 +126,11 @@ pub fn validate_command(
                 continue;
             };
             let ts: Vec<&str> = sink.transformers.iter().map(|t| t.name.as_str()).collect();
-            let ps: Vec<&str> = sink.publishers.iter().map(|p| p.url.as_str()).collect();
+            let ps: Vec<String> = sink
+                .publishers
+                .iter()
+                .map(|p| crate::redact::mask_url(&p.url))
+                .collect();
             writeln!(
                 out,
                 "  → sink {}: {} → {}",

@@ -13,6 +13,7 @@ use super::error::{ConfigError, ConfigErrors};
 use super::meters::MeterFilter;
 use super::positions::Positions;
 use crate::loader::{closest, CreateError, PluginKind, PluginRegistry};
+use crate::redact::mask_url;
 
 /// A validated pipeline definition.
 #[derive(Debug, Clone)]
@@ -81,8 +82,6 @@ pub struct Catalog<'a> {
     pub poller_meters: &'a BTreeMap<String, Vec<String>>,
     /// Meters declared by each notification handler (empty: not known in advance).
     pub handler_meters: &'a BTreeMap<String, Vec<String>>,
-    /// Publisher schemes the host itself provides (none yet; `direct` later).
-    pub host_publishers: &'a [&'a str],
 }
 
 /// Reads and validates a pipeline file.
@@ -444,12 +443,11 @@ impl Validator {
             self.err(path, ctx, "no publishers: list at least one publisher URL under `publishers` (e.g. file:samples.json)");
         }
         let urls = self.strings(&items, &join(path, "publishers"), ctx);
-        let mut known: Vec<String> = catalog.registry.names(PluginKind::Publisher);
-        known.extend(catalog.host_publishers.iter().map(|s| s.to_string()));
+        let known: Vec<String> = catalog.registry.names(PluginKind::Publisher);
         for (i, url) in urls.iter().enumerate() {
             let scheme = url.split(':').next().unwrap_or("").to_owned();
             if scheme.is_empty() || !url.contains(':') {
-                self.err(&format!("{path}.publishers[{i}]"), ctx, format!("`{url}` is not a publisher URL (scheme://…, e.g. file:///var/lib/ceilo/samples.json)"));
+                self.err(&format!("{path}.publishers[{i}]"), ctx, format!("`{}` is not a publisher URL (scheme://…, e.g. file:///var/lib/ceilo/samples.json)", mask_url(url)));
                 continue;
             }
             if !known.contains(&scheme) {
@@ -460,7 +458,8 @@ impl Validator {
                     &format!("{path}.publishers[{i}]"),
                     ctx,
                     format!(
-                        "unknown publisher `{scheme}` in `{url}` ({guess}loaded publishers: {})",
+                        "unknown publisher `{scheme}` in `{}` ({guess}loaded publishers: {})",
+                        mask_url(url),
                         known.join(", ")
                     ),
                 );

@@ -27,7 +27,11 @@ pub struct PluginOutput {
 
 impl Output for PluginOutput {
     fn describe(&self) -> String {
-        format!("publisher `{}` ({})", self.publisher.name(), self.url)
+        format!(
+            "publisher `{}` ({})",
+            self.publisher.name(),
+            crate::redact::mask_url(&self.url)
+        )
     }
     fn publish(&mut self, batch: &[Sample]) -> Result<(), String> {
         self.publisher.publish(batch).map_err(|e| e.to_string())

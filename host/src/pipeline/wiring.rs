@@ -157,7 +157,12 @@ pub fn wire(
             OutputMode::Stdout => outputs.push(Box::new(StdoutOutput)),
             OutputMode::Publishers => {
                 for (i, p) in sc.publishers.iter().enumerate() {
-                    let instance = format!("sink {}, publisher {} ({})", sc.name, i + 1, p.url);
+                    let instance = format!(
+                        "sink {}, publisher {} ({})",
+                        sc.name,
+                        i + 1,
+                        crate::redact::mask_url(&p.url)
+                    );
                     let publisher = registry
                         .create_publisher(
                             &p.scheme,

@@ -21,14 +21,13 @@ use ceilo_plugin_api::{
 
 use buffer::Buffer;
 use config::Config;
+use sender::Shared;
 
 /// Publishes samples to RabbitMQ.
 pub struct AmqpPublisher {
     config: Config,
     secret: Option<String>,
-    buffer: Arc<Buffer>,
-    stop: Arc<AtomicBool>,
-    retries: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 impl Plugin for AmqpPublisher {
@@ -41,27 +40,23 @@ impl Plugin for AmqpPublisher {
             .get("url")?
             .ok_or_else(|| PluginError::invalid_parameters("missing `url` (amqp://host/vhost)"))?;
         let config = Config::parse(&raw)?;
-        let buffer = Arc::new(Buffer::new(config.buffer, config.policy));
-        let stop = Arc::new(AtomicBool::new(false));
-        let retries = Arc::new(AtomicU64::new(0));
-        let (c, b, s, r) = (
-            config.clone(),
-            buffer.clone(),
-            stop.clone(),
-            retries.clone(),
-        );
+        let shared = Arc::new(Shared {
+            buffer: Buffer::new(config.buffer, config.policy),
+            stop: AtomicBool::new(false),
+            retries: AtomicU64::new(0),
+            broker_down: AtomicBool::new(false),
+        });
+        let (c, s) = (config.clone(), shared.clone());
         std::thread::Builder::new()
             .name("ceilo-amqp".into())
-            .spawn(move || sender::run(c, b, s, r))
+            .spawn(move || sender::run(c, s))
             .map_err(|e| {
                 PluginError::unavailable(format!("cannot start the sender thread: {e}"))
             })?;
         Ok(AmqpPublisher {
             config,
             secret: context.telemetry_secret().map(str::to_owned),
-            buffer,
-            stop,
-            retries,
+            shared,
         })
     }
 }
@@ -80,7 +75,7 @@ impl Publisher for AmqpPublisher {
                     .map_err(|e| PluginError::invalid_input(e.to_string()))?,
             );
         }
-        let dropped = self.buffer.push(items);
+        let dropped = self.shared.buffer.push(items);
         if dropped > 0 {
             log_warn!(
                 "amqp publisher: buffer full ({} samples) with {} unreachable: dropped {dropped} oldest sample(s) (policy=drop)",
@@ -92,25 +87,32 @@ impl Publisher for AmqpPublisher {
     }
 
     fn flush(&mut self) -> Result<(), PluginError> {
-        if self.buffer.wait_empty(self.config.flush_timeout) {
-            Ok(())
-        } else {
-            Err(PluginError::unavailable(format!(
-                "{} sample(s) still waiting for {} after {:?}; they stay buffered",
-                self.buffer.counts().buffered,
-                self.config.shown,
-                self.config.flush_timeout
-            )))
+        let buffer = &self.shared.buffer;
+        // With the broker known to be away, waiting would only stall the pipeline.
+        let down = self.shared.broker_down.load(Ordering::Relaxed);
+        if buffer.counts().buffered == 0 || (!down && buffer.wait_empty(self.config.flush_timeout))
+        {
+            return Ok(());
         }
+        Err(PluginError::unavailable(format!(
+            "{} sample(s) still waiting for {} ({}); they stay buffered",
+            buffer.counts().buffered,
+            self.config.shown,
+            if down {
+                "the broker is unreachable".to_owned()
+            } else {
+                format!("not confirmed within {:?}", self.config.flush_timeout)
+            }
+        )))
     }
 
     fn stats(&self) -> Vec<Counter> {
-        let c = self.buffer.counts();
+        let c = self.shared.buffer.counts();
         vec![
             Counter::new("published", c.published),
             Counter::new("buffered", c.buffered),
             Counter::new("dropped", c.dropped),
-            Counter::new("retried", self.retries.load(Ordering::Relaxed)),
+            Counter::new("retried", self.shared.retries.load(Ordering::Relaxed)),
         ]
     }
 }
@@ -118,7 +120,7 @@ impl Publisher for AmqpPublisher {
 impl Drop for AmqpPublisher {
     fn drop(&mut self) {
         // The sender drains what is buffered, then stops.
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
     }
 }
 

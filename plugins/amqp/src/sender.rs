@@ -5,7 +5,7 @@
 //! returning it (a returned message is unroutable: a failure).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,13 +28,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Messages awaiting their confirms at once.
 const WINDOW: usize = 8;
 
+/// What the plugin instance and its sender thread share.
+pub struct Shared {
+    /// Samples waiting for the broker.
+    pub buffer: Buffer,
+    /// Set when the instance is dropped: drain, then stop.
+    pub stop: AtomicBool,
+    /// Samples sent again after a failure.
+    pub retries: AtomicU64,
+    /// Set when the broker could not be reached or the connection was lost; cleared
+    /// on connecting. (Not set while the first connection is still being made.)
+    pub broker_down: AtomicBool,
+}
+
 /// Runs until `stop` is set and the buffer is empty (or the process ends).
-pub fn run(
-    config: Config,
-    buffer: Arc<Buffer>,
-    stop: Arc<AtomicBool>,
-    retries: Arc<std::sync::atomic::AtomicU64>,
-) {
+pub fn run(config: Config, shared: Arc<Shared>) {
+    let (buffer, stop, retries) = (&shared.buffer, &shared.stop, &shared.retries);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -64,6 +73,7 @@ pub fn run(
                     );
                 }
                 was_connected = false;
+                shared.broker_down.store(true, Ordering::Relaxed);
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
@@ -71,6 +81,7 @@ pub fn run(
         };
         log_info!("amqp publisher: connected to {}", config.shown);
         was_connected = true;
+        shared.broker_down.store(false, Ordering::Relaxed);
         failures = 0;
         backoff = MIN_BACKOFF;
         // Up to WINDOW messages await their confirms at once; confirms come in order.
@@ -117,6 +128,7 @@ pub fn run(
             }
         };
         if let Some(e) = lost {
+            shared.broker_down.store(true, Ordering::Relaxed);
             buffer.retry();
             let unconfirmed: usize = pending.iter().map(|(_, n)| n).sum();
             retries.fetch_add(unconfirmed as u64, Ordering::Relaxed);
