@@ -36,6 +36,9 @@ pub struct Context {
     pub abi_version: String,
     /// A directory the plugin may keep state in, if the host has one.
     pub data_dir: Option<PathBuf>,
+    /// The host is only checking a configuration (`ceilo validate`): report problems
+    /// a running plugin would skip with a warning as parameter errors instead.
+    pub validating: bool,
     telemetry_secret: Option<String>,
 }
 
@@ -63,6 +66,11 @@ impl Context {
     /// Sets the ABI version the plugin was loaded with.
     pub fn with_abi_version(mut self, v: impl Into<String>) -> Self {
         self.abi_version = v.into();
+        self
+    }
+    /// Marks the instance as created for validation only.
+    pub fn validating(mut self) -> Self {
+        self.validating = true;
         self
     }
     /// Sets the data directory.
@@ -96,6 +104,7 @@ impl fmt::Debug for Context {
             .field("host_version", &self.host_version)
             .field("abi_version", &self.abi_version)
             .field("data_dir", &self.data_dir)
+            .field("validating", &self.validating)
             .field(
                 "telemetry_secret",
                 &self.telemetry_secret.as_ref().map(|_| "***"),

@@ -61,6 +61,7 @@
 
 pub mod abi;
 mod batch;
+pub mod compat;
 mod context;
 mod error;
 mod export;

@@ -63,7 +63,7 @@ fn main() {
     let catalog = Catalog {
         registry: &registry,
         poller_meters: &meters,
-        handler_meters: &pipeline::handler_meters(&registry),
+        handler_meters: &pipeline::handler_meters(&registry, &Default::default()),
     };
     let config = pipeline::parse(std::path::Path::new("bench.yaml"), PIPELINE, &catalog)
         .expect("valid pipeline");

@@ -163,3 +163,131 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
     );
     let _ = drain_queue(&url, &format!("ceilo.{topic}"));
 }
+
+#[test]
+fn the_declarative_handler_runs_ceilometer_meter_definitions() {
+    let Some(url) = rabbitmq() else { return };
+    let plugins = plugin_dir(&[
+        (
+            &library("ceilo_plugin_notifications"),
+            "libceilo_plugin_notifications.so",
+        ),
+        (
+            &library("ceilo_plugin_publishers"),
+            "libceilo_plugin_publishers.so",
+        ),
+    ]);
+    let data = tempfile::tempdir().unwrap();
+    let pipeline = data.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "sources:\n  - name: n\n    meters: [\"volume.size\", \"image.size\"]\n    sinks: [k]\n\
+         sinks:\n  - name: k\n    publishers: [\"file:samples.json\"]\n",
+    )
+    .unwrap();
+    let handlers = data.path().join("handlers.yaml");
+    let meters = workspace_root().join("tests/notifications/ceilometer_meters.yaml");
+    std::fs::write(
+        &handlers,
+        format!("declarative:\n  definitions_file: {}\n", meters.display()),
+    )
+    .unwrap();
+    let (exchange, topic) = (unique("cinder-test"), unique("notifications.info"));
+    let (p, d, dd, h) = (
+        pipeline.to_str().unwrap(),
+        plugins.path().to_str().unwrap(),
+        data.path().to_str().unwrap(),
+        handlers.to_str().unwrap(),
+    );
+    let agent = spawn_ceilo(
+        &[
+            "notification",
+            "--pipeline",
+            p,
+            "--plugin-dir",
+            d,
+            "--data-dir",
+            dd,
+            "--handler-config",
+            h,
+            "--exchange",
+            &exchange,
+            "--topic",
+            &topic,
+        ],
+        &[("CEILO_AMQP_URL", url.as_str())],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    publish_all(
+        &url,
+        &exchange,
+        &topic,
+        vec![
+            fixture("cinder_volume_create_end.json"),
+            fixture("glance_image_upload.json"),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = stop_ceilo(agent, Duration::from_secs(20));
+    let samples: Vec<Sample> = std::fs::read_to_string(data.path().join("samples.json"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<(&str, f64, &str)> = samples
+        .iter()
+        .map(|s| (s.name(), s.volume(), s.resource_id()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("volume.size", 2.0, "3b761164-84b4-4eb3-8fcb-1974c641d6ef"),
+            (
+                "image.size",
+                13147648.0,
+                "fda54a44-3f96-40bf-ab07-0a4ce9e1761d"
+            )
+        ],
+        "{log}"
+    );
+    let _ = drain_queue(&url, &format!("ceilo.{topic}"));
+    let _ = drain_queue(&url, &format!("ceilo.{topic}.dead"));
+
+    // `ceilo validate` reports a bad definition, naming it.
+    let bad = data.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "declarative:\n  definitions:\n    metric:\n      - {name: broken, event_type: x, type: rate, unit: u, volume: 1, resource_id: r}\n",
+    )
+    .unwrap();
+    let (code, _, err) = run_ceilo(&[
+        "validate",
+        "--pipeline",
+        p,
+        "--plugin-dir",
+        d,
+        "--handler-config",
+        bad.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("bad.yaml")
+            && err.contains("\"broken\"")
+            && err.contains("invalid type `rate`"),
+        "{err}"
+    );
+    let (code, out, err) = run_ceilo(&[
+        "validate",
+        "--pipeline",
+        p,
+        "--plugin-dir",
+        d,
+        "--handler-config",
+        h,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("notification handler declarative: ok"),
+        "{out}"
+    );
+}

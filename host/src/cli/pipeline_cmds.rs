@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::loader::PluginRegistry;
 use crate::pipeline::{
-    self, Catalog, ConfigErrors, HostSettings, OutputMode, PipelineConfig, Runtime,
+    self, Catalog, ConfigErrors, HandlerParams, HostSettings, OutputMode, PipelineConfig, Runtime,
 };
 use crate::plugin_dir;
 
@@ -21,6 +21,10 @@ pub struct PipelineArgs {
     /// Where plugins keep their files (relative `file:` publisher paths land here).
     #[arg(long, env = "CEILO_DATA_DIR", default_value = "ceilo-data")]
     pub data_dir: PathBuf,
+    /// Parameters for notification handlers: a YAML mapping of handler name to its
+    /// parameters (e.g. `declarative: {definitions_file: /etc/ceilo/meters.yaml}`).
+    #[arg(long, env = "CEILO_HANDLER_CONFIG")]
+    pub handler_config: Option<PathBuf>,
     /// Secret for signing published samples (empty: unsigned).
     #[arg(
         long,
@@ -40,6 +44,9 @@ pub enum PipelineCommandError {
     /// The configuration is invalid.
     #[error("{0}")]
     Config(ConfigErrors),
+    /// The handler configuration is invalid.
+    #[error("{0}")]
+    HandlerConfig(String),
     /// A plugin instance could not be created.
     #[error(transparent)]
     Wiring(#[from] pipeline::WiringError),
@@ -55,21 +62,59 @@ struct Loaded {
     registry: PluginRegistry,
     config: PipelineConfig,
     meters: std::collections::BTreeMap<String, Vec<String>>,
+    handler_params: HandlerParams,
+}
+
+/// Reads `--handler-config`: handler name → parameters; names must be loaded handlers.
+fn handler_params(
+    args: &PipelineArgs,
+    registry: &PluginRegistry,
+) -> Result<HandlerParams, PipelineCommandError> {
+    let Some(file) = &args.handler_config else {
+        return Ok(HandlerParams::new());
+    };
+    let bad = |m: String| PipelineCommandError::HandlerConfig(format!("{}: {m}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    let mut yaml: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+    yaml.apply_merge().map_err(|e| bad(e.to_string()))?;
+    let params: HandlerParams =
+        serde_json::from_value(serde_json::to_value(yaml).map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| {
+                bad(format!(
+                    "expected a mapping of handler name to parameters: {e}"
+                ))
+            })?;
+    let known = registry.names(crate::loader::PluginKind::Notification);
+    for name in params.keys() {
+        if !known.contains(name) {
+            let guess = crate::loader::closest(name, &known)
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "no notification handler named `{name}` is loaded ({guess}loaded: {})",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(params)
 }
 
 fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
     let dir = plugin_dir::resolve(args.plugin_dir.as_deref());
     let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
     let meters = pipeline::poller_meters(&registry);
+    let handler_params = handler_params(args, &registry)?;
     let catalog = Catalog {
         registry: &registry,
         poller_meters: &meters,
-        handler_meters: &pipeline::handler_meters(&registry),
+        handler_meters: &pipeline::handler_meters(&registry, &handler_params),
     };
     let config = pipeline::load(&args.pipeline, &catalog).map_err(PipelineCommandError::Config)?;
     Ok(Loaded {
         registry,
         config,
+        handler_params,
         meters,
     })
 }
@@ -143,6 +188,32 @@ pub fn validate_command(
                 ps.join(", ")
             )?;
         }
+    }
+    writeln!(out)?;
+    let mut handler_errors = Vec::new();
+    for name in l.registry.names(crate::loader::PluginKind::Notification) {
+        let configured = l.handler_params.contains_key(&name);
+        let ctx = ceilo_plugin_api::Context::new(name.as_str(), "validation").validating();
+        let params = pipeline::handler_parameters(&l.handler_params, &name);
+        match l.registry.create_notification(&name, &params, ctx) {
+            Ok(_) => writeln!(out, "notification handler {name}: ok")?,
+            Err(e) if configured => handler_errors.push(e.to_string()),
+            Err(e) => writeln!(
+                out,
+                "notification handler {name}: not usable without parameters ({e})"
+            )?,
+        }
+    }
+    if !handler_errors.is_empty() {
+        let file = args
+            .handler_config
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        return Err(PipelineCommandError::HandlerConfig(format!(
+            "{file}: {}",
+            handler_errors.join("; ")
+        )));
     }
     let unused: Vec<&str> = c
         .sinks
@@ -286,7 +357,11 @@ pub fn notification_command(
             .with_data_dir(host.data_dir.clone());
         let created = l
             .registry
-            .create_notification(&name, &serde_json::json!({}), ctx)
+            .create_notification(
+                &name,
+                &pipeline::handler_parameters(&l.handler_params, &name),
+                ctx,
+            )
             .map_err(|e| e.to_string())
             .and_then(Handler::new);
         match created {

@@ -18,6 +18,6 @@ pub use meters::MeterFilter;
 pub use positions::{Pos, Positions};
 pub use sink::{Sink, SinkReport};
 pub use wiring::{
-    handler_meters, poller_meters, wire, HostSettings, OutputMode, PollerSlot, Runtime,
-    SourceRuntime, WiringError,
+    handler_meters, handler_parameters, poller_meters, wire, HandlerParams, HostSettings,
+    OutputMode, PollerSlot, Runtime, SourceRuntime, WiringError,
 };

@@ -98,26 +98,37 @@ pub fn poller_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>>
     out
 }
 
-/// The meters each loaded notification handler declares (empty: not known).
-pub fn handler_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>> {
+/// Parameters for notification handlers, by handler name (`--handler-config`).
+pub type HandlerParams = BTreeMap<String, serde_json::Value>;
+
+/// The parameters of handler `name` (`{}` when none are configured).
+pub fn handler_parameters(params: &HandlerParams, name: &str) -> serde_json::Value {
+    params
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}))
+}
+
+/// The meters each usable notification handler declares (empty: not known).
+pub fn handler_meters(
+    registry: &PluginRegistry,
+    params: &HandlerParams,
+) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for name in registry.names(PluginKind::Notification) {
         let meters = registry
             .create_notification(
                 &name,
-                &serde_json::json!({}),
+                &handler_parameters(params, &name),
                 Context::new(name.as_str(), "meter discovery"),
             )
             .map_err(|e| e.to_string())
             .and_then(|mut h| h.meters().map_err(|e| e.to_string()));
-        match meters {
-            Ok(m) => {
-                out.insert(name, m);
-            }
-            // Handlers that need parameters cannot say here; they may produce anything.
-            Err(_) => {
-                out.insert(name, Vec::new());
-            }
+        // A handler that cannot be created without its parameters does not run, so it
+        // produces nothing; one that runs but cannot list its meters (empty) may
+        // produce anything.
+        if let Ok(m) = meters {
+            out.insert(name, m);
         }
     }
     out

@@ -196,7 +196,7 @@ fn rename(
     })?;
     Ok(Some(Rename {
         from: re,
-        to: python_replacement(&to),
+        to: ceilo_plugin_api::compat::python_replacement(&to),
     }))
 }
 
@@ -205,49 +205,6 @@ fn map(rule: &Option<Rename>, value: &str) -> Option<String> {
     let r = rule.as_ref()?;
     let out = r.from.replace_all(value, r.to.as_str()).into_owned();
     (!out.is_empty()).then_some(out)
-}
-
-/// Converts a Python replacement (`\1`, `\g<name>`) to the regex crate's (`${1}`,
-/// `${name}`), escaping literal `$`.
-pub fn python_replacement(py: &str) -> String {
-    let mut out = String::with_capacity(py.len());
-    let mut chars = py.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '$' => out.push_str("$$"),
-            '\\' => match chars.peek().copied() {
-                Some(d) if d.is_ascii_digit() => {
-                    let mut n = String::new();
-                    while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
-                        n.push(d);
-                        chars.next();
-                    }
-                    out.push_str(&format!("${{{n}}}"));
-                }
-                Some('g') => {
-                    chars.next();
-                    let mut name = String::new();
-                    if chars.peek() == Some(&'<') {
-                        chars.next();
-                        for d in chars.by_ref() {
-                            if d == '>' {
-                                break;
-                            }
-                            name.push(d);
-                        }
-                    }
-                    out.push_str(&format!("${{{name}}}"));
-                }
-                Some('\\') => {
-                    chars.next();
-                    out.push('\\');
-                }
-                _ => out.push('\\'),
-            },
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// A sample seen by an expression.
@@ -278,9 +235,18 @@ mod tests {
 
     #[test]
     fn python_replacements() {
-        assert_eq!(python_replacement(r"disk.\1.bytes"), "disk.${1}.bytes");
-        assert_eq!(python_replacement(r"\g<dev>_x"), "${dev}_x");
-        assert_eq!(python_replacement("cost$"), "cost$$");
+        assert_eq!(
+            ceilo_plugin_api::compat::python_replacement(r"disk.\1.bytes"),
+            "disk.${1}.bytes"
+        );
+        assert_eq!(
+            ceilo_plugin_api::compat::python_replacement(r"\g<dev>_x"),
+            "${dev}_x"
+        );
+        assert_eq!(
+            ceilo_plugin_api::compat::python_replacement("cost$"),
+            "cost$$"
+        );
         let rule = rename(
             Some(r"disk\.(read|write)\.bytes".into()),
             Some(r"disk.\1.kilobytes".into()),
