@@ -372,3 +372,12 @@ pub fn drain_samples(url: &str, queue: &str) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// The samples in a file the `file:` publisher wrote (none if it does not exist).
+pub fn read_samples(file: &Path) -> Vec<ceilo_plugin_api::Sample> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", file.display())))
+        .collect()
+}

@@ -69,11 +69,7 @@ fn nothing_is_lost_when_the_broker_restarts() {
     std::thread::sleep(Duration::from_secs(3));
     let log = stop_ceilo(agent, Duration::from_secs(30));
 
-    let sent: Vec<Sample> = std::fs::read_to_string(data.path().join("produced.json"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let sent: Vec<Sample> = read_samples(&data.path().join("produced.json"));
     let got = drain_samples(&url, &queue);
     let ids: Vec<&str> = got
         .iter()

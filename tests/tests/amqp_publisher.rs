@@ -2,20 +2,11 @@
 //! once, signed, and the signature verifies; a tampered sample does not.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::time::Duration;
 
 use ceilo_plugin_api::signing;
 use ceilo_plugin_api::Sample;
 use ceilo_tests::*;
-
-fn produced(file: &Path) -> Vec<Sample> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("sample line"))
-        .collect()
-}
 
 #[test]
 fn every_sample_arrives_once_signed() {
@@ -59,7 +50,7 @@ fn every_sample_arrives_once_signed() {
         "secrets never logged:\n{log}"
     );
 
-    let sent = produced(&data.path().join("produced.json"));
+    let sent = read_samples(&data.path().join("produced.json"));
     assert!(
         sent.len() >= 10,
         "several cycles of 5 meters: {}\n{log}",

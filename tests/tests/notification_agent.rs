@@ -111,11 +111,7 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
     std::thread::sleep(Duration::from_millis(1500));
     let log = stop_ceilo(agent, Duration::from_secs(20));
 
-    let samples: Vec<Sample> = std::fs::read_to_string(data.path().join("samples.json"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let samples: Vec<Sample> = read_samples(&data.path().join("samples.json"));
     let mut per_instance: BTreeMap<&str, Vec<(&str, f64)>> = BTreeMap::new();
     for s in &samples {
         per_instance
@@ -229,11 +225,7 @@ fn the_declarative_handler_runs_ceilometer_meter_definitions() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     let log = stop_ceilo(agent, Duration::from_secs(20));
-    let samples: Vec<Sample> = std::fs::read_to_string(data.path().join("samples.json"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let samples: Vec<Sample> = read_samples(&data.path().join("samples.json"));
     let got: Vec<(&str, f64, &str)> = samples
         .iter()
         .map(|s| (s.name(), s.volume(), s.resource_id()))

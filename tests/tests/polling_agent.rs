@@ -3,7 +3,6 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ceilo_plugin_api::Sample;
 use ceilo_tests::*;
 use serde_json::Value;
 
@@ -20,14 +19,6 @@ fn run_agent(pipeline: &Path, plugins: &Path, data: &Path, run_for: Duration) ->
     );
     std::thread::sleep(run_for);
     stop_ceilo(child, Duration::from_secs(15))
-}
-
-fn samples(file: &Path) -> Vec<Sample> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", file.display())))
-        .collect()
 }
 
 #[test]
@@ -131,7 +122,7 @@ sinks:
         Duration::from_millis(3500),
     );
 
-    let util = samples(&data.path().join("cpu_util.json"));
+    let util = read_samples(&data.path().join("cpu_util.json"));
     assert!(
         util.len() >= 2,
         "3+ cycles give 2+ rates (the first cpu sample is the reference): {util:?}\n{log}"
@@ -208,7 +199,7 @@ sinks:
     );
     let ran_for = started.elapsed().as_secs_f64();
 
-    let got = samples(&data.path().join("raw.json"));
+    let got = read_samples(&data.path().join("raw.json"));
     let load = got.iter().filter(|s| s.name() == "load.1").count();
     assert!(
         load >= 3,
