@@ -23,9 +23,13 @@ if ! command -v rabbitmq-server >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
 fi
+# Loopback only (AMQP, epmd and Erlang distribution): the tests need nothing else.
+# Set before any RabbitMQ command, since the first one may start epmd.
+export ERL_EPMD_ADDRESS=127.0.0.1
 if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
-    # Loopback only: the tests need nothing else.
-    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+        rabbitmq-server -detached
 fi
 for _ in $(seq 1 90); do
     rabbitmq-diagnostics -q ping >/dev/null 2>&1 && break
