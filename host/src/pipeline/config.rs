@@ -306,14 +306,7 @@ impl Validator {
             map,
             path,
             ctx,
-            &[
-                "name",
-                "interval",
-                "meters",
-                "resources",
-                "sinks",
-                "discovery",
-            ],
+            &["name", "interval", "meters", "resources", "sinks"],
         );
 
         let interval = match map.get("interval") {
