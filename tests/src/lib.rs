@@ -381,3 +381,23 @@ pub fn read_samples(file: &Path) -> Vec<ceilo_plugin_api::Sample> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", file.display())))
         .collect()
 }
+
+/// Starts `ceilo <command>` (agent, notification) on `pipeline`, with plugins from
+/// `plugins`, `data` as its data directory, and `extra` arguments.
+pub fn spawn_service(
+    command: &str,
+    pipeline: &Path,
+    plugins: &Path,
+    data: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Child {
+    let (p, d, r) = (path_str(pipeline), path_str(plugins), path_str(data));
+    let mut args = vec![command, "--pipeline", p, "--plugin-dir", d, "--data-dir", r];
+    args.extend_from_slice(extra);
+    spawn_ceilo(&args, env)
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}

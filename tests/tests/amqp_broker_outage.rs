@@ -49,16 +49,12 @@ fn nothing_is_lost_when_the_broker_restarts() {
         ),
     )
     .unwrap();
-    let agent = spawn_ceilo(
-        &[
-            "agent",
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--plugin-dir",
-            plugins.path().to_str().unwrap(),
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
+    let agent = spawn_service(
+        "agent",
+        &pipeline,
+        plugins.path(),
+        data.path(),
+        &[],
         &[("CEILO_TELEMETRY_SECRET", "k")],
     );
     std::thread::sleep(Duration::from_millis(1500));

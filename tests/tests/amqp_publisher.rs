@@ -31,16 +31,12 @@ fn every_sample_arrives_once_signed() {
         ),
     )
     .unwrap();
-    let agent = spawn_ceilo(
-        &[
-            "agent",
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--plugin-dir",
-            plugins.path().to_str().unwrap(),
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
+    let agent = spawn_service(
+        "agent",
+        &pipeline,
+        plugins.path(),
+        data.path(),
+        &[],
         &[("CEILO_TELEMETRY_SECRET", "s3cret")],
     );
     std::thread::sleep(Duration::from_millis(2500));

@@ -71,20 +71,12 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
     )
     .unwrap();
     let (exchange, topic) = (unique("nova-test"), unique("notifications.info"));
-    let agent = spawn_ceilo(
-        &[
-            "notification",
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--plugin-dir",
-            plugins.path().to_str().unwrap(),
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "--exchange",
-            &exchange,
-            "--topic",
-            &topic,
-        ],
+    let agent = spawn_service(
+        "notification",
+        &pipeline,
+        plugins.path(),
+        data.path(),
+        &["--exchange", &exchange, "--topic", &topic],
         &[("CEILO_AMQP_URL", url.as_str())],
     );
     std::thread::sleep(Duration::from_millis(1500)); // the agent declares its queue
@@ -189,21 +181,17 @@ fn the_declarative_handler_runs_ceilometer_meter_definitions() {
     )
     .unwrap();
     let (exchange, topic) = (unique("cinder-test"), unique("notifications.info"));
-    let (p, d, dd, h) = (
+    let (p, d, h) = (
         pipeline.to_str().unwrap(),
         plugins.path().to_str().unwrap(),
-        data.path().to_str().unwrap(),
         handlers.to_str().unwrap(),
     );
-    let agent = spawn_ceilo(
+    let agent = spawn_service(
+        "notification",
+        &pipeline,
+        plugins.path(),
+        data.path(),
         &[
-            "notification",
-            "--pipeline",
-            p,
-            "--plugin-dir",
-            d,
-            "--data-dir",
-            dd,
             "--handler-config",
             h,
             "--exchange",

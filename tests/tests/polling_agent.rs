@@ -8,15 +8,7 @@ use serde_json::Value;
 
 /// Runs `ceilo agent` for `run_for`, stops it with SIGTERM, returns its stderr.
 fn run_agent(pipeline: &Path, plugins: &Path, data: &Path, run_for: Duration) -> String {
-    let (p, d, r) = (
-        pipeline.to_str().unwrap(),
-        plugins.to_str().unwrap(),
-        data.to_str().unwrap(),
-    );
-    let child = spawn_ceilo(
-        &["agent", "--pipeline", p, "--plugin-dir", d, "--data-dir", r],
-        &[],
-    );
+    let child = spawn_service("agent", pipeline, plugins, data, &[], &[]);
     std::thread::sleep(run_for);
     stop_ceilo(child, Duration::from_secs(15))
 }
