@@ -256,23 +256,24 @@ async fn fill(url: &str, exchange: &str, topic: &str, body: &[u8], n: usize) {
     let _ = ch.wait_for_confirms().await.expect("confirms");
 }
 
+/// Messages ready in `queue` (a passive declare: an error when it does not exist).
+async fn message_count(ch: &lapin::Channel, queue: &str) -> lapin::Result<u32> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let q = ch
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await?;
+    Ok(q.message_count())
+}
+
 async fn ready(url: &str, queue: &str) -> Option<u32> {
     let conn = Connection::connect(url, ConnectionProperties::default())
         .await
         .ok()?;
     let ch = conn.create_channel().await.ok()?;
-    let q = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .ok()?;
-    Some(q.message_count())
+    message_count(&ch, queue).await.ok()
 }
 
 async fn wait_for_queue(url: &str, queue: &str) {
@@ -286,25 +287,12 @@ async fn wait_for_queue(url: &str, queue: &str) {
 }
 
 async fn wait_drained(url: &str, queue: &str) {
+    // One channel, polled often: reconnecting each time would distort the timing.
     let conn = Connection::connect(url, ConnectionProperties::default())
         .await
         .expect("connect");
     let ch = conn.create_channel().await.expect("channel");
-    loop {
-        let q = ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("passive declare");
-        if q.message_count() == 0 {
-            return;
-        }
+    while message_count(&ch, queue).await.expect("passive declare") > 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
