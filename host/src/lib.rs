@@ -11,3 +11,4 @@ pub mod pipeline;
 pub mod plugin_dir;
 pub mod redact;
 pub mod services;
+pub mod storage;

@@ -401,3 +401,134 @@ pub fn spawn_service(
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
+
+/// The MongoDB-wire server the tests use (`CEILO_TEST_MONGODB_URL`, default the local
+/// SecantusDB `tests/run.sh` starts), as `mongodb://host:port/<a fresh database>`.
+/// `None` (the test skips) when it is unreachable, unless `CEILO_REQUIRE_SERVICES=1`.
+pub fn mongodb() -> Option<String> {
+    let base = std::env::var("CEILO_TEST_MONGODB_URL")
+        .unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let host = base
+        .trim_start_matches("mongodb://")
+        .split(['/', '?'])
+        .next()
+        .unwrap_or("127.0.0.1:27017")
+        .to_owned();
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&host.as_str())
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+        });
+    if reachable {
+        let db = unique("ceilo").replace('-', "_");
+        return Some(format!("mongodb://{host}/{db}"));
+    }
+    if std::env::var("CEILO_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("the MongoDB-wire server is not reachable on {host} and CEILO_REQUIRE_SERVICES=1: tests/run.sh installs and starts SecantusDB");
+    }
+    eprintln!(
+        "skipped: no MongoDB-wire server on {host} (tests/run.sh installs and starts SecantusDB)"
+    );
+    None
+}
+
+/// The SecantusDB server program (`CEILO_SECANTUSD`, else `secantusd-py` on PATH), for
+/// tests that start and stop their own server. `None` (skip) when missing, unless
+/// `CEILO_REQUIRE_SERVICES=1`.
+pub fn secantusd() -> Option<PathBuf> {
+    let found = std::env::var_os("CEILO_SECANTUSD")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("secantusd-py"))
+                    .find(|f| f.is_file())
+            })
+        })
+        .filter(|f| f.is_file());
+    if found.is_none() {
+        if std::env::var("CEILO_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("secantusd-py not found (set CEILO_SECANTUSD) and CEILO_REQUIRE_SERVICES=1: tests/run.sh installs it");
+        }
+        eprintln!("skipped: secantusd-py not found (tests/run.sh installs it)");
+    }
+    found
+}
+
+/// A SecantusDB server of the test's own on a free loopback port, stopped on drop.
+pub struct OwnMongo {
+    /// The server program.
+    pub program: PathBuf,
+    /// Its port.
+    pub port: u16,
+    /// Its data.
+    pub dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl OwnMongo {
+    /// Starts a server (and waits until it accepts connections).
+    pub fn start(program: PathBuf) -> OwnMongo {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut m = OwnMongo {
+            program,
+            port,
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        m.resume();
+        m
+    }
+
+    /// `mongodb://127.0.0.1:<port>/<db>`.
+    pub fn url(&self, db: &str) -> String {
+        format!("mongodb://127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: the harshest outage).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn resume(&mut self) {
+        let child = Command::new(&self.program)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--storage-path",
+            ])
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start secantusd-py");
+        self.child = Some(child);
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", self.port).parse().expect("addr");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200))
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "secantusd-py did not start within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for OwnMongo {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

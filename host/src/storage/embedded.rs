@@ -1,0 +1,499 @@
+//! The embedded store: one SQLite file (WAL, `synchronous=FULL`, so a committed batch
+//! survives a crash of the process or the machine), a table per Ceilometer collection,
+//! the indexes the API's queries use, and dedupe by the unique `message_id`.
+//!
+//! One connection writes (a batch is one transaction); another reads, so queries do
+//! not wait for writes (WAL readers see the last committed batch). SQLite calls block,
+//! so they run on tokio's blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ceilo_plugin_api::Sample;
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OpenFlags, Row};
+use serde_json::{Map, Value};
+
+use super::model::{from_micros, resource_updates, sample_type};
+use super::{
+    Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Storage, StorageError,
+    StoredSample, WriteOutcome,
+};
+
+/// Bumped when the schema changes; older files are migrated on open.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meter (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    counter_name TEXT NOT NULL,
+    counter_type TEXT NOT NULL,
+    counter_unit TEXT NOT NULL,
+    counter_volume REAL NOT NULL,
+    user_id TEXT,
+    project_id TEXT,
+    resource_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL,
+    resource_metadata TEXT NOT NULL,
+    monotonic_time REAL
+);
+CREATE INDEX IF NOT EXISTS meter_name_resource_time ON meter (counter_name, resource_id, timestamp);
+CREATE INDEX IF NOT EXISTS meter_project_time ON meter (project_id, timestamp);
+CREATE INDEX IF NOT EXISTS meter_time ON meter (timestamp);
+CREATE TABLE IF NOT EXISTS resource (
+    resource_id TEXT PRIMARY KEY,
+    project_id TEXT,
+    user_id TEXT,
+    source TEXT NOT NULL,
+    first_sample_timestamp INTEGER NOT NULL,
+    last_sample_timestamp INTEGER NOT NULL,
+    metadata TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS resource_project ON resource (project_id);
+CREATE INDEX IF NOT EXISTS resource_last ON resource (last_sample_timestamp);
+CREATE TABLE IF NOT EXISTS resource_meter (
+    resource_id TEXT NOT NULL,
+    counter_name TEXT NOT NULL,
+    counter_type TEXT NOT NULL,
+    counter_unit TEXT NOT NULL,
+    PRIMARY KEY (resource_id, counter_name, counter_type, counter_unit)
+) WITHOUT ROWID;
+";
+
+const INSERT_SAMPLE: &str = "INSERT INTO meter (message_id, counter_name, counter_type, \
+     counter_unit, counter_volume, user_id, project_id, resource_id, source, timestamp, \
+     recorded_at, resource_metadata, monotonic_time) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+     ON CONFLICT (message_id) DO NOTHING";
+
+// The newest sample's project, user, source and metadata win; timestamps only move
+// outward (samples may arrive out of order).
+const UPSERT_RESOURCE: &str = "INSERT INTO resource (resource_id, project_id, user_id, source, \
+     first_sample_timestamp, last_sample_timestamp, metadata) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+     ON CONFLICT (resource_id) DO UPDATE SET \
+       project_id = CASE WHEN excluded.last_sample_timestamp >= resource.last_sample_timestamp \
+                    THEN excluded.project_id ELSE resource.project_id END, \
+       user_id = CASE WHEN excluded.last_sample_timestamp >= resource.last_sample_timestamp \
+                 THEN excluded.user_id ELSE resource.user_id END, \
+       source = CASE WHEN excluded.last_sample_timestamp >= resource.last_sample_timestamp \
+                THEN excluded.source ELSE resource.source END, \
+       metadata = CASE WHEN excluded.last_sample_timestamp >= resource.last_sample_timestamp \
+                  THEN excluded.metadata ELSE resource.metadata END, \
+       first_sample_timestamp = min(resource.first_sample_timestamp, excluded.first_sample_timestamp), \
+       last_sample_timestamp = max(resource.last_sample_timestamp, excluded.last_sample_timestamp)";
+
+const INSERT_RESOURCE_METER: &str = "INSERT OR IGNORE INTO resource_meter \
+     (resource_id, counter_name, counter_type, counter_unit) VALUES (?1, ?2, ?3, ?4)";
+
+const SAMPLE_COLUMNS: &str = "message_id, counter_name, counter_type, counter_unit, \
+     counter_volume, user_id, project_id, resource_id, source, timestamp, recorded_at, \
+     resource_metadata, monotonic_time";
+
+/// The embedded SQLite store.
+pub struct EmbeddedStore {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    retention: Retention,
+    /// The clock used for `recorded_at` (tests set a fixed one).
+    clock: fn() -> DateTime<Utc>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating when missing) the store file and its schema.
+    pub async fn open(path: &Path, retention: Retention) -> Result<EmbeddedStore, StorageError> {
+        let p = path.to_owned();
+        let (writer, reader) = tokio::task::spawn_blocking(move || open_connections(&p))
+            .await
+            .map_err(|e| unavailable(path, e.to_string()))??;
+        tracing::info!(target: "ceilo::storage", "embedded store {} (retention: {})", path.display(), describe_retention(retention));
+        Ok(EmbeddedStore {
+            path: path.to_owned(),
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+            retention,
+            clock: Utc::now,
+        })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the clock that stamps `recorded_at` (for deterministic tests).
+    pub fn with_clock(mut self, clock: fn() -> DateTime<Utc>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        conn: &Arc<Mutex<Connection>>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let conn = conn.clone();
+        let path = self.path.clone();
+        let path2 = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn
+                .lock()
+                .map_err(|_| unavailable(&path, "connection lock poisoned".into()))?;
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| unavailable(&path2, e.to_string()))?
+    }
+}
+
+pub(crate) fn describe_retention(r: Retention) -> String {
+    match r.0 {
+        Some(d) => humantime::format_duration(d).to_string(),
+        None => "keep everything".into(),
+    }
+}
+
+fn unavailable(path: &Path, reason: String) -> StorageError {
+    StorageError::Unavailable {
+        store: format!("embedded store {}", path.display()),
+        reason,
+    }
+}
+
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> StorageError + '_ {
+    move |e| unavailable(path, e.to_string())
+}
+
+fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            unavailable(
+                path,
+                format!("cannot create directory {}: {e}", dir.display()),
+            )
+        })?;
+    }
+    let e = sql_err(path);
+    let writer = Connection::open(path).map_err(&e)?;
+    configure(&writer).map_err(&e)?;
+    let version: i64 = writer
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(&e)?;
+    if version > SCHEMA_VERSION {
+        return Err(unavailable(
+            path,
+            format!("written by a newer ceilo (schema {version}, this one knows {SCHEMA_VERSION}); upgrade ceilo or use another file"),
+        ));
+    }
+    writer.execute_batch(SCHEMA).map_err(&e)?;
+    writer
+        .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .map_err(&e)?;
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&e)?;
+    reader
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(&e)?;
+    Ok((writer, reader))
+}
+
+fn configure(c: &Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL: readers never block the writer. FULL: a commit is on disk when it returns,
+    // which is what lets the collector ack after `record`.
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.pragma_update(None, "foreign_keys", "OFF")?;
+    Ok(())
+}
+
+fn write_batch(
+    c: &mut Connection,
+    samples: &[Sample],
+    recorded_at: i64,
+) -> rusqlite::Result<WriteOutcome> {
+    let tx = c.transaction()?;
+    let mut outcome = WriteOutcome::default();
+    {
+        let mut insert = tx.prepare_cached(INSERT_SAMPLE)?;
+        for s in samples {
+            let n = insert.execute(params![
+                s.message_id(),
+                s.name(),
+                s.sample_type().as_str(),
+                s.unit(),
+                s.volume(),
+                s.user_id(),
+                s.project_id(),
+                s.resource_id(),
+                s.source(),
+                s.timestamp_micros(),
+                recorded_at,
+                s.resource_metadata_json(),
+                s.monotonic_time(),
+            ])?;
+            if n == 1 {
+                outcome.stored += 1;
+            } else {
+                outcome.duplicates += 1;
+            }
+        }
+        let mut upsert = tx.prepare_cached(UPSERT_RESOURCE)?;
+        let mut meter = tx.prepare_cached(INSERT_RESOURCE_METER)?;
+        for u in resource_updates(samples) {
+            upsert.execute(params![
+                u.resource_id,
+                u.latest.project_id(),
+                u.latest.user_id(),
+                u.latest.source(),
+                u.first,
+                u.last,
+                u.latest.resource_metadata_json(),
+            ])?;
+            for m in &u.meters {
+                meter.execute(params![u.resource_id, m.name, m.sample_type, m.unit])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(outcome)
+}
+
+fn sample_from_row(r: &Row<'_>) -> rusqlite::Result<Result<StoredSample, String>> {
+    let kind: String = r.get(2)?;
+    let metadata: String = r.get(11)?;
+    let t = match sample_type(&kind) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    let md: Map<String, Value> = match serde_json::from_str(&metadata) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(format!("resource_metadata: {e}"))),
+    };
+    let mut s = Sample::new(
+        r.get::<_, String>(1)?,
+        t,
+        r.get::<_, String>(3)?,
+        r.get(4)?,
+        r.get::<_, String>(7)?,
+    );
+    s.set_message_id(r.get::<_, String>(0)?);
+    s.set_user_id(r.get(5)?);
+    s.set_project_id(r.get(6)?);
+    s.set_source(r.get::<_, String>(8)?);
+    s.set_timestamp(from_micros(r.get(9)?));
+    s.set_resource_metadata(md);
+    s.set_monotonic_time(r.get(12)?);
+    Ok(Ok(StoredSample {
+        sample: s,
+        recorded_at: from_micros(r.get(10)?),
+    }))
+}
+
+fn query_samples(
+    c: &Connection,
+    q: &SampleQuery,
+) -> rusqlite::Result<Vec<Result<StoredSample, String>>> {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    let mut eq = |col: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            clauses.push(col);
+            args.push(SqlValue::Text(v.clone()));
+        }
+    };
+    eq("counter_name = ?", &q.meter);
+    eq("resource_id = ?", &q.resource_id);
+    eq("project_id = ?", &q.project_id);
+    eq("user_id = ?", &q.user_id);
+    eq("source = ?", &q.source);
+    eq("message_id = ?", &q.message_id);
+    if let Some(t) = q.start {
+        clauses.push("timestamp >= ?");
+        args.push(SqlValue::Integer(t.timestamp_micros()));
+    }
+    if let Some(t) = q.end {
+        clauses.push("timestamp < ?");
+        args.push(SqlValue::Integer(t.timestamp_micros()));
+    }
+    let mut sql = format!("SELECT {SAMPLE_COLUMNS} FROM meter");
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(" ORDER BY timestamp DESC, id DESC");
+    if let Some(l) = q.limit {
+        sql.push_str(&format!(" LIMIT {l}"));
+    }
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), sample_from_row)?;
+    rows.collect()
+}
+
+fn query_resources(
+    c: &Connection,
+    q: &ResourceQuery,
+) -> rusqlite::Result<Vec<Result<Resource, String>>> {
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(r) = &q.resource_id {
+        clauses.push("resource_id = ?");
+        args.push(SqlValue::Text(r.clone()));
+    }
+    if let Some(p) = &q.project_id {
+        clauses.push("project_id = ?");
+        args.push(SqlValue::Text(p.clone()));
+    }
+    let mut sql = "SELECT resource_id, project_id, user_id, source, first_sample_timestamp, \
+                   last_sample_timestamp, metadata FROM resource"
+        .to_owned();
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(" ORDER BY resource_id");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut meters = c.prepare_cached(
+        "SELECT counter_name, counter_type, counter_unit FROM resource_meter \
+         WHERE resource_id = ?1 ORDER BY counter_name, counter_type, counter_unit",
+    )?;
+    let mut out = Vec::new();
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let metadata: String = r.get(6)?;
+        let ms = meters
+            .query_map([&id], |m| {
+                Ok(ResourceMeter {
+                    name: m.get(0)?,
+                    sample_type: m.get(1)?,
+                    unit: m.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push(
+            match serde_json::from_str::<Map<String, Value>>(&metadata) {
+                Ok(md) => Ok(Resource {
+                    resource_id: id,
+                    project_id: r.get(1)?,
+                    user_id: r.get(2)?,
+                    source: r.get(3)?,
+                    first_sample_timestamp: from_micros(r.get(4)?),
+                    last_sample_timestamp: from_micros(r.get(5)?),
+                    metadata: md,
+                    meters: ms,
+                }),
+                Err(e) => Err(format!("resource {id}: metadata: {e}")),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn expire_before(c: &mut Connection, cutoff: i64) -> rusqlite::Result<u64> {
+    // In slices, so that a large first sweep does not hold the write lock for long.
+    let mut removed = 0u64;
+    loop {
+        let n = c.execute(
+            "DELETE FROM meter WHERE id IN \
+             (SELECT id FROM meter WHERE timestamp < ?1 LIMIT 10000)",
+            [cutoff],
+        )?;
+        removed += n as u64;
+        if n < 10000 {
+            break;
+        }
+    }
+    let tx = c.transaction()?;
+    tx.execute(
+        "DELETE FROM resource WHERE last_sample_timestamp < ?1",
+        [cutoff],
+    )?;
+    tx.execute(
+        "DELETE FROM resource_meter WHERE resource_id NOT IN (SELECT resource_id FROM resource)",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(removed)
+}
+
+#[async_trait]
+impl Storage for EmbeddedStore {
+    fn describe(&self) -> String {
+        format!("embedded store {}", self.path.display())
+    }
+
+    async fn record(&self, samples: &[Sample]) -> Result<WriteOutcome, StorageError> {
+        if samples.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let batch = samples.to_vec();
+        let now = (self.clock)().timestamp_micros();
+        let path = self.path.clone();
+        self.blocking(&self.writer, move |c| {
+            write_batch(c, &batch, now).map_err(sql_err(&path))
+        })
+        .await
+    }
+
+    async fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StorageError> {
+        let q = query.clone();
+        let path = self.path.clone();
+        let rows = self
+            .blocking(&self.reader, move |c| {
+                query_samples(c, &q).map_err(sql_err(&path))
+            })
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                r.map_err(|reason| StorageError::Corrupt {
+                    store: self.describe(),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    async fn resources(&self, query: &ResourceQuery) -> Result<Vec<Resource>, StorageError> {
+        let q = query.clone();
+        let path = self.path.clone();
+        let rows = self
+            .blocking(&self.reader, move |c| {
+                query_resources(c, &q).map_err(sql_err(&path))
+            })
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                r.map_err(|reason| StorageError::Corrupt {
+                    store: self.describe(),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    async fn expire(&self, now: DateTime<Utc>) -> Result<u64, StorageError> {
+        let Some(cutoff) = self.retention.cutoff(now) else {
+            return Ok(0);
+        };
+        let cutoff = cutoff.timestamp_micros();
+        let path = self.path.clone();
+        self.blocking(&self.writer, move |c| {
+            expire_before(c, cutoff).map_err(sql_err(&path))
+        })
+        .await
+    }
+
+    fn retention(&self) -> Retention {
+        self.retention
+    }
+}

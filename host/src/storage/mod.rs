@@ -1,0 +1,154 @@
+//! The host's storage: one interface, two stores chosen by URL.
+//!
+//! - `mongodb://host:port/dbname` — MongoDB (collections `meter` and `resource`);
+//! - `sqlite:///path/to/file.db` or `sqlite:relative.db` (under the data directory) —
+//!   the embedded store, one SQLite file, no server. This is the default:
+//!   `<data-dir>/ceilo.db`.
+//!
+//! Both dedupe by `message_id` (delivery is at least once, storage is exactly once),
+//! keep resources up to date per sample and expire data older than the retention.
+
+mod embedded;
+mod metadata_keys;
+mod model;
+mod mongo;
+mod url;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ceilo_plugin_api::Sample;
+use chrono::{DateTime, Utc};
+
+pub use embedded::EmbeddedStore;
+pub use metadata_keys::{escape as escape_metadata_keys, unescape as unescape_metadata_keys};
+pub use model::{Resource, ResourceMeter, ResourceQuery, SampleQuery, StoredSample, WriteOutcome};
+pub use mongo::MongoStore;
+pub use url::{StorageUrl, DEFAULT_EMBEDDED_FILE};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The storage URL is not usable.
+    #[error("storage URL `{url}`: {reason}")]
+    Url {
+        /// The URL (password masked).
+        url: String,
+        /// What is wrong and what would fix it.
+        reason: String,
+    },
+    /// The store cannot be reached or refused the operation; worth retrying.
+    #[error("{store}: {reason}")]
+    Unavailable {
+        /// Which store.
+        store: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store holds something it should not (a corrupt row, a foreign document).
+    #[error("{store}: stored data is not readable: {reason}")]
+    Corrupt {
+        /// Which store.
+        store: String,
+        /// What.
+        reason: String,
+    },
+}
+
+/// How long data is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention(pub Option<Duration>);
+
+impl Retention {
+    /// The oldest timestamp kept at `now` (none: everything is kept).
+    pub fn cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let d = chrono::Duration::from_std(self.0?).ok()?;
+        now.checked_sub_signed(d)
+    }
+}
+
+/// A store of samples and resources.
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// For logs: `embedded store /var/lib/ceilo/ceilo.db`.
+    fn describe(&self) -> String;
+
+    /// Stores a batch. Samples whose `message_id` is already stored are counted as
+    /// duplicates, not stored again, and never make the write fail. `Ok` means every
+    /// sample of the batch is durably stored (now or before); on `Err` the caller
+    /// retries the whole batch later.
+    async fn record(&self, samples: &[Sample]) -> Result<WriteOutcome, StorageError>;
+
+    /// Samples matching `query`, newest first.
+    async fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StorageError>;
+
+    /// Resources matching `query`, by id.
+    async fn resources(&self, query: &ResourceQuery) -> Result<Vec<Resource>, StorageError>;
+
+    /// Removes samples older than the retention and resources with no sample since,
+    /// as of `now` (MongoDB's TTL indexes do this on their own; this sweeps what they
+    /// leave). Returns the samples removed.
+    async fn expire(&self, now: DateTime<Utc>) -> Result<u64, StorageError>;
+
+    /// The retention the store applies.
+    fn retention(&self) -> Retention;
+}
+
+/// Opens the store `url` names (none: the embedded default under `data_dir`),
+/// creating its schema and indexes, and applying `retention`.
+pub async fn open(
+    url: Option<&str>,
+    data_dir: &Path,
+    retention: Retention,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    match StorageUrl::parse(url, data_dir)? {
+        StorageUrl::Embedded(path) => {
+            let store = EmbeddedStore::open(&path, retention).await?;
+            Ok(Arc::new(store))
+        }
+        StorageUrl::Mongo { url, database } => {
+            let store = MongoStore::open(&url, &database, retention).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Parses `--retention`: a duration such as `30d`, `12h`, `90m` (`0` or `none`: keep
+/// everything).
+pub fn parse_retention(text: &str) -> Result<Retention, String> {
+    let t = text.trim();
+    if t.is_empty() || t == "0" || t.eq_ignore_ascii_case("none") {
+        return Ok(Retention(None));
+    }
+    let d = humantime::parse_duration(t).map_err(|e| {
+        format!("invalid retention `{t}`: {e} (expected a duration such as 30d, 12h or 3600s, or `none`)")
+    })?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "invalid retention `{t}`: must be at least 1s (or `none`)"
+        ));
+    }
+    Ok(Retention(Some(d)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_parses_durations() {
+        assert_eq!(parse_retention("none").unwrap(), Retention(None));
+        assert_eq!(
+            parse_retention("2d").unwrap(),
+            Retention(Some(Duration::from_secs(2 * 86400)))
+        );
+        assert!(parse_retention("soon").unwrap_err().contains("30d"));
+        let now = Utc::now();
+        assert_eq!(
+            Retention(Some(Duration::from_secs(60))).cutoff(now),
+            Some(now - chrono::Duration::seconds(60))
+        );
+    }
+}

@@ -1,0 +1,563 @@
+//! The MongoDB store, in Ceilometer's layout: collection `meter` (one document per
+//! sample, unique `message_id`) and `resource` (one per resource id, upserted).
+//!
+//! Timestamps are kept twice: as BSON dates (`timestamp`, what TTL indexes and people
+//! read) and as microseconds (`timestamp_us`, what queries sort on), because a BSON
+//! date only holds milliseconds and a sample must come back exactly as written.
+//! Metadata keys MongoDB cannot hold are escaped (see `metadata_keys`). Writes ask for
+//! the journal (`j: true`): a batch acknowledged by `record` survives a crash.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ceilo_plugin_api::Sample;
+use chrono::{DateTime, Utc};
+use futures_lite::StreamExt;
+use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
+use mongodb::error::{Error as MongoError, ErrorKind};
+use mongodb::options::{ClientOptions, CollectionOptions, FindOptions, IndexOptions, WriteConcern};
+use mongodb::{Client, Collection, IndexModel};
+use serde_json::{Map, Value};
+
+use super::embedded::describe_retention;
+use super::metadata_keys;
+use super::model::{from_micros, resource_updates, sample_type};
+use super::{
+    Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Storage, StorageError,
+    StoredSample, WriteOutcome,
+};
+use crate::redact::mask_url;
+
+const DUPLICATE_KEY: i32 = 11000;
+/// Write errors other than duplicates are retried this many times within one call.
+const WRITE_ATTEMPTS: usize = 3;
+const METER_TTL_INDEX: &str = "meter_ttl";
+const RESOURCE_TTL_INDEX: &str = "resource_ttl";
+
+/// The MongoDB store.
+pub struct MongoStore {
+    shown: String,
+    meter: Collection<Document>,
+    resource: Collection<Document>,
+    retention: Retention,
+}
+
+impl MongoStore {
+    /// Connects, checks the server answers, and creates the indexes (idempotently),
+    /// setting or changing the TTL indexes to `retention`.
+    pub async fn open(
+        url: &str,
+        database: &str,
+        retention: Retention,
+    ) -> Result<MongoStore, StorageError> {
+        let shown = format!("MongoDB {}", mask_url(url));
+        let fail = |reason: String| StorageError::Unavailable {
+            store: shown.clone(),
+            reason,
+        };
+        let mut options = ClientOptions::parse(url)
+            .await
+            .map_err(|e| StorageError::Url {
+                url: mask_url(url),
+                reason: e.to_string(),
+            })?;
+        if options.server_selection_timeout.is_none() {
+            // Fail a write within seconds when the server is down, so callers back off
+            // and say so instead of hanging for the driver's default 30 s.
+            options.server_selection_timeout = Some(Duration::from_secs(5));
+        }
+        if options.app_name.is_none() {
+            options.app_name = Some("ceilo".into());
+        }
+        let client = Client::with_options(options).map_err(|e| fail(e.to_string()))?;
+        let db = client.database(database);
+        db.run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|e| fail(format!("cannot reach the server: {e}")))?;
+        let durable = CollectionOptions::builder()
+            .write_concern(WriteConcern::builder().journal(true).build())
+            .build();
+        let store = MongoStore {
+            shown: format!("{shown} (database {database})"),
+            meter: db.collection_with_options("meter", durable.clone()),
+            resource: db.collection_with_options("resource", durable),
+            retention,
+        };
+        store.create_indexes().await?;
+        tracing::info!(target: "ceilo::storage", "{} (retention: {})", store.shown, describe_retention(retention));
+        Ok(store)
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> StorageError {
+        StorageError::Unavailable {
+            store: self.shown.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn corrupt(&self, e: impl std::fmt::Display) -> StorageError {
+        StorageError::Corrupt {
+            store: self.shown.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    async fn create_indexes(&self) -> Result<(), StorageError> {
+        let named = |keys: Document, name: &str, unique: bool| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(
+                    IndexOptions::builder()
+                        .name(name.to_owned())
+                        .unique(unique.then_some(true))
+                        .build(),
+                )
+                .build()
+        };
+        self.meter
+            .create_indexes([
+                named(doc! { "message_id": 1 }, "meter_message_id", true),
+                named(
+                    doc! { "counter_name": 1, "resource_id": 1, "timestamp_us": -1 },
+                    "meter_name_resource_time",
+                    false,
+                ),
+                named(
+                    doc! { "project_id": 1, "timestamp_us": -1 },
+                    "meter_project_time",
+                    false,
+                ),
+            ])
+            .await
+            .map_err(|e| self.unavailable(format!("cannot create indexes on `meter`: {e}")))?;
+        self.resource
+            .create_indexes([named(doc! { "project_id": 1 }, "resource_project", false)])
+            .await
+            .map_err(|e| self.unavailable(format!("cannot create indexes on `resource`: {e}")))?;
+        self.set_ttl(&self.meter, METER_TTL_INDEX, "timestamp")
+            .await?;
+        self.set_ttl(&self.resource, RESOURCE_TTL_INDEX, "last_sample_timestamp")
+            .await
+    }
+
+    /// Makes the TTL index match the retention: created, changed (dropped and
+    /// recreated: what every mongod accepts) or dropped.
+    async fn set_ttl(
+        &self,
+        coll: &Collection<Document>,
+        name: &str,
+        field: &str,
+    ) -> Result<(), StorageError> {
+        let want = self.retention.0.map(|d| d.as_secs().max(1));
+        let mut current: Option<Option<i64>> = None;
+        let mut cursor = coll
+            .list_indexes()
+            .await
+            .map_err(|e| self.unavailable(format!("cannot list indexes: {e}")))?;
+        while let Some(ix) = cursor.next().await {
+            let ix = ix.map_err(|e| self.unavailable(e))?;
+            if ix.options.as_ref().and_then(|o| o.name.as_deref()) == Some(name) {
+                let secs = ix
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.expire_after)
+                    .map(|d| d.as_secs() as i64);
+                current = Some(secs);
+            }
+        }
+        if current == Some(want.map(|s| s as i64)) || (current.is_none() && want.is_none()) {
+            return Ok(());
+        }
+        if current.is_some() {
+            coll.drop_index(name)
+                .await
+                .map_err(|e| self.unavailable(format!("cannot drop index {name}: {e}")))?;
+        }
+        if let Some(secs) = want {
+            let model = IndexModel::builder()
+                .keys(doc! { field: 1 })
+                .options(
+                    IndexOptions::builder()
+                        .name(name.to_owned())
+                        .expire_after(Duration::from_secs(secs))
+                        .build(),
+                )
+                .build();
+            coll.create_index(model)
+                .await
+                .map_err(|e| self.unavailable(format!("cannot create index {name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    async fn insert(&self, docs: Vec<Document>) -> Result<WriteOutcome, StorageError> {
+        let mut outcome = WriteOutcome::default();
+        let mut pending: Vec<usize> = (0..docs.len()).collect();
+        // Inserted by an earlier attempt whose durability was not confirmed (a
+        // write-concern error): a duplicate-key error on those is our own write.
+        let mut ours: HashSet<usize> = HashSet::new();
+        let mut last_error = String::new();
+        for _ in 0..WRITE_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            let batch: Vec<&Document> = pending.iter().map(|&i| &docs[i]).collect();
+            match self.meter.insert_many(batch).ordered(false).await {
+                Ok(_) => {
+                    outcome.stored += pending.len();
+                    pending.clear();
+                }
+                Err(e) => {
+                    let ErrorKind::InsertMany(ime) = e.kind.as_ref() else {
+                        return Err(self.unavailable(e));
+                    };
+                    let mut failed: HashSet<usize> = HashSet::new();
+                    let mut retry = Vec::new();
+                    for we in ime.write_errors.iter().flatten() {
+                        let Some(&i) = pending.get(we.index) else {
+                            continue;
+                        };
+                        failed.insert(i);
+                        if we.code == DUPLICATE_KEY {
+                            if ours.contains(&i) {
+                                outcome.stored += 1;
+                            } else {
+                                outcome.duplicates += 1;
+                            }
+                        } else {
+                            last_error = format!("write error {}: {}", we.code, we.message);
+                            retry.push(i);
+                        }
+                    }
+                    let written: Vec<usize> = pending
+                        .iter()
+                        .copied()
+                        .filter(|i| !failed.contains(i))
+                        .collect();
+                    if let Some(wce) = &ime.write_concern_error {
+                        // Written but not confirmed durable: write them again; the
+                        // unique index turns that into a confirmation.
+                        last_error = format!("write concern error {}: {}", wce.code, wce.message);
+                        ours.extend(written.iter().copied());
+                        retry.extend(written);
+                        retry.sort_unstable();
+                    } else {
+                        outcome.stored += written.len();
+                    }
+                    pending = retry;
+                }
+            }
+        }
+        if pending.is_empty() {
+            Ok(outcome)
+        } else {
+            Err(self.unavailable(format!(
+                "{} sample(s) not stored after {WRITE_ATTEMPTS} attempts: {last_error}",
+                pending.len()
+            )))
+        }
+    }
+
+    async fn upsert_resources(&self, samples: &[Sample]) -> Result<(), StorageError> {
+        for u in resource_updates(samples) {
+            let meters: Vec<Document> = u
+                .meters
+                .iter()
+                .map(|m| {
+                    doc! { "counter_name": &m.name, "counter_type": &m.sample_type, "counter_unit": &m.unit }
+                })
+                .collect();
+            let widen = doc! {
+                "$min": { "first_us": u.first, "first_sample_timestamp": bson_date(u.first) },
+                "$max": { "last_us": u.last, "last_sample_timestamp": bson_date(u.last) },
+                "$addToSet": { "meter": { "$each": meters } },
+            };
+            let id = doc! { "_id": u.resource_id };
+            let r = self
+                .resource
+                .update_one(id.clone(), widen.clone())
+                .upsert(true)
+                .await;
+            if let Err(e) = r {
+                // Two writers upserting the same new resource: one wins the insert,
+                // the other's upsert is then a plain update.
+                if is_duplicate(&e) {
+                    self.resource
+                        .update_one(id.clone(), widen)
+                        .await
+                        .map_err(|e| self.unavailable(e))?;
+                } else {
+                    return Err(self.unavailable(e));
+                }
+            }
+            let s = u.latest;
+            let metadata = metadata_document(s).map_err(|e| self.unavailable(e))?;
+            // The newest sample's attributes win, whatever order batches arrive in.
+            self.resource
+                .update_one(
+                    doc! {
+                        "_id": u.resource_id,
+                        "$or": [ { "latest_us": { "$lte": u.last } }, { "latest_us": { "$exists": false } } ],
+                    },
+                    doc! { "$set": {
+                        "latest_us": u.last,
+                        "project_id": s.project_id(),
+                        "user_id": s.user_id(),
+                        "source": s.source(),
+                        "metadata": metadata,
+                    } },
+                )
+                .await
+                .map_err(|e| self.unavailable(e))?;
+        }
+        Ok(())
+    }
+}
+
+fn is_duplicate(e: &MongoError) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(we)) => we.code == DUPLICATE_KEY,
+        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
+        _ => false,
+    }
+}
+
+fn bson_date(us: i64) -> BsonDateTime {
+    BsonDateTime::from_millis(us.div_euclid(1000))
+}
+
+/// The sample's metadata as BSON, keys escaped. Integers beyond i64 (which BSON cannot
+/// hold) become doubles.
+fn metadata_document(s: &Sample) -> Result<Document, String> {
+    let escaped = metadata_keys::escape(&Value::Object(s.resource_metadata()));
+    match mongodb::bson::to_bson(&fit_integers(escaped)).map_err(|e| e.to_string())? {
+        Bson::Document(d) => Ok(d),
+        _ => Err("resource_metadata is not an object".into()),
+    }
+}
+
+fn fit_integers(v: Value) -> Value {
+    match v {
+        Value::Number(n) if n.is_u64() && n.as_i64().is_none() => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, fit_integers(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(fit_integers).collect()),
+        other => other,
+    }
+}
+
+fn sample_document(s: &Sample, recorded_at: DateTime<Utc>) -> Result<Document, String> {
+    let ts = s.timestamp_micros();
+    let rec = recorded_at.timestamp_micros();
+    Ok(doc! {
+        "message_id": s.message_id(),
+        "counter_name": s.name(),
+        "counter_type": s.sample_type().as_str(),
+        "counter_unit": s.unit(),
+        "counter_volume": s.volume(),
+        "user_id": s.user_id(),
+        "project_id": s.project_id(),
+        "resource_id": s.resource_id(),
+        "source": s.source(),
+        "timestamp": bson_date(ts),
+        "timestamp_us": ts,
+        "recorded_at": bson_date(rec),
+        "recorded_at_us": rec,
+        "resource_metadata": metadata_document(s)?,
+        "monotonic_time": s.monotonic_time(),
+    })
+}
+
+fn metadata_from(d: Option<&Document>) -> Map<String, Value> {
+    let Some(d) = d else {
+        return Map::new();
+    };
+    match metadata_keys::unescape(&Bson::Document(d.clone()).into_relaxed_extjson()) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn opt_str(d: &Document, key: &str) -> Option<String> {
+    d.get_str(key).ok().map(str::to_owned)
+}
+
+fn sample_from(d: &Document) -> Result<StoredSample, String> {
+    let text = |k: &str| {
+        d.get_str(k)
+            .map(str::to_owned)
+            .map_err(|e| format!("{k}: {e}"))
+    };
+    let int = |k: &str| d.get_i64(k).map_err(|e| format!("{k}: {e}"));
+    let volume = match d.get("counter_volume") {
+        Some(Bson::Double(f)) => *f,
+        Some(Bson::Int32(i)) => f64::from(*i),
+        Some(Bson::Int64(i)) => *i as f64,
+        other => return Err(format!("counter_volume: not a number ({other:?})")),
+    };
+    let mut s = Sample::new(
+        text("counter_name")?,
+        sample_type(&text("counter_type")?)?,
+        text("counter_unit")?,
+        volume,
+        text("resource_id")?,
+    );
+    s.set_message_id(text("message_id")?);
+    s.set_user_id(opt_str(d, "user_id"));
+    s.set_project_id(opt_str(d, "project_id"));
+    s.set_source(text("source")?);
+    s.set_timestamp(from_micros(int("timestamp_us")?));
+    s.set_resource_metadata(metadata_from(d.get_document("resource_metadata").ok()));
+    s.set_monotonic_time(d.get_f64("monotonic_time").ok());
+    Ok(StoredSample {
+        sample: s,
+        recorded_at: from_micros(int("recorded_at_us")?),
+    })
+}
+
+fn resource_from(d: &Document) -> Result<Resource, String> {
+    let id = d
+        .get_str("_id")
+        .map_err(|e| format!("_id: {e}"))?
+        .to_owned();
+    let int = |k: &str| d.get_i64(k).map_err(|e| format!("resource {id}: {k}: {e}"));
+    let mut meters: Vec<ResourceMeter> = d
+        .get_array("meter")
+        .map(|a| {
+            a.iter()
+                .filter_map(Bson::as_document)
+                .filter_map(|m| {
+                    Some(ResourceMeter {
+                        name: m.get_str("counter_name").ok()?.to_owned(),
+                        sample_type: m.get_str("counter_type").ok()?.to_owned(),
+                        unit: m.get_str("counter_unit").ok()?.to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    meters.sort();
+    Ok(Resource {
+        project_id: opt_str(d, "project_id"),
+        user_id: opt_str(d, "user_id"),
+        source: opt_str(d, "source").unwrap_or_default(),
+        first_sample_timestamp: from_micros(int("first_us")?),
+        last_sample_timestamp: from_micros(int("last_us")?),
+        metadata: metadata_from(d.get_document("metadata").ok()),
+        meters,
+        resource_id: id,
+    })
+}
+
+#[async_trait]
+impl Storage for MongoStore {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    async fn record(&self, samples: &[Sample]) -> Result<WriteOutcome, StorageError> {
+        if samples.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let now = Utc::now();
+        let docs = samples
+            .iter()
+            .map(|s| sample_document(s, now))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.unavailable(e))?;
+        let outcome = self.insert(docs).await?;
+        self.upsert_resources(samples).await?;
+        Ok(outcome)
+    }
+
+    async fn samples(&self, q: &SampleQuery) -> Result<Vec<StoredSample>, StorageError> {
+        let mut filter = Document::new();
+        for (key, v) in [
+            ("counter_name", &q.meter),
+            ("resource_id", &q.resource_id),
+            ("project_id", &q.project_id),
+            ("user_id", &q.user_id),
+            ("source", &q.source),
+            ("message_id", &q.message_id),
+        ] {
+            if let Some(v) = v {
+                filter.insert(key, v.as_str());
+            }
+        }
+        let mut range = Document::new();
+        if let Some(t) = q.start {
+            range.insert("$gte", t.timestamp_micros());
+        }
+        if let Some(t) = q.end {
+            range.insert("$lt", t.timestamp_micros());
+        }
+        if !range.is_empty() {
+            filter.insert("timestamp_us", range);
+        }
+        let options = FindOptions::builder()
+            .sort(doc! { "timestamp_us": -1, "_id": -1 })
+            .limit(q.limit.map(|l| l as i64))
+            .build();
+        let mut cursor = self
+            .meter
+            .find(filter)
+            .with_options(options)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.next().await {
+            let d = d.map_err(|e| self.unavailable(e))?;
+            out.push(sample_from(&d).map_err(|e| self.corrupt(e))?);
+        }
+        Ok(out)
+    }
+
+    async fn resources(&self, q: &ResourceQuery) -> Result<Vec<Resource>, StorageError> {
+        let mut filter = Document::new();
+        if let Some(r) = &q.resource_id {
+            filter.insert("_id", r.as_str());
+        }
+        if let Some(p) = &q.project_id {
+            filter.insert("project_id", p.as_str());
+        }
+        let mut cursor = self
+            .resource
+            .find(filter)
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.next().await {
+            let d = d.map_err(|e| self.unavailable(e))?;
+            out.push(resource_from(&d).map_err(|e| self.corrupt(e))?);
+        }
+        Ok(out)
+    }
+
+    async fn expire(&self, now: DateTime<Utc>) -> Result<u64, StorageError> {
+        let Some(cutoff) = self.retention.cutoff(now) else {
+            return Ok(0);
+        };
+        let cutoff = cutoff.timestamp_micros();
+        let removed = self
+            .meter
+            .delete_many(doc! { "timestamp_us": { "$lt": cutoff } })
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        self.resource
+            .delete_many(doc! { "last_us": { "$lt": cutoff } })
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(removed.deleted_count)
+    }
+
+    fn retention(&self) -> Retention {
+        self.retention
+    }
+}

@@ -1,0 +1,403 @@
+//! One storage suite, run against both stores: the embedded SQLite file and MongoDB
+//! (the SecantusDB server `tests/run.sh` starts). Each test gets a fresh file or a
+//! fresh database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ceilo_host::storage::{self, ResourceQuery, Retention, SampleQuery, Storage};
+use ceilo_plugin_api::{Sample, SampleType};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+
+/// Where a test's store lives; reopening gives the same data.
+struct Place {
+    url: Option<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Place {
+    fn embedded() -> Place {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Place {
+            url: Some(format!("sqlite://{}/ceilo.db", dir.path().display())),
+            dir,
+        }
+    }
+    fn mongo() -> Option<Place> {
+        Some(Place {
+            url: Some(ceilo_tests::mongodb()?),
+            dir: tempfile::tempdir().expect("tempdir"),
+        })
+    }
+    async fn open(&self, retention: Retention) -> Arc<dyn Storage> {
+        storage::open(self.url.as_deref(), self.dir.path(), retention)
+            .await
+            .expect("open store")
+    }
+}
+
+fn at(secs: i64, micros: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_225_600 + secs, 0)
+        .single()
+        .expect("time")
+        + chrono::Duration::microseconds(micros)
+}
+
+fn sample(meter: &str, resource: &str, t: DateTime<Utc>) -> Sample {
+    Sample::new(meter, SampleType::Gauge, "%", 1.0, resource).with_timestamp(t)
+}
+
+fn all() -> SampleQuery {
+    SampleQuery::default()
+}
+
+async fn write_and_read_back_every_field(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let full = Sample::new("disk.read.bytes", SampleType::Cumulative, "B", 1234.5, "vm-1")
+        .with_user_id("user-1")
+        .with_project_id("project-1")
+        .with_timestamp(at(10, 123_456))
+        .with_resource_metadata(json!({"flavor": {"vcpus": 2, "name": "m1.small"}, "tags": ["a", 1, 2.5, null, true], "big": 9007199254740993_i64}))
+        .with_source("openstack")
+        .with_monotonic_time(42.25);
+    let bare =
+        Sample::new("memory", SampleType::Delta, "MB", -3.0, "vm-2").with_timestamp(at(5, 1));
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    let outcome = store
+        .record(&[full.clone(), bare.clone()])
+        .await
+        .expect("record");
+    assert_eq!((outcome.stored, outcome.duplicates), (2, 0));
+    let got = store.samples(&all()).await.expect("samples");
+    assert_eq!(got.len(), 2);
+    // Newest first, every field as written.
+    assert_eq!(got[0].sample, full);
+    assert_eq!(got[1].sample, bare);
+    for g in &got {
+        assert!(
+            g.recorded_at >= before && g.recorded_at <= Utc::now() + chrono::Duration::seconds(1),
+            "{:?}",
+            g.recorded_at
+        );
+    }
+    let one = store
+        .samples(&SampleQuery {
+            message_id: Some(full.message_id().into()),
+            ..all()
+        })
+        .await
+        .expect("by id");
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        one[0].sample.metadata_value("flavor.name"),
+        Some(json!("m1.small"))
+    );
+}
+
+async fn queries_filter_sort_and_limit(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let mut batch = Vec::new();
+    for i in 0..10 {
+        let p = if i % 2 == 0 { "even" } else { "odd" };
+        batch.push(sample("cpu_util", &format!("r{}", i % 3), at(i, 0)).with_project_id(p));
+    }
+    batch.push(sample("memory", "r0", at(100, 0)));
+    store.record(&batch).await.expect("record");
+    let q = |f: SampleQuery| {
+        let store = store.clone();
+        async move { store.samples(&f).await.expect("query") }
+    };
+    let cpu = q(SampleQuery {
+        meter: Some("cpu_util".into()),
+        ..all()
+    })
+    .await;
+    assert_eq!(cpu.len(), 10);
+    let times: Vec<_> = cpu.iter().map(|s| s.sample.timestamp()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted, "newest first");
+    let even = q(SampleQuery {
+        project_id: Some("even".into()),
+        ..all()
+    })
+    .await;
+    assert_eq!(even.len(), 5);
+    assert!(even.iter().all(|s| s.sample.project_id() == Some("even")));
+    let r1 = q(SampleQuery {
+        meter: Some("cpu_util".into()),
+        resource_id: Some("r1".into()),
+        ..all()
+    })
+    .await;
+    assert_eq!(r1.len(), 3); // i = 1, 4, 7
+    let window = q(SampleQuery {
+        start: Some(at(3, 0)),
+        end: Some(at(6, 0)),
+        ..all()
+    })
+    .await;
+    let secs: Vec<i64> = window
+        .iter()
+        .map(|s| s.sample.timestamp().timestamp() - at(0, 0).timestamp())
+        .collect();
+    assert_eq!(secs, vec![5, 4, 3], "start inclusive, end exclusive");
+    let limited = q(SampleQuery {
+        limit: Some(2),
+        ..all()
+    })
+    .await;
+    assert_eq!(limited.len(), 2);
+    assert_eq!(limited[0].sample.name(), "memory");
+    assert!(q(SampleQuery {
+        meter: Some("nothing".into()),
+        ..all()
+    })
+    .await
+    .is_empty());
+}
+
+async fn replayed_batch_is_stored_once(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let batch: Vec<Sample> = (0..50).map(|i| sample("cpu", "r", at(i, 0))).collect();
+    let first = store.record(&batch).await.expect("first");
+    assert_eq!((first.stored, first.duplicates), (50, 0));
+    let again = store.record(&batch).await.expect("replay");
+    assert_eq!((again.stored, again.duplicates), (0, 50));
+    // Half old, half new: the new half is stored, the rest counted as duplicates.
+    let mut mixed: Vec<Sample> = batch[25..].to_vec();
+    mixed.extend((50..75).map(|i| sample("cpu", "r", at(i, 0))));
+    let m = store.record(&mixed).await.expect("mixed");
+    assert_eq!((m.stored, m.duplicates), (25, 25));
+    assert_eq!(store.samples(&all()).await.expect("all").len(), 75);
+}
+
+async fn resources_move_outward_and_keep_the_newest_metadata(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let newer = sample("cpu", "vm", at(100, 0))
+        .with_project_id("p-new")
+        .with_user_id("u-new")
+        .with_resource_metadata(json!({"state": "active"}));
+    store.record(&[newer]).await.expect("newer");
+    // An older sample arriving later widens the range but does not win the metadata.
+    let older = Sample::new("disk", SampleType::Cumulative, "B", 1.0, "vm")
+        .with_timestamp(at(50, 0))
+        .with_project_id("p-old")
+        .with_resource_metadata(json!({"state": "building"}));
+    store.record(&[older]).await.expect("older");
+    let middle = sample("cpu", "vm", at(75, 0)).with_resource_metadata(json!({"state": "paused"}));
+    store.record(&[middle]).await.expect("middle");
+    let rs = store
+        .resources(&ResourceQuery::default())
+        .await
+        .expect("resources");
+    assert_eq!(rs.len(), 1);
+    let r = &rs[0];
+    assert_eq!(r.resource_id, "vm");
+    assert_eq!(r.first_sample_timestamp, at(50, 0));
+    assert_eq!(r.last_sample_timestamp, at(100, 0));
+    assert_eq!(r.project_id.as_deref(), Some("p-new"));
+    assert_eq!(r.user_id.as_deref(), Some("u-new"));
+    assert_eq!(r.metadata.get("state"), Some(&json!("active")));
+    let names: Vec<(&str, &str)> = r
+        .meters
+        .iter()
+        .map(|m| (m.name.as_str(), m.sample_type.as_str()))
+        .collect();
+    assert_eq!(names, vec![("cpu", "gauge"), ("disk", "cumulative")]);
+    // A newer sample takes over.
+    let newest = sample("cpu", "vm", at(200, 0)).with_project_id("p-newest");
+    store.record(&[newest]).await.expect("newest");
+    let r = store
+        .resources(&ResourceQuery {
+            resource_id: Some("vm".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("one");
+    assert_eq!(r[0].last_sample_timestamp, at(200, 0));
+    assert_eq!(r[0].project_id.as_deref(), Some("p-newest"));
+    assert!(r[0].metadata.is_empty());
+    let by_project = store
+        .resources(&ResourceQuery {
+            project_id: Some("p-new".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("by project");
+    assert!(
+        by_project.is_empty(),
+        "the resource's project is its newest sample's"
+    );
+}
+
+async fn metadata_keys_with_dots_and_dollars_come_back_as_given(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let md =
+        json!({"a.b": 1, "$where": "x", "nested": {"c.d": {"$e": [{"f.g": true}]}}, "50%": "%2E"});
+    let s = sample("m", "r", at(1, 0)).with_resource_metadata(md.clone());
+    store
+        .record(std::slice::from_ref(&s))
+        .await
+        .expect("record");
+    let got = store.samples(&all()).await.expect("samples");
+    assert_eq!(
+        serde_json::Value::Object(got[0].sample.resource_metadata()),
+        md
+    );
+    let rs = store
+        .resources(&ResourceQuery::default())
+        .await
+        .expect("resources");
+    assert_eq!(serde_json::Value::Object(rs[0].metadata.clone()), md);
+}
+
+async fn retention_expires_old_samples_and_idle_resources(place: Place) {
+    let store = place.open(Retention(Some(Duration::from_secs(3600)))).await;
+    let now = at(10_000, 0);
+    let old = sample("cpu", "idle-vm", now - chrono::Duration::hours(2));
+    let old_busy = sample("cpu", "busy-vm", now - chrono::Duration::hours(3));
+    let fresh = sample("cpu", "busy-vm", now - chrono::Duration::minutes(10));
+    store
+        .record(&[old, old_busy, fresh.clone()])
+        .await
+        .expect("record");
+    let removed = store.expire(now).await.expect("expire");
+    assert_eq!(removed, 2);
+    let left = store.samples(&all()).await.expect("samples");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].sample, fresh);
+    let rs = store
+        .resources(&ResourceQuery::default())
+        .await
+        .expect("resources");
+    let ids: Vec<&str> = rs.iter().map(|r| r.resource_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["busy-vm"],
+        "the idle resource expires with its samples"
+    );
+    // No retention: nothing expires.
+    drop(store);
+    let keep = place.open(Retention(None)).await;
+    assert_eq!(
+        keep.expire(now + chrono::Duration::days(365))
+            .await
+            .expect("expire"),
+        0
+    );
+}
+
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(super::Place::embedded()).await;
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    let Some(place) = super::Place::mongo() else { return };
+                    super::$test(place).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    write_and_read_back_every_field,
+    queries_filter_sort_and_limit,
+    replayed_batch_is_stored_once,
+    resources_move_outward_and_keep_the_newest_metadata,
+    metadata_keys_with_dots_and_dollars_come_back_as_given,
+    retention_expires_old_samples_and_idle_resources,
+);
+
+mod mongodb_only {
+    use super::*;
+    use ::mongodb::bson::Document;
+
+    async fn ttl(url: &str, coll: &str, name: &str) -> Option<i64> {
+        let client = ::mongodb::Client::with_uri_str(url).await.expect("client");
+        let db = url.rsplit('/').next().expect("db");
+        let mut cursor = client
+            .database(db)
+            .collection::<Document>(coll)
+            .list_indexes()
+            .await
+            .expect("indexes");
+        use futures_lite::StreamExt;
+        while let Some(ix) = cursor.next().await {
+            let ix = ix.expect("index");
+            let o = ix.options.expect("options");
+            if o.name.as_deref() == Some(name) {
+                return Some(o.expire_after.map(|d| d.as_secs() as i64).unwrap_or(-1));
+            }
+        }
+        None
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn retention_is_a_ttl_index_changeable_at_restart() {
+        let Some(place) = Place::mongo() else { return };
+        let url = place.url.clone().expect("url");
+        place
+            .open(Retention(Some(Duration::from_secs(86_400))))
+            .await;
+        assert_eq!(ttl(&url, "meter", "meter_ttl").await, Some(86_400));
+        assert_eq!(ttl(&url, "resource", "resource_ttl").await, Some(86_400));
+        // Opening again with the same retention is a no-op; another one changes it.
+        place
+            .open(Retention(Some(Duration::from_secs(86_400))))
+            .await;
+        place
+            .open(Retention(Some(Duration::from_secs(7_200))))
+            .await;
+        assert_eq!(ttl(&url, "meter", "meter_ttl").await, Some(7_200));
+        assert_eq!(ttl(&url, "resource", "resource_ttl").await, Some(7_200));
+        place.open(Retention(None)).await;
+        assert_eq!(ttl(&url, "meter", "meter_ttl").await, None);
+        assert_eq!(ttl(&url, "resource", "resource_ttl").await, None);
+        // The unique index on message_id is there whatever the retention.
+        let client = ::mongodb::Client::with_uri_str(&url).await.expect("client");
+        let db = url.rsplit('/').next().expect("db");
+        let names = client
+            .database(db)
+            .collection::<Document>("meter")
+            .list_index_names()
+            .await
+            .expect("names");
+        assert!(names.contains(&"meter_message_id".to_string()), "{names:?}");
+    }
+
+    /// The server's own TTL monitor (every 60 s in mongod) removes expired samples
+    /// without ceilo sweeping.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_servers_ttl_monitor_expires_samples() {
+        let Some(place) = Place::mongo() else { return };
+        let store = place.open(Retention(Some(Duration::from_secs(60)))).await;
+        let old = sample("cpu", "r", Utc::now() - chrono::Duration::hours(1));
+        let fresh = sample("cpu", "r", Utc::now() + chrono::Duration::hours(1));
+        store.record(&[old, fresh.clone()]).await.expect("record");
+        let deadline = std::time::Instant::now() + Duration::from_secs(150);
+        loop {
+            let left = store.samples(&all()).await.expect("samples");
+            if left.len() == 1 {
+                assert_eq!(left[0].sample, fresh);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the TTL index did not expire the old sample within 150 s"
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
