@@ -38,6 +38,27 @@ done
 rabbitmqctl await_startup
 rabbitmq-diagnostics -q ping
 
+step "services: SecantusDB (MongoDB wire protocol)"
+# In a virtual environment of its own, reused between runs on one machine.
+venv="${CEILO_TEST_VENV:-$HOME/.cache/ceilo-tests/venv}"
+if [ ! -x "$venv/bin/secantusd-py" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check SecantusDB
+fi
+export CEILO_SECANTUSD="$venv/bin/secantusd-py"
+export CEILO_TEST_MONGODB_URL="${CEILO_TEST_MONGODB_URL:-mongodb://127.0.0.1:27017}"
+if ! (exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null; then
+    mongo_data="${CEILO_TEST_MONGODB_DATA:-$HOME/.cache/ceilo-tests/secantus-data}"
+    mkdir -p "$mongo_data"
+    nohup "$CEILO_SECANTUSD" --host 127.0.0.1 --port 27017 --storage-path "$mongo_data" \
+        >"$HOME/.cache/ceilo-tests/secantusd.log" 2>&1 &
+fi
+for _ in $(seq 1 60); do
+    (exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null && break
+    sleep 1
+done
+(exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null || { echo "SecantusDB did not start"; cat "$HOME/.cache/ceilo-tests/secantusd.log"; exit 1; }
+
 step "format"
 cargo fmt --all -- --check
 cargo fmt --manifest-path examples/third-party-plugin/Cargo.toml -- --check

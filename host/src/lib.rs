@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod loader;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod plugin_dir;
 pub mod redact;

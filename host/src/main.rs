@@ -40,7 +40,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("{failures} poll(s) failed (see above)");
             }
         }
+        Command::Run { args } => {
+            let stdout = std::io::stdout();
+            ceilo_host::cli::run_command(&args, &mut stdout.lock())?
+        }
         Command::Agent { args } => agent_command(&args)?,
+        Command::Collector { args } => ceilo_host::cli::collector_command(&args)?,
         Command::Notification { args, notification } => {
             ceilo_host::cli::notification_command(&args, &notification)?
         }

@@ -155,7 +155,7 @@ fn the_default_pipeline_is_valid_and_its_wiring_is_printed() {
     assert!(out.contains("source cpu_source (every 10s)"), "{out}");
     assert!(out.contains("pollers: cpu\n"), "{out}");
     assert!(
-        out.contains("→ sink cpu_sink: rate_of_change → file:cpu_util.json"),
+        out.contains("→ sink cpu_sink: rate_of_change → direct://"),
         "{out}"
     );
 }

@@ -2,6 +2,7 @@
 
 mod pipeline_cmds;
 mod plugins;
+mod service_cmds;
 
 use std::path::PathBuf;
 
@@ -11,9 +12,10 @@ use crate::logging::LogFormat;
 
 pub use pipeline_cmds::{
     agent_command, notification_command, poll_once_command, validate_command, NotificationArgs,
-    PipelineArgs, PipelineCommandError,
+    PipelineArgs, PipelineCommandError, StorageArgs,
 };
 pub use plugins::{plugins_command, OutputFormat};
+pub use service_cmds::{collector_command, run_command, CollectorArgs, RunArgs, DEFAULT_PIPELINE};
 
 /// ceilo — metering and monitoring collector with dynamically loaded plugins.
 #[derive(Debug, Parser)]
@@ -39,6 +41,13 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run everything in one process on embedded defaults: the polling agent, the
+    /// store (<data-dir>/ceilo.db unless --storage), and the notification agent when
+    /// --amqp-url is given. Stops on SIGINT or SIGTERM.
+    Run {
+        #[command(flatten)]
+        args: RunArgs,
+    },
     /// List the plugins found in the plugin directory, and the libraries refused.
     Plugins {
         /// Directory to scan for plugin libraries (*.so).
@@ -74,5 +83,10 @@ pub enum Command {
         args: PipelineArgs,
         #[command(flatten)]
         notification: NotificationArgs,
+    },
+    /// Run the collector (RabbitMQ `metering.sample` → store) until SIGINT or SIGTERM.
+    Collector {
+        #[command(flatten)]
+        args: CollectorArgs,
     },
 }

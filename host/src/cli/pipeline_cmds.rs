@@ -8,6 +8,7 @@ use crate::pipeline::{
     self, Catalog, ConfigErrors, HandlerParams, HostSettings, OutputMode, PipelineConfig, Runtime,
 };
 use crate::plugin_dir;
+use crate::storage::{Retention, StorageError};
 
 /// Options shared by the commands that run a pipeline.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +34,25 @@ pub struct PipelineArgs {
         hide_env_values = true
     )]
     pub telemetry_secret: String,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// Where samples are stored (the collector, `direct://`, the API).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageArgs {
+    /// The store: mongodb://host:port/dbname, or sqlite:///path/file.db (default: the
+    /// embedded store, <data-dir>/ceilo.db). The password is never shown.
+    #[arg(long = "storage", env = "CEILO_STORAGE_URL", hide_env_values = true)]
+    pub url: Option<String>,
+    /// How long samples are kept, e.g. 30d, 12h (default: none, keep everything).
+    /// Changing it takes effect at the next start.
+    #[arg(long, env = "CEILO_RETENTION", default_value = "none", value_parser = parse_retention_arg)]
+    pub retention: Retention,
+}
+
+fn parse_retention_arg(text: &str) -> Result<Retention, String> {
+    crate::storage::parse_retention(text)
 }
 
 /// Why a pipeline command failed.
@@ -56,13 +76,16 @@ pub enum PipelineCommandError {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
-struct Loaded {
-    registry: PluginRegistry,
-    config: PipelineConfig,
-    meters: std::collections::BTreeMap<String, Vec<String>>,
-    handler_params: HandlerParams,
+pub(super) struct Loaded {
+    pub(super) registry: PluginRegistry,
+    pub(super) config: PipelineConfig,
+    pub(super) meters: std::collections::BTreeMap<String, Vec<String>>,
+    pub(super) handler_params: HandlerParams,
 }
 
 /// Reads `--handler-config`: handler name → parameters; names must be loaded handlers.
@@ -100,7 +123,16 @@ fn handler_params(
     Ok(params)
 }
 
-fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
+pub(super) fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
+    load_with(args, None)
+}
+
+/// Loads plugins and the pipeline; `builtin` is the text to use when the pipeline file
+/// is the default one and does not exist (`ceilo run`).
+pub(super) fn load_with(
+    args: &PipelineArgs,
+    builtin: Option<&str>,
+) -> Result<Loaded, PipelineCommandError> {
     let dir = plugin_dir::resolve(args.plugin_dir.as_deref());
     let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
     let meters = pipeline::poller_meters(&registry);
@@ -110,7 +142,11 @@ fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
         poller_meters: &meters,
         handler_meters: &pipeline::handler_meters(&registry, &handler_params),
     };
-    let config = pipeline::load(&args.pipeline, &catalog).map_err(PipelineCommandError::Config)?;
+    let config = match builtin {
+        Some(text) if !args.pipeline.exists() => pipeline::parse(&args.pipeline, text, &catalog),
+        _ => pipeline::load(&args.pipeline, &catalog),
+    }
+    .map_err(PipelineCommandError::Config)?;
     Ok(Loaded {
         registry,
         config,
@@ -119,11 +155,46 @@ fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
     })
 }
 
-fn settings(args: &PipelineArgs) -> HostSettings {
+pub(super) fn settings(args: &PipelineArgs) -> HostSettings {
     HostSettings {
         data_dir: absolute(&args.data_dir),
         telemetry_secret: args.telemetry_secret.clone(),
+        storage: None,
     }
+}
+
+/// Whether any sink publishes `direct://`.
+pub(super) fn uses_direct(config: &PipelineConfig) -> bool {
+    config.sinks.iter().any(|k| {
+        k.publishers
+            .iter()
+            .any(|p| p.scheme == pipeline::DIRECT_SCHEME)
+    })
+}
+
+/// A multi-threaded tokio runtime for a service.
+pub(super) fn new_runtime() -> Result<tokio::runtime::Runtime, PipelineCommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineCommandError::Runtime)
+}
+
+/// Opens the store `args` name on `rt` (whose handle `direct://` then uses).
+pub(super) fn open_store(
+    rt: &tokio::runtime::Runtime,
+    storage: &StorageArgs,
+    data_dir: &Path,
+) -> Result<pipeline::StoreHandle, PipelineCommandError> {
+    let store = rt.block_on(crate::storage::open(
+        storage.url.as_deref(),
+        &absolute(data_dir),
+        storage.retention,
+    ))?;
+    Ok(pipeline::StoreHandle {
+        store,
+        runtime: rt.handle().clone(),
+    })
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -253,7 +324,11 @@ pub fn poll_once_command(args: &PipelineArgs) -> Result<usize, PipelineCommandEr
 /// `ceilo agent`: polls until SIGINT or SIGTERM, then flushes and exits.
 pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
     let l = load(args)?;
-    let host = settings(args);
+    let rt = new_runtime()?;
+    let mut host = settings(args);
+    if uses_direct(&l.config) {
+        host.storage = Some(open_store(&rt, &args.storage, &args.data_dir)?);
+    }
     if host.telemetry_secret.is_empty() {
         tracing::warn!(target: "ceilo::agent", "no telemetry secret: published samples are unsigned (set --telemetry-secret or CEILO_TELEMETRY_SECRET)");
     }
@@ -269,22 +344,18 @@ pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
     for line in runtime.describe() {
         tracing::info!(target: "ceilo::agent", "{line}");
     }
-    run_until_signal(|stop| crate::services::agent::run(runtime, stop))?;
+    run_until_signal(rt, |stop| crate::services::agent::run(runtime, stop));
     tracing::info!(target: "ceilo::agent", "stopped");
     Ok(())
 }
 
-/// Runs a service on a new tokio runtime; its receiver turns true on SIGINT/SIGTERM.
-fn run_until_signal<F>(
+/// Runs a service on `rt`; its receiver turns true on SIGINT/SIGTERM.
+pub(super) fn run_until_signal<F>(
+    rt: tokio::runtime::Runtime,
     service: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F,
-) -> Result<(), PipelineCommandError>
-where
+) where
     F: std::future::Future<Output = ()>,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(PipelineCommandError::Runtime)?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -293,7 +364,6 @@ where
         });
         service(rx).await;
     });
-    Ok(())
 }
 
 async fn wait_for_signal() {
@@ -340,9 +410,13 @@ pub fn notification_command(
     args: &PipelineArgs,
     n: &NotificationArgs,
 ) -> Result<(), PipelineCommandError> {
-    use crate::services::notification::{self, Handler, NotificationSettings};
+    use crate::services::notification::{self, NotificationSettings};
     let l = load(args)?;
-    let host = settings(args);
+    let rt = new_runtime()?;
+    let mut host = settings(args);
+    if uses_direct(&l.config) {
+        host.storage = Some(open_store(&rt, &args.storage, &args.data_dir)?);
+    }
     let runtime = pipeline::wire(
         &l.config,
         &l.registry,
@@ -351,6 +425,33 @@ pub fn notification_command(
         &host,
         false,
     )?;
+    let handlers = notification_handlers(&l, &host);
+    tracing::info!(
+        target: "ceilo::notification",
+        "{} notification handler(s); plugins from {}",
+        handlers.len(),
+        l.registry.dir().display()
+    );
+    let settings = NotificationSettings {
+        amqp_url: n.amqp_url.clone(),
+        exchanges: n.exchanges.clone(),
+        topic: n.topic.clone(),
+        prefetch: n.prefetch.max(1),
+    };
+    run_until_signal(rt, |stop| {
+        notification::run(settings, handlers, runtime, stop)
+    });
+    tracing::info!(target: "ceilo::notification", "stopped");
+    Ok(())
+}
+
+/// Every loaded notification handler that can be created with its parameters (the
+/// others are logged and left out).
+pub(super) fn notification_handlers(
+    l: &Loaded,
+    host: &HostSettings,
+) -> Vec<crate::services::notification::Handler> {
+    use crate::services::notification::Handler;
     let mut handlers = Vec::new();
     for name in l.registry.names(crate::loader::PluginKind::Notification) {
         let ctx = ceilo_plugin_api::Context::new(name.as_str(), "notification agent")
@@ -371,19 +472,5 @@ pub fn notification_command(
             }
         }
     }
-    tracing::info!(
-        target: "ceilo::notification",
-        "{} notification handler(s); plugins from {}",
-        handlers.len(),
-        l.registry.dir().display()
-    );
-    let settings = NotificationSettings {
-        amqp_url: n.amqp_url.clone(),
-        exchanges: n.exchanges.clone(),
-        topic: n.topic.clone(),
-        prefetch: n.prefetch.max(1),
-    };
-    run_until_signal(|stop| notification::run(settings, handlers, runtime, stop))?;
-    tracing::info!(target: "ceilo::notification", "stopped");
-    Ok(())
+    handlers
 }

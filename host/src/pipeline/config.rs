@@ -436,11 +436,20 @@ impl Validator {
             self.err(path, ctx, "no publishers: list at least one publisher URL under `publishers` (e.g. file:samples.json)");
         }
         let urls = self.strings(&items, &join(path, "publishers"), ctx);
-        let known: Vec<String> = catalog.registry.names(PluginKind::Publisher);
+        let mut known: Vec<String> = catalog.registry.names(PluginKind::Publisher);
+        known.push(DIRECT_SCHEME.to_owned());
         for (i, url) in urls.iter().enumerate() {
             let scheme = url.split(':').next().unwrap_or("").to_owned();
             if scheme.is_empty() || !url.contains(':') {
                 self.err(&format!("{path}.publishers[{i}]"), ctx, format!("`{}` is not a publisher URL (scheme://…, e.g. file:///var/lib/ceilo/samples.json)", mask_url(url)));
+                continue;
+            }
+            if scheme == DIRECT_SCHEME && url.trim_end_matches('/') != "direct:" {
+                self.err(
+                    &format!("{path}.publishers[{i}]"),
+                    ctx,
+                    format!("`{url}`: the direct publisher takes no path or options; write `direct://` (the store is chosen by --storage / CEILO_STORAGE_URL)"),
+                );
                 continue;
             }
             if !known.contains(&scheme) {
@@ -548,6 +557,9 @@ impl Validator {
         }
     }
 }
+
+/// The host's own publisher: samples go straight to the configured store.
+pub const DIRECT_SCHEME: &str = "direct";
 
 fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {

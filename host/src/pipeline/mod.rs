@@ -2,6 +2,7 @@
 //! (pollers and meter filters) and sinks (transformers and outputs).
 
 mod config;
+mod direct;
 mod error;
 mod meters;
 pub mod output;
@@ -11,13 +12,14 @@ mod wiring;
 
 pub use config::{
     load, parse, Catalog, PipelineConfig, PublisherConfig, SinkConfig, SourceConfig,
-    TransformerConfig, DEFAULT_INTERVAL_SECS,
+    TransformerConfig, DEFAULT_INTERVAL_SECS, DIRECT_SCHEME,
 };
+pub use direct::{DirectOutput, StoreHandle};
 pub use error::{ConfigError, ConfigErrors};
 pub use meters::MeterFilter;
 pub use positions::{Pos, Positions};
 pub use sink::{Sink, SinkReport};
 pub use wiring::{
     handler_meters, handler_parameters, poller_meters, wire, HandlerParams, HostSettings,
-    OutputMode, PollerSlot, Runtime, SourceRuntime, WiringError,
+    OutputMode, PollerSlot, Runtime, SourceRuntime, WiringCause, WiringError,
 };

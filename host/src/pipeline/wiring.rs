@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use ceilo_plugin_api::Context;
 
-use super::config::PipelineConfig;
+use super::config::{PipelineConfig, DIRECT_SCHEME};
+use super::direct::{DirectOutput, StoreHandle};
 use super::meters::MeterFilter;
 use super::output::{Output, PluginOutput, StdoutOutput};
 use super::sink::Sink;
@@ -31,6 +32,8 @@ pub struct HostSettings {
     pub data_dir: PathBuf,
     /// Signing secret for publishers (empty: unsigned).
     pub telemetry_secret: String,
+    /// The host's store, for `direct://` (none: a pipeline using it cannot start).
+    pub storage: Option<StoreHandle>,
 }
 
 /// A poller instance inside a source.
@@ -72,7 +75,18 @@ pub struct WiringError {
     /// Which part.
     pub context: String,
     /// Why.
-    pub error: CreateError,
+    pub error: WiringCause,
+}
+
+/// What stopped a part from being created.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringCause {
+    /// A plugin instance could not be created.
+    #[error(transparent)]
+    Plugin(#[from] CreateError),
+    /// The host cannot provide it (e.g. `direct://` with no store open).
+    #[error("{0}")]
+    Host(String),
 }
 
 /// The meters each loaded poller produces (asked of one instance of each, created
@@ -159,7 +173,7 @@ pub fn wire(
                 .create_transformer(&t.name, &t.parameters, context(&t.name, instance.clone()))
                 .map_err(|error| WiringError {
                     context: instance,
-                    error,
+                    error: error.into(),
                 })?;
             transformers.push(tr);
         }
@@ -174,6 +188,18 @@ pub fn wire(
                         i + 1,
                         crate::redact::mask_url(&p.url)
                     );
+                    if p.scheme == DIRECT_SCHEME {
+                        let Some(store) = host.storage.clone() else {
+                            return Err(WiringError {
+                                context: instance,
+                                error: WiringCause::Host(
+                                    "direct:// writes to the host's store, and none is open in this command (use `ceilo run`, or give `ceilo agent` --storage)".into(),
+                                ),
+                            });
+                        };
+                        outputs.push(Box::new(DirectOutput::new(store)));
+                        continue;
+                    }
                     let publisher = registry
                         .create_publisher(
                             &p.scheme,
@@ -182,7 +208,7 @@ pub fn wire(
                         )
                         .map_err(|error| WiringError {
                             context: instance,
-                            error,
+                            error: error.into(),
                         })?;
                     outputs.push(Box::new(PluginOutput {
                         url: p.url.clone(),
@@ -216,7 +242,7 @@ pub fn wire(
                 )
                 .map_err(|error| WiringError {
                     context: instance,
-                    error,
+                    error: error.into(),
                 })?;
             pollers.push(PollerSlot {
                 name: name.clone(),

@@ -1,4 +1,6 @@
 //! The long-running services: the polling agent (later: notification agent, collector, API).
 
 pub mod agent;
+pub mod collector;
 pub mod notification;
+pub mod retention;

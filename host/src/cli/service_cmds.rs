@@ -1,0 +1,166 @@
+//! `ceilo collector` (RabbitMQ → store) and `ceilo run` (everything in one process on
+//! embedded defaults).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::pipeline_cmds::{
+    load_with, new_runtime, notification_handlers, open_store, run_until_signal, settings,
+    uses_direct, PipelineArgs, PipelineCommandError, StorageArgs,
+};
+use crate::pipeline::{self, OutputMode};
+use crate::services::{collector, notification, retention};
+
+/// The pipeline `ceilo run` uses when `--pipeline` is left at its default and there is
+/// no `pipeline.yaml` in the working directory: the repository's own.
+pub const DEFAULT_PIPELINE: &str = include_str!("../../../pipeline.yaml");
+
+/// Options of `ceilo collector`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CollectorArgs {
+    /// The broker, e.g. amqp://user:pass@host:5672/%2f (the password is never shown).
+    #[arg(long, env = "CEILO_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: String,
+    /// Messages in flight per collector (unacked until stored); also the largest batch.
+    #[arg(long, default_value_t = 256)]
+    pub prefetch: u16,
+    /// Secret the samples are signed with (empty: signatures are not checked).
+    #[arg(
+        long,
+        env = "CEILO_TELEMETRY_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub telemetry_secret: String,
+    /// Where the embedded store lives (when --storage is not given).
+    #[arg(long, env = "CEILO_DATA_DIR", default_value = "ceilo-data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+/// `ceilo collector`: stores what arrives on `metering.sample` until SIGINT/SIGTERM.
+pub fn collector_command(args: &CollectorArgs) -> Result<(), PipelineCommandError> {
+    let rt = new_runtime()?;
+    let handle = open_store(&rt, &args.storage, &args.data_dir)?;
+    let store = handle.store;
+    let settings = collector::CollectorSettings {
+        amqp_url: args.amqp_url.clone(),
+        prefetch: args.prefetch.max(1),
+        telemetry_secret: args.telemetry_secret.clone(),
+    };
+    run_until_signal(rt, move |stop| async move {
+        let sweeper = tokio::spawn(retention::run(store.clone(), stop.clone()));
+        collector::run(settings, store, stop).await;
+        let _ = sweeper.await;
+    });
+    Ok(())
+}
+
+/// Options of `ceilo run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Also consume OpenStack notifications from this broker (off when not given).
+    #[arg(long, env = "CEILO_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+}
+
+/// `ceilo run`: the polling agent, the notification agent (with `--amqp-url`) and the
+/// store, in one process, until SIGINT/SIGTERM.
+pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCommandError> {
+    let p = &args.pipeline;
+    let builtin = !p.pipeline.exists();
+    let l = load_with(p, Some(DEFAULT_PIPELINE))?;
+    let rt = new_runtime()?;
+    let mut host = settings(p);
+    let handle = open_store(&rt, &p.storage, &p.data_dir)?;
+    host.storage = Some(handle.clone());
+    let agent = pipeline::wire(
+        &l.config,
+        &l.registry,
+        &l.meters,
+        OutputMode::Publishers,
+        &host,
+        true,
+    )?;
+    let notifications = match &args.amqp_url {
+        Some(url) => {
+            let handlers = notification_handlers(&l, &host);
+            let runtime = pipeline::wire(
+                &l.config,
+                &l.registry,
+                &l.meters,
+                OutputMode::Publishers,
+                &host,
+                false,
+            )?;
+            let settings = notification::NotificationSettings {
+                amqp_url: url.clone(),
+                exchanges: "nova,glance,neutron,cinder,heat,keystone,swift,ironic,openstack"
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect(),
+                topic: "notifications.info".into(),
+                prefetch: 64,
+            };
+            Some((settings, handlers, runtime))
+        }
+        None => None,
+    };
+
+    writeln!(out, "ceilo {} running", env!("CARGO_PKG_VERSION"))?;
+    writeln!(
+        out,
+        "  plugins:       {} from {}",
+        l.registry.plugins().count(),
+        l.registry.dir().display()
+    )?;
+    writeln!(
+        out,
+        "  pipeline:      {}",
+        if builtin {
+            format!("built-in default ({} not found)", p.pipeline.display())
+        } else {
+            p.pipeline.display().to_string()
+        }
+    )?;
+    for line in agent.describe() {
+        writeln!(out, "    {line}")?;
+    }
+    writeln!(out, "  samples go to: {}", handle.store.describe())?;
+    if !uses_direct(&l.config) {
+        writeln!(
+            out,
+            "                 (no sink publishes direct://, so nothing is stored by this process)"
+        )?;
+    }
+    writeln!(out, "  files under:   {}", host.data_dir.display())?;
+    writeln!(
+        out,
+        "  notifications: {}",
+        match &notifications {
+            Some((s, h, _)) => format!(
+                "{} handler(s) on {}",
+                h.len(),
+                crate::redact::mask_url(&s.amqp_url)
+            ),
+            None =>
+                "off (give --amqp-url or CEILO_AMQP_URL to consume OpenStack notifications)".into(),
+        }
+    )?;
+    out.flush()?;
+
+    let store = handle.store;
+    run_until_signal(rt, move |stop| async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(retention::run(store, stop.clone()));
+        tasks.spawn(crate::services::agent::run(agent, stop.clone()));
+        if let Some((settings, handlers, runtime)) = notifications {
+            tasks.spawn(notification::run(settings, handlers, runtime, stop.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+    });
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! The collector: consumes signed samples from `metering.sample` and stores them.
+//!
+//! A message is acked only after every sample in it is durably stored (or refused), so
+//! a collector killed at any moment loses nothing: unacked messages go back to the
+//! queue, and the store's unique `message_id` turns the redelivery into duplicates
+//! that are counted, not stored. While the store is down the collector holds its
+//! messages unacked and retries with backoff; it never acks data it has not stored.
+//!
+//! Refusals: a message that is not a JSON sample or list of samples is rejected to the
+//! dead-letter queue. A sample whose signature does not verify (checked in constant
+//! time) is counted, logged with its message id and dead-lettered too: when the whole
+//! message is bad it is rejected as is; when only some samples are, those are
+//! republished to the dead-letter exchange (with confirms) before the message is
+//! acked, and the rest stored. Several collectors on one queue share the load.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ceilo_plugin_api::topology::{
+    DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, METERING_EXCHANGE, METERING_QUEUE,
+    METERING_ROUTING_KEY,
+};
+use ceilo_plugin_api::Sample;
+use futures_lite::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::metrics;
+use crate::redact::mask_url;
+use crate::storage::Storage;
+
+/// How the collector consumes.
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    /// The broker (may hold a password: shown masked).
+    pub amqp_url: String,
+    /// Messages in flight (unacked) per collector; also the largest batch.
+    pub prefetch: u16,
+    /// The signing secret (empty: signatures are not checked).
+    pub telemetry_secret: String,
+}
+
+/// One message, decoded.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// Samples to store.
+    pub samples: Vec<Sample>,
+    /// Samples refused (bad signature or undecodable), as received.
+    pub refused: Vec<Value>,
+    /// Why the message as a whole cannot be used (not JSON, not samples).
+    pub malformed: Option<String>,
+}
+
+/// Decodes a message body: a JSON sample or list of samples; with a secret, each
+/// sample's signature must verify.
+pub fn decode(body: &[u8], secret: &str) -> Decoded {
+    let mut out = Decoded::default();
+    let items = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(one @ Value::Object(_)) => vec![one],
+        Ok(_) => {
+            out.malformed = Some("not a sample or a list of samples".into());
+            return out;
+        }
+        Err(e) => {
+            out.malformed = Some(format!("not JSON: {e}"));
+            return out;
+        }
+    };
+    for item in items {
+        let sample_id = item
+            .get("message_id")
+            .and_then(Value::as_str)
+            .unwrap_or("(none)")
+            .to_owned();
+        if !secret.is_empty() && !ceilo_plugin_api::signing::verify(&item, secret) {
+            metrics::global().signature_failures(1);
+            tracing::warn!(target: "ceilo::collector", message_id = %sample_id, "sample refused: its signature does not verify (sent by something without the telemetry secret, or altered); dead-lettered to {DEAD_LETTER_QUEUE}");
+            out.refused.push(item);
+            continue;
+        }
+        match serde_json::from_value::<Sample>(item.clone()) {
+            Ok(s) => out.samples.push(s),
+            Err(e) => {
+                metrics::global().malformed(1);
+                tracing::warn!(target: "ceilo::collector", message_id = %sample_id, "sample refused: {e}; dead-lettered to {DEAD_LETTER_QUEUE}");
+                out.refused.push(item);
+            }
+        }
+    }
+    out
+}
+
+/// Runs until `shutdown`; reconnects with backoff whenever the broker goes away.
+pub async fn run(
+    settings: CollectorSettings,
+    store: Arc<dyn Storage>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let shown = mask_url(&settings.amqp_url);
+    if settings.telemetry_secret.is_empty() {
+        tracing::warn!(target: "ceilo::collector", "no telemetry secret: sample signatures are not checked (set --telemetry-secret or CEILO_TELEMETRY_SECRET)");
+    }
+    let mut backoff = Duration::from_millis(200);
+    while !*shutdown.borrow() {
+        let result = session(&settings, store.as_ref(), &mut shutdown).await;
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(target: "ceilo::collector", "{shown}: {e}; reconnecting in {backoff:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    let s = metrics::global().snapshot();
+    tracing::info!(target: "ceilo::collector", "stopped: {} stored, {} duplicate(s), {} bad signature(s), {} malformed", s.stored, s.duplicates, s.signature_failures, s.malformed);
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker cancelled the consumer")]
+    Cancelled,
+    #[error("the dead-letter exchange did not confirm a refused sample")]
+    NotConfirmed,
+}
+
+/// Declares the metering topology exactly as the amqp publisher does (same
+/// arguments, or the broker refuses the second declaration).
+async fn declare_topology(ch: &Channel) -> Result<(), lapin::Error> {
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let durable_queue = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    ch.exchange_declare(
+        METERING_EXCHANGE.into(),
+        ExchangeKind::Topic,
+        durable_exchange,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.exchange_declare(
+        DEAD_LETTER_EXCHANGE.into(),
+        ExchangeKind::Fanout,
+        durable_exchange,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_declare(
+        DEAD_LETTER_QUEUE.into(),
+        durable_queue,
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_bind(
+        DEAD_LETTER_QUEUE.into(),
+        DEAD_LETTER_EXCHANGE.into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
+    );
+    ch.queue_declare(METERING_QUEUE.into(), durable_queue, args)
+        .await?;
+    ch.queue_bind(
+        METERING_QUEUE.into(),
+        METERING_EXCHANGE.into(),
+        METERING_ROUTING_KEY.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn session(
+    settings: &CollectorSettings,
+    store: &dyn Storage,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    let conn = Connection::connect(&settings.amqp_url, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    declare_topology(&ch).await?;
+    let dead = conn.create_channel().await?;
+    dead.confirm_select(ConfirmSelectOptions::default()).await?;
+    ch.basic_qos(settings.prefetch, BasicQosOptions::default())
+        .await?;
+    let mut consumer = ch
+        .basic_consume(
+            METERING_QUEUE.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(target: "ceilo::collector", "consuming {METERING_QUEUE} on {} (prefetch {}) into {}", mask_url(&settings.amqp_url), settings.prefetch, store.describe());
+    loop {
+        let first = tokio::select! {
+            d = consumer.next() => d,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(first) = first else {
+            return Err(SessionError::Cancelled);
+        };
+        // A batch: what arrives within a few milliseconds, up to the prefetch.
+        let mut batch = vec![first?];
+        while batch.len() < settings.prefetch as usize {
+            match tokio::time::timeout(Duration::from_millis(20), consumer.next()).await {
+                Ok(Some(d)) => batch.push(d?),
+                _ => break,
+            }
+        }
+        let decoded: Vec<Decoded> = batch
+            .iter()
+            .map(|d| decode(&d.data, &settings.telemetry_secret))
+            .collect();
+        let samples: Vec<Sample> = decoded
+            .iter()
+            .flat_map(|d| d.samples.iter().cloned())
+            .collect();
+        if !store_until_done(store, &samples, shutdown).await {
+            // Shutting down with the batch unstored: closing the channel hands the
+            // messages back to the queue.
+            return Ok(());
+        }
+        settle(&batch, &decoded, &dead).await?;
+    }
+}
+
+/// Stores `samples`, retrying with backoff while the store fails. False when shutdown
+/// came first (nothing may then be acked).
+async fn store_until_done(
+    store: &dyn Storage,
+    samples: &[Sample],
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    if samples.is_empty() {
+        return true;
+    }
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match store.record(samples).await {
+            Ok(outcome) => {
+                metrics::global().stored(outcome);
+                if outcome.duplicates > 0 {
+                    tracing::info!(target: "ceilo::collector", "{} redelivered sample(s) already stored, not stored again", outcome.duplicates);
+                }
+                return true;
+            }
+            Err(e) => {
+                metrics::global().store_error();
+                tracing::warn!(target: "ceilo::collector", "{} sample(s) not stored yet: {e}; holding their messages unacked, retrying in {delay:?}", samples.len());
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return false,
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Acks what was stored, dead-letters what was refused.
+async fn settle(
+    batch: &[Delivery],
+    decoded: &[Decoded],
+    dead: &Channel,
+) -> Result<(), SessionError> {
+    let clean = decoded
+        .iter()
+        .all(|d| d.malformed.is_none() && d.refused.is_empty());
+    if clean {
+        if let Some(last) = batch.last() {
+            last.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        return Ok(());
+    }
+    for (delivery, d) in batch.iter().zip(decoded) {
+        let whole_message_bad =
+            d.malformed.is_some() || (d.samples.is_empty() && !d.refused.is_empty());
+        if whole_message_bad {
+            if let Some(reason) = &d.malformed {
+                metrics::global().malformed(1);
+                tracing::warn!(target: "ceilo::collector", message_id = %message_id(delivery), "message rejected to {DEAD_LETTER_QUEUE}: {reason}");
+            }
+            delivery
+                .reject(BasicRejectOptions { requeue: false })
+                .await?;
+            continue;
+        }
+        if !d.refused.is_empty() {
+            let body = serde_json::to_vec(&d.refused).unwrap_or_default();
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "x-ceilo-refused".into(),
+                AMQPValue::LongString("signature or format".into()),
+            );
+            let confirm = dead
+                .basic_publish(
+                    DEAD_LETTER_EXCHANGE.into(),
+                    METERING_ROUTING_KEY.into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_content_type("application/json".into())
+                        .with_headers(headers),
+                )
+                .await?
+                .await?;
+            if !confirm.is_ack() {
+                return Err(SessionError::NotConfirmed);
+            }
+        }
+        delivery.ack(BasicAckOptions::default()).await?;
+    }
+    Ok(())
+}
+
+fn message_id(d: &Delivery) -> String {
+    d.properties
+        .message_id()
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| format!("delivery {}", d.delivery_tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ceilo_plugin_api::SampleType;
+
+    #[test]
+    fn decodes_signed_lists_and_refuses_forgeries() {
+        let s = Sample::new("cpu", SampleType::Gauge, "%", 1.0, "r");
+        let good = ceilo_plugin_api::signing::signed_value(&s, "k").unwrap();
+        let mut forged = good.clone();
+        forged["counter_volume"] = serde_json::json!(1000.0);
+        forged["volume"] = serde_json::json!(1000.0);
+        let body = serde_json::to_vec(&serde_json::json!([good, forged])).unwrap();
+        let d = decode(&body, "k");
+        assert_eq!(d.samples, vec![s.clone()]);
+        assert_eq!(d.refused.len(), 1);
+        assert!(d.malformed.is_none());
+        // Without a secret nothing is checked.
+        assert_eq!(decode(&body, "").samples.len(), 2);
+        // Wrong secret: all refused.
+        assert_eq!(decode(&body, "other").refused.len(), 2);
+        assert!(decode(b"not json", "k").malformed.is_some());
+        assert!(decode(b"42", "k").malformed.is_some());
+    }
+}
