@@ -21,6 +21,15 @@ pub struct CollectorArgs {
     /// The broker, e.g. amqp://user:pass@host:5672/%2f (the password is never shown).
     #[arg(long, env = "CEILO_AMQP_URL", hide_env_values = true)]
     pub amqp_url: String,
+    /// The exchange samples are published to.
+    #[arg(long, default_value = ceilo_plugin_api::topology::METERING_EXCHANGE)]
+    pub exchange: String,
+    /// The routing key binding the queue to the exchange.
+    #[arg(long, default_value = ceilo_plugin_api::topology::METERING_ROUTING_KEY)]
+    pub routing_key: String,
+    /// The queue to consume (shared by every collector: they split the load).
+    #[arg(long, default_value = ceilo_plugin_api::topology::METERING_QUEUE)]
+    pub queue: String,
     /// Messages in flight per collector (unacked until stored); also the largest batch.
     #[arg(long, default_value_t = 256)]
     pub prefetch: u16,
@@ -48,6 +57,9 @@ pub fn collector_command(args: &CollectorArgs) -> Result<(), PipelineCommandErro
         amqp_url: args.amqp_url.clone(),
         prefetch: args.prefetch.max(1),
         telemetry_secret: args.telemetry_secret.clone(),
+        exchange: args.exchange.clone(),
+        routing_key: args.routing_key.clone(),
+        queue: args.queue.clone(),
     };
     run_until_signal(rt, move |stop| async move {
         let sweeper = tokio::spawn(retention::run(store.clone(), stop.clone()));

@@ -16,10 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ceilo_plugin_api::topology::{
-    DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, METERING_EXCHANGE, METERING_QUEUE,
-    METERING_ROUTING_KEY,
-};
+use ceilo_plugin_api::topology::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, METERING_ROUTING_KEY};
 use ceilo_plugin_api::Sample;
 use futures_lite::StreamExt;
 use lapin::message::Delivery;
@@ -45,6 +42,12 @@ pub struct CollectorSettings {
     pub prefetch: u16,
     /// The signing secret (empty: signatures are not checked).
     pub telemetry_secret: String,
+    /// The exchange samples are published to (declared durable topic).
+    pub exchange: String,
+    /// The routing key that binds the queue to it.
+    pub routing_key: String,
+    /// The queue to consume (declared durable, dead-lettering to `ceilo.dlx`).
+    pub queue: String,
 }
 
 /// One message, decoded.
@@ -139,7 +142,7 @@ enum SessionError {
 
 /// Declares the metering topology exactly as the amqp publisher does (same
 /// arguments, or the broker refuses the second declaration).
-async fn declare_topology(ch: &Channel) -> Result<(), lapin::Error> {
+async fn declare_topology(ch: &Channel, settings: &CollectorSettings) -> Result<(), lapin::Error> {
     let durable_exchange = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
@@ -149,7 +152,7 @@ async fn declare_topology(ch: &Channel) -> Result<(), lapin::Error> {
         ..QueueDeclareOptions::default()
     };
     ch.exchange_declare(
-        METERING_EXCHANGE.into(),
+        settings.exchange.as_str().into(),
         ExchangeKind::Topic,
         durable_exchange,
         FieldTable::default(),
@@ -181,12 +184,12 @@ async fn declare_topology(ch: &Channel) -> Result<(), lapin::Error> {
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
     );
-    ch.queue_declare(METERING_QUEUE.into(), durable_queue, args)
+    ch.queue_declare(settings.queue.as_str().into(), durable_queue, args)
         .await?;
     ch.queue_bind(
-        METERING_QUEUE.into(),
-        METERING_EXCHANGE.into(),
-        METERING_ROUTING_KEY.into(),
+        settings.queue.as_str().into(),
+        settings.exchange.as_str().into(),
+        settings.routing_key.as_str().into(),
         QueueBindOptions::default(),
         FieldTable::default(),
     )
@@ -201,20 +204,20 @@ async fn session(
 ) -> Result<(), SessionError> {
     let conn = Connection::connect(&settings.amqp_url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
-    declare_topology(&ch).await?;
+    declare_topology(&ch, settings).await?;
     let dead = conn.create_channel().await?;
     dead.confirm_select(ConfirmSelectOptions::default()).await?;
     ch.basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
     let mut consumer = ch
         .basic_consume(
-            METERING_QUEUE.into(),
+            settings.queue.as_str().into(),
             "".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await?;
-    tracing::info!(target: "ceilo::collector", "consuming {METERING_QUEUE} on {} (prefetch {}) into {}", mask_url(&settings.amqp_url), settings.prefetch, store.describe());
+    tracing::info!(target: "ceilo::collector", "consuming {} on {} (prefetch {}) into {}", settings.queue, mask_url(&settings.amqp_url), settings.prefetch, store.describe());
     loop {
         let first = tokio::select! {
             d = consumer.next() => d,
