@@ -15,7 +15,7 @@ use ceilo_plugin_api::Sample;
 use chrono::{DateTime, Utc};
 use futures_lite::StreamExt;
 use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
-use mongodb::error::{Error as MongoError, ErrorKind};
+use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, CollectionOptions, FindOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, IndexModel};
 use serde_json::{Map, Value};
@@ -38,6 +38,7 @@ const RESOURCE_TTL_INDEX: &str = "resource_ttl";
 /// The MongoDB store.
 pub struct MongoStore {
     shown: String,
+    database: String,
     meter: Collection<Document>,
     resource: Collection<Document>,
     retention: Retention,
@@ -80,6 +81,7 @@ impl MongoStore {
             .build();
         let store = MongoStore {
             shown: format!("{shown} (database {database})"),
+            database: database.to_owned(),
             meter: db.collection_with_options("meter", durable.clone()),
             resource: db.collection_with_options("resource", durable),
             retention,
@@ -259,8 +261,17 @@ impl MongoStore {
         }
     }
 
+    /// Upserts every resource of the batch in two `update` commands (one round trip
+    /// each, whatever the number of resources): first widening the time range and
+    /// adding meters, then setting the newest sample's attributes where it is newer.
     async fn upsert_resources(&self, samples: &[Sample]) -> Result<(), StorageError> {
-        for u in resource_updates(samples) {
+        let updates = resource_updates(samples);
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut widen = Vec::with_capacity(updates.len());
+        let mut latest = Vec::with_capacity(updates.len());
+        for u in &updates {
             let meters: Vec<Document> = u
                 .meters
                 .iter()
@@ -268,58 +279,70 @@ impl MongoStore {
                     doc! { "counter_name": &m.name, "counter_type": &m.sample_type, "counter_unit": &m.unit }
                 })
                 .collect();
-            let widen = doc! {
-                "$min": { "first_us": u.first, "first_sample_timestamp": bson_date(u.first) },
-                "$max": { "last_us": u.last, "last_sample_timestamp": bson_date(u.last) },
-                "$addToSet": { "meter": { "$each": meters } },
-            };
-            let id = doc! { "_id": u.resource_id };
-            let r = self
-                .resource
-                .update_one(id.clone(), widen.clone())
-                .upsert(true)
-                .await;
-            if let Err(e) = r {
-                // Two writers upserting the same new resource: one wins the insert,
-                // the other's upsert is then a plain update.
-                if is_duplicate(&e) {
-                    self.resource
-                        .update_one(id.clone(), widen)
-                        .await
-                        .map_err(|e| self.unavailable(e))?;
-                } else {
-                    return Err(self.unavailable(e));
-                }
-            }
+            widen.push(doc! {
+                "q": { "_id": u.resource_id },
+                "u": {
+                    "$min": { "first_us": u.first, "first_sample_timestamp": bson_date(u.first) },
+                    "$max": { "last_us": u.last, "last_sample_timestamp": bson_date(u.last) },
+                    "$addToSet": { "meter": { "$each": meters } },
+                },
+                "upsert": true,
+            });
             let s = u.latest;
             let metadata = metadata_document(s).map_err(|e| self.unavailable(e))?;
             // The newest sample's attributes win, whatever order batches arrive in.
-            self.resource
-                .update_one(
-                    doc! {
-                        "_id": u.resource_id,
-                        "$or": [ { "latest_us": { "$lte": u.last } }, { "latest_us": { "$exists": false } } ],
-                    },
-                    doc! { "$set": {
-                        "latest_us": u.last,
-                        "project_id": s.project_id(),
-                        "user_id": s.user_id(),
-                        "source": s.source(),
-                        "metadata": metadata,
-                    } },
-                )
-                .await
-                .map_err(|e| self.unavailable(e))?;
+            latest.push(doc! {
+                "q": {
+                    "_id": u.resource_id,
+                    "$or": [ { "latest_us": { "$lte": u.last } }, { "latest_us": { "$exists": false } } ],
+                },
+                "u": { "$set": {
+                    "latest_us": u.last,
+                    "project_id": s.project_id(),
+                    "user_id": s.user_id(),
+                    "source": s.source(),
+                    "metadata": metadata,
+                } },
+            });
+        }
+        // Two writers upserting the same new resource: one insert loses with a
+        // duplicate key; run again, it is then a plain update.
+        if let Err(e) = self.update(&widen).await {
+            tracing::debug!(target: "ceilo::storage", "resource upsert retried: {e}");
+            self.update(&widen).await?;
+        }
+        self.update(&latest).await
+    }
+
+    async fn update(&self, updates: &[Document]) -> Result<(), StorageError> {
+        let reply = self
+            .resource
+            .client()
+            .database(&self.database)
+            .run_command(doc! {
+                "update": "resource",
+                "updates": updates,
+                "ordered": false,
+                "writeConcern": { "j": true },
+            })
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            if let Some(first) = errors.first().and_then(Bson::as_document) {
+                return Err(self.unavailable(format!(
+                    "{} resource update(s) failed, first: {}",
+                    errors.len(),
+                    first.get_str("errmsg").unwrap_or("no message")
+                )));
+            }
+        }
+        if let Ok(wce) = reply.get_document("writeConcernError") {
+            return Err(self.unavailable(format!(
+                "resource updates not confirmed durable: {}",
+                wce.get_str("errmsg").unwrap_or("no message")
+            )));
         }
         Ok(())
-    }
-}
-
-fn is_duplicate(e: &MongoError) -> bool {
-    match e.kind.as_ref() {
-        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(we)) => we.code == DUPLICATE_KEY,
-        ErrorKind::Command(c) => c.code == DUPLICATE_KEY,
-        _ => false,
     }
 }
 
