@@ -1,0 +1,212 @@
+//! Collector write throughput into each store:
+//! `cargo bench -p ceilo-tests --bench storage_throughput`.
+//!
+//! ceilo's `Storage::record` — what the collector and `direct://` call with each batch
+//! (dedupe by message id, resource upserts, durable commit) — against a baseline in
+//! the same run on the same machine:
+//! - embedded: a raw batched INSERT of the same rows into a table with the same
+//!   columns and indexes, same file settings (WAL, synchronous=FULL), one transaction
+//!   per batch, no resource upkeep;
+//! - MongoDB: the driver's `insert_many` of the same documents, prebuilt outside the
+//!   timing, with the same write concern (j: true), no resource upkeep.
+//!
+//! Samples: 1 000 resources × 10 meters, batches of 1 000. The two sides alternate
+//! for several rounds, each on a fresh file or database; medians are compared.
+
+use std::time::Instant;
+
+use ceilo_host::storage::{self, Retention};
+use ceilo_plugin_api::{Sample, SampleType};
+use ceilo_tests::*;
+use mongodb::bson::{doc, DateTime as BsonDateTime, Document};
+
+const BATCH: usize = 1_000;
+
+fn samples(n: usize) -> Vec<Sample> {
+    (0..n)
+        .map(|i| {
+            Sample::new(
+                format!("bench.meter.{}", i % 10),
+                SampleType::Gauge,
+                "%",
+                i as f64,
+                format!("resource-{}", (i / 10) % 1_000),
+            )
+            .with_project_id(format!("project-{}", i % 7))
+            .with_user_id("user")
+            .with_resource_metadata(serde_json::json!({"host": "bench", "flavor": {"vcpus": 2}}))
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn ceilo_rate(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    data: &std::path::Path,
+    all: &[Sample],
+) -> f64 {
+    rt.block_on(async {
+        let store = storage::open(Some(url), data, Retention::default())
+            .await
+            .expect("open");
+        let t = Instant::now();
+        for b in all.chunks(BATCH) {
+            let o = store.record(b).await.expect("record");
+            assert_eq!(o.stored, b.len());
+        }
+        all.len() as f64 / t.elapsed().as_secs_f64()
+    })
+}
+
+fn raw_sqlite_rate(path: &std::path::Path, all: &[Sample]) -> f64 {
+    let mut c = rusqlite::Connection::open(path).expect("open");
+    c.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    c.pragma_update(None, "synchronous", "FULL").expect("sync");
+    c.execute_batch(
+        "CREATE TABLE meter (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE,
+            counter_name TEXT NOT NULL, counter_type TEXT NOT NULL, counter_unit TEXT NOT NULL,
+            counter_volume REAL NOT NULL, user_id TEXT, project_id TEXT, resource_id TEXT NOT NULL,
+            source TEXT NOT NULL, timestamp INTEGER NOT NULL, recorded_at INTEGER NOT NULL,
+            resource_metadata TEXT NOT NULL, monotonic_time REAL);
+         CREATE INDEX a ON meter (counter_name, resource_id, timestamp);
+         CREATE INDEX b ON meter (project_id, timestamp);
+         CREATE INDEX c ON meter (timestamp);",
+    )
+    .expect("schema");
+    let t = Instant::now();
+    for b in all.chunks(BATCH) {
+        let tx = c.transaction().expect("tx");
+        {
+            let mut st = tx
+                .prepare_cached("INSERT INTO meter (message_id, counter_name, counter_type, counter_unit, counter_volume, user_id, project_id, resource_id, source, timestamp, recorded_at, resource_metadata, monotonic_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
+                .expect("prepare");
+            let now = chrono::Utc::now().timestamp_micros();
+            for s in b {
+                st.execute(rusqlite::params![
+                    s.message_id(),
+                    s.name(),
+                    s.sample_type().as_str(),
+                    s.unit(),
+                    s.volume(),
+                    s.user_id(),
+                    s.project_id(),
+                    s.resource_id(),
+                    s.source(),
+                    s.timestamp_micros(),
+                    now,
+                    s.resource_metadata_json(),
+                    s.monotonic_time(),
+                ])
+                .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    all.len() as f64 / t.elapsed().as_secs_f64()
+}
+
+fn documents(all: &[Sample]) -> Vec<Document> {
+    let now = chrono::Utc::now().timestamp_micros();
+    all.iter()
+        .map(|s| {
+            let md = mongodb::bson::to_document(&serde_json::Value::Object(s.resource_metadata()))
+                .expect("metadata");
+            doc! {
+                "message_id": s.message_id(), "counter_name": s.name(),
+                "counter_type": s.sample_type().as_str(), "counter_unit": s.unit(),
+                "counter_volume": s.volume(), "user_id": s.user_id(), "project_id": s.project_id(),
+                "resource_id": s.resource_id(), "source": s.source(),
+                "timestamp": BsonDateTime::from_millis(s.timestamp_micros() / 1000),
+                "timestamp_us": s.timestamp_micros(),
+                "recorded_at": BsonDateTime::from_millis(now / 1000), "recorded_at_us": now,
+                "resource_metadata": md, "monotonic_time": s.monotonic_time(),
+            }
+        })
+        .collect()
+}
+
+fn raw_mongo_rate(rt: &tokio::runtime::Runtime, url: &str, docs: &[Document]) -> f64 {
+    rt.block_on(async {
+        let client = mongodb::Client::with_uri_str(url).await.expect("client");
+        let db = url.rsplit('/').next().expect("db");
+        let coll = client.database(db).collection_with_options::<Document>(
+            "meter",
+            mongodb::options::CollectionOptions::builder()
+                .write_concern(
+                    mongodb::options::WriteConcern::builder()
+                        .journal(true)
+                        .build(),
+                )
+                .build(),
+        );
+        coll.create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! { "message_id": 1 })
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .unique(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .expect("index");
+        let t = Instant::now();
+        for b in docs.chunks(BATCH) {
+            coll.insert_many(b).await.expect("insert_many");
+        }
+        docs.len() as f64 / t.elapsed().as_secs_f64()
+    })
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let rounds = if full { 5 } else { 1 };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+
+    let n = if full { 200_000 } else { 20_000 };
+    let mut ours = Vec::new();
+    let mut base = Vec::new();
+    for _ in 0..rounds {
+        let all = samples(n);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/ceilo.db", dir.path().display());
+        ours.push(ceilo_rate(&rt, &url, dir.path(), &all));
+        base.push(raw_sqlite_rate(&dir.path().join("raw.db"), &all));
+    }
+    let (o, b) = (median(ours), median(base));
+    println!("\nembedded store ({n} samples, batches of {BATCH}, {rounds} rounds, medians)");
+    println!("| writer | samples/s | vs. baseline |");
+    println!("|--------|----------:|-------------:|");
+    println!("| raw batched INSERT (baseline) | {b:.0} | 1.00x |");
+    println!("| ceilo `Storage::record` | {o:.0} | {:.2}x |", o / b);
+
+    let Some(first) = mongodb() else { return };
+    let base_url = first
+        .rsplit_once('/')
+        .map(|(h, _)| h.to_owned())
+        .expect("url");
+    let n = if full { 50_000 } else { 5_000 };
+    let mut ours = Vec::new();
+    let mut base = Vec::new();
+    for _ in 0..rounds {
+        let all = samples(n);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("{base_url}/{}", unique("bench").replace('-', "_"));
+        ours.push(ceilo_rate(&rt, &url, dir.path(), &all));
+        let docs = documents(&samples(n));
+        let url = format!("{base_url}/{}", unique("bench_raw").replace('-', "_"));
+        base.push(raw_mongo_rate(&rt, &url, &docs));
+    }
+    let (o, b) = (median(ours), median(base));
+    println!("\nMongoDB-wire server at {base_url} ({n} samples, batches of {BATCH}, {rounds} rounds, medians)");
+    println!("| writer | samples/s | vs. baseline |");
+    println!("|--------|----------:|-------------:|");
+    println!("| driver `insert_many` (baseline) | {b:.0} | 1.00x |");
+    println!("| ceilo `Storage::record` | {o:.0} | {:.2}x |", o / b);
+}
