@@ -61,8 +61,10 @@ async fn write_and_read_back_every_field(place: Place) {
         .with_resource_metadata(json!({"flavor": {"vcpus": 2, "name": "m1.small"}, "tags": ["a", 1, 2.5, null, true], "big": 9007199254740993_i64}))
         .with_source("openstack")
         .with_monotonic_time(42.25);
-    let bare =
+    let mut bare =
         Sample::new("memory", SampleType::Delta, "MB", -3.0, "vm-2").with_timestamp(at(5, 1));
+    // Message ids other than canonical UUIDs come back exactly as written too.
+    bare.set_message_id("6F9619FF-8B86-D011-B42D-00C04FC964FF");
     let before = Utc::now() - chrono::Duration::seconds(1);
     let outcome = store
         .record(&[full.clone(), bare.clone()])
@@ -93,6 +95,15 @@ async fn write_and_read_back_every_field(place: Place) {
         one[0].sample.metadata_value("flavor.name"),
         Some(json!("m1.small"))
     );
+    let other = store
+        .samples(&SampleQuery {
+            message_id: Some(bare.message_id().into()),
+            ..all()
+        })
+        .await
+        .expect("by id");
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].sample, bare);
 }
 
 async fn queries_filter_sort_and_limit(place: Place) {

@@ -285,6 +285,7 @@ impl MongoStore {
                     "$min": { "first_us": u.first, "first_sample_timestamp": bson_date(u.first) },
                     "$max": { "last_us": u.last, "last_sample_timestamp": bson_date(u.last) },
                     "$addToSet": { "meter": { "$each": meters } },
+                    "$setOnInsert": { "latest_us": i64::MIN },
                 },
                 "upsert": true,
             });
@@ -292,10 +293,8 @@ impl MongoStore {
             let metadata = metadata_document(s).map_err(|e| self.unavailable(e))?;
             // The newest sample's attributes win, whatever order batches arrive in.
             latest.push(doc! {
-                "q": {
-                    "_id": u.resource_id,
-                    "$or": [ { "latest_us": { "$lte": u.last } }, { "latest_us": { "$exists": false } } ],
-                },
+                // A plain range (no `$or`) keeps this an indexed point update.
+                "q": { "_id": u.resource_id, "latest_us": { "$lte": u.last } },
                 "u": { "$set": {
                     "latest_us": u.last,
                     "project_id": s.project_id(),
