@@ -7,10 +7,11 @@
 //! - embedded: raw batched INSERTs (multi-row, 64 rows per statement) of the same rows
 //!   into a table with the same
 //!   columns and indexes, same file settings (WAL, synchronous=FULL, 64 MiB cache, checkpoint
-//!   every 10 000 pages), one transaction
+//!   every 10 000 pages, temp store in memory), one transaction
 //!   per batch, no resource upkeep;
 //! - MongoDB: the driver's `insert_many` of the same documents, prebuilt outside the
-//!   timing, with the same write concern (j: true), no resource upkeep.
+//!   timing, into a collection with the same indexes, with the same write concern
+//!   (j: true), no resource upkeep.
 //!
 //! Samples: 1 000 resources × 10 meters, batches of 1 000. The two sides alternate
 //! for several rounds, each on a fresh file or database; medians are compared.
@@ -23,6 +24,8 @@ use ceilo_tests::*;
 use mongodb::bson::{doc, DateTime as BsonDateTime, Document};
 
 const BATCH: usize = 1_000;
+/// The collector's batch under load: up to `--prefetch` (256) messages of up to 100.
+const LOAD_BATCH: usize = 10_000;
 
 fn samples(n: usize) -> Vec<Sample> {
     (0..n)
@@ -51,13 +54,14 @@ fn ceilo_rate(
     url: &str,
     data: &std::path::Path,
     all: &[Sample],
+    batch: usize,
 ) -> f64 {
     rt.block_on(async {
         let store = storage::open(Some(url), data, Retention::default())
             .await
             .expect("open");
         let t = Instant::now();
-        for b in all.chunks(BATCH) {
+        for b in all.chunks(batch) {
             let o = store.record(b).await.expect("record");
             assert_eq!(o.stored, b.len());
         }
@@ -65,7 +69,7 @@ fn ceilo_rate(
     })
 }
 
-fn raw_sqlite_rate(path: &std::path::Path, all: &[Sample]) -> f64 {
+fn raw_sqlite_rate(path: &std::path::Path, all: &[Sample], batch: usize) -> f64 {
     let mut c = rusqlite::Connection::open(path).expect("open");
     c.pragma_update(None, "journal_mode", "WAL").expect("wal");
     c.pragma_update(None, "synchronous", "FULL").expect("sync");
@@ -93,7 +97,7 @@ fn raw_sqlite_rate(path: &std::path::Path, all: &[Sample]) -> f64 {
         )
     };
     let t = Instant::now();
-    for b in all.chunks(BATCH) {
+    for b in all.chunks(batch) {
         let tx = c.transaction().expect("tx");
         let now = chrono::Utc::now().timestamp_micros();
         for rows in b.chunks(ROWS) {
@@ -160,18 +164,27 @@ fn raw_mongo_rate(rt: &tokio::runtime::Runtime, url: &str, docs: &[Document]) ->
                 )
                 .build(),
         );
-        coll.create_index(
+        // The same indexes ceilo's `meter` collection has.
+        let index = |keys: Document, unique: bool| {
             mongodb::IndexModel::builder()
-                .keys(doc! { "message_id": 1 })
+                .keys(keys)
                 .options(
                     mongodb::options::IndexOptions::builder()
-                        .unique(true)
+                        .unique(unique.then_some(true))
                         .build(),
                 )
-                .build(),
-        )
+                .build()
+        };
+        coll.create_indexes([
+            index(doc! { "message_id": 1 }, true),
+            index(
+                doc! { "counter_name": 1, "resource_id": 1, "timestamp_us": -1 },
+                false,
+            ),
+            index(doc! { "project_id": 1, "timestamp_us": -1 }, false),
+        ])
         .await
-        .expect("index");
+        .expect("indexes");
         let t = Instant::now();
         for b in docs.chunks(BATCH) {
             coll.insert_many(b).await.expect("insert_many");
@@ -186,21 +199,25 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
 
     let n = if full { 200_000 } else { 20_000 };
-    let mut ours = Vec::new();
-    let mut base = Vec::new();
-    for _ in 0..rounds {
-        let all = samples(n);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}/ceilo.db", dir.path().display());
-        ours.push(ceilo_rate(&rt, &url, dir.path(), &all));
-        base.push(raw_sqlite_rate(&dir.path().join("raw.db"), &all));
+    println!("\nembedded store ({n} samples, {rounds} rounds, medians)");
+    println!("| batch | raw batched INSERT (baseline) | ceilo `Storage::record` | vs. baseline |");
+    println!("|------:|------------------------------:|------------------------:|-------------:|");
+    for batch in [BATCH, LOAD_BATCH] {
+        let mut ours = Vec::new();
+        let mut base = Vec::new();
+        for _ in 0..rounds {
+            let all = samples(n);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite://{}/ceilo.db", dir.path().display());
+            ours.push(ceilo_rate(&rt, &url, dir.path(), &all, batch));
+            base.push(raw_sqlite_rate(&dir.path().join("raw.db"), &all, batch));
+        }
+        let (o, b) = (median(ours), median(base));
+        println!(
+            "| {batch} | {b:.0} samples/s | {o:.0} samples/s | {:.2}x |",
+            o / b
+        );
     }
-    let (o, b) = (median(ours), median(base));
-    println!("\nembedded store ({n} samples, batches of {BATCH}, {rounds} rounds, medians)");
-    println!("| writer | samples/s | vs. baseline |");
-    println!("|--------|----------:|-------------:|");
-    println!("| raw batched INSERT (baseline) | {b:.0} | 1.00x |");
-    println!("| ceilo `Storage::record` | {o:.0} | {:.2}x |", o / b);
 
     let Some(first) = mongodb() else { return };
     let base_url = first
@@ -214,7 +231,7 @@ fn main() {
         let all = samples(n);
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("{base_url}/{}", unique("bench").replace('-', "_"));
-        ours.push(ceilo_rate(&rt, &url, dir.path(), &all));
+        ours.push(ceilo_rate(&rt, &url, dir.path(), &all, BATCH));
         let docs = documents(&samples(n));
         let url = format!("{base_url}/{}", unique("bench_raw").replace('-', "_"));
         base.push(raw_mongo_rate(&rt, &url, &docs));

@@ -245,9 +245,10 @@ async fn resources_move_outward_and_keep_the_newest_metadata(place: Place) {
 
 async fn metadata_keys_with_dots_and_dollars_come_back_as_given(place: Place) {
     let store = place.open(Retention::default()).await;
-    let md =
-        json!({"a.b": 1, "$where": "x", "nested": {"c.d": {"$e": [{"f.g": true}]}}, "50%": "%2E"});
-    let s = sample("m", "r", at(1, 0)).with_resource_metadata(md.clone());
+    let md = json!({"a.b": 1, "$where": "$not.a.path", "nested": {"c.d": {"$e": [{"f.g": true}]}}, "50%": "%2E"});
+    let s = sample("m", "r", at(1, 0))
+        .with_resource_metadata(md.clone())
+        .with_project_id("$project");
     store
         .record(std::slice::from_ref(&s))
         .await
@@ -262,6 +263,8 @@ async fn metadata_keys_with_dots_and_dollars_come_back_as_given(place: Place) {
         .await
         .expect("resources");
     assert_eq!(serde_json::Value::Object(rs[0].metadata.clone()), md);
+    assert_eq!(rs[0].project_id.as_deref(), Some("$project"));
+    assert_eq!(got[0].sample.project_id(), Some("$project"));
 }
 
 async fn retention_expires_old_samples_and_idle_resources(place: Place) {

@@ -220,6 +220,8 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     // every ~40 MiB of WAL rather than 4: fewer, larger copies into the database file.
     c.pragma_update(None, "cache_size", -65536)?;
     c.pragma_update(None, "wal_autocheckpoint", 10000)?;
+    // Statement journals (for inserts that may hit the unique index) stay in memory.
+    c.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 

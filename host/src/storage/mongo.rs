@@ -261,16 +261,17 @@ impl MongoStore {
         }
     }
 
-    /// Upserts every resource of the batch in two `update` commands (one round trip
-    /// each, whatever the number of resources): first widening the time range and
-    /// adding meters, then setting the newest sample's attributes where it is newer.
+    /// Upserts every resource of the batch in one `update` command (one round trip,
+    /// whatever the number of resources), each an update pipeline: the time range only
+    /// widens, meters are added to the set, and the newest sample's project, user,
+    /// source and metadata win whatever order batches arrive in. Values go in as
+    /// `$literal`, so text that starts with `$` is never read as a field path.
     async fn upsert_resources(&self, samples: &[Sample]) -> Result<(), StorageError> {
         let updates = resource_updates(samples);
         if updates.is_empty() {
             return Ok(());
         }
-        let mut widen = Vec::with_capacity(updates.len());
-        let mut latest = Vec::with_capacity(updates.len());
+        let mut ops = Vec::with_capacity(updates.len());
         for u in &updates {
             let meters: Vec<Document> = u
                 .meters
@@ -279,38 +280,37 @@ impl MongoStore {
                     doc! { "counter_name": &m.name, "counter_type": &m.sample_type, "counter_unit": &m.unit }
                 })
                 .collect();
-            widen.push(doc! {
-                "q": { "_id": u.resource_id },
-                "u": {
-                    "$min": { "first_us": u.first, "first_sample_timestamp": bson_date(u.first) },
-                    "$max": { "last_us": u.last, "last_sample_timestamp": bson_date(u.last) },
-                    "$addToSet": { "meter": { "$each": meters } },
-                    "$setOnInsert": { "latest_us": i64::MIN },
-                },
-                "upsert": true,
-            });
             let s = u.latest;
             let metadata = metadata_document(s).map_err(|e| self.unavailable(e))?;
-            // The newest sample's attributes win, whatever order batches arrive in.
-            latest.push(doc! {
-                // A plain range (no `$or`) keeps this an indexed point update.
-                "q": { "_id": u.resource_id, "latest_us": { "$lte": u.last } },
-                "u": { "$set": {
-                    "latest_us": u.last,
-                    "project_id": s.project_id(),
-                    "user_id": s.user_id(),
-                    "source": s.source(),
-                    "metadata": metadata,
-                } },
+            let (first, last) = (bson_date(u.first), bson_date(u.last));
+            let newer = doc! { "$gte": [u.last, { "$ifNull": ["$latest_us", i64::MIN] }] };
+            let pick = |value: Bson, field: &str| {
+                doc! { "$cond": [newer.clone(), { "$literal": value }, format!("${field}")] }
+            };
+            ops.push(doc! {
+                "q": { "_id": u.resource_id },
+                "u": [ { "$set": {
+                    "first_us": { "$min": [{ "$ifNull": ["$first_us", u.first] }, u.first] },
+                    "first_sample_timestamp": { "$min": [{ "$ifNull": ["$first_sample_timestamp", first] }, first] },
+                    "last_us": { "$max": [{ "$ifNull": ["$last_us", u.last] }, u.last] },
+                    "last_sample_timestamp": { "$max": [{ "$ifNull": ["$last_sample_timestamp", last] }, last] },
+                    "meter": { "$setUnion": [{ "$ifNull": ["$meter", []] }, { "$literal": meters }] },
+                    "latest_us": { "$max": [{ "$ifNull": ["$latest_us", u.last] }, u.last] },
+                    "project_id": pick(s.project_id().into(), "project_id"),
+                    "user_id": pick(s.user_id().into(), "user_id"),
+                    "source": pick(s.source().into(), "source"),
+                    "metadata": pick(Bson::Document(metadata), "metadata"),
+                } } ],
+                "upsert": true,
             });
         }
         // Two writers upserting the same new resource: one insert loses with a
         // duplicate key; run again, it is then a plain update.
-        if let Err(e) = self.update(&widen).await {
+        if let Err(e) = self.update(&ops).await {
             tracing::debug!(target: "ceilo::storage", "resource upsert retried: {e}");
-            self.update(&widen).await?;
+            self.update(&ops).await?;
         }
-        self.update(&latest).await
+        Ok(())
     }
 
     async fn update(&self, updates: &[Document]) -> Result<(), StorageError> {
