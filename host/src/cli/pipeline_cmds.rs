@@ -344,9 +344,30 @@ pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
     for line in runtime.describe() {
         tracing::info!(target: "ceilo::agent", "{line}");
     }
-    run_until_signal(rt, |stop| crate::services::agent::run(runtime, stop));
+    let store = host.storage.map(|h| h.store);
+    run_until_signal(rt, |stop| {
+        with_retention(
+            store,
+            stop.clone(),
+            crate::services::agent::run(runtime, stop),
+        )
+    });
     tracing::info!(target: "ceilo::agent", "stopped");
     Ok(())
+}
+
+/// Runs `service`, and beside it the retention sweeper of `store` when one is open
+/// (for `direct://`).
+async fn with_retention(
+    store: Option<std::sync::Arc<dyn crate::storage::Storage>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    service: impl std::future::Future<Output = ()>,
+) {
+    let sweeper = store.map(|s| tokio::spawn(crate::services::retention::run(s, stop)));
+    service.await;
+    if let Some(s) = sweeper {
+        let _ = s.await;
+    }
 }
 
 /// Runs a service on `rt`; its receiver turns true on SIGINT/SIGTERM.
@@ -438,8 +459,13 @@ pub fn notification_command(
         topic: n.topic.clone(),
         prefetch: n.prefetch.max(1),
     };
+    let store = host.storage.map(|h| h.store);
     run_until_signal(rt, |stop| {
-        notification::run(settings, handlers, runtime, stop)
+        with_retention(
+            store,
+            stop.clone(),
+            notification::run(settings, handlers, runtime, stop),
+        )
     });
     tracing::info!(target: "ceilo::notification", "stopped");
     Ok(())
