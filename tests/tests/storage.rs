@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ceilo_host::storage::{self, ResourceQuery, Retention, SampleQuery, Storage};
+use ceilo_host::storage::{
+    self, Aggregate, GroupBy, ResourceQuery, Retention, SampleQuery, StatisticsQuery, Storage,
+};
 use ceilo_plugin_api::{Sample, SampleType};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
@@ -303,6 +305,224 @@ async fn retention_expires_old_samples_and_idle_resources(place: Place) {
     );
 }
 
+/// Hand-computed statistics over a fixed fixture: r1 (project p1, flavor small) has
+/// 10, 20, 30 at t0, t0+30 s, t0+70 s; r2 (p2, large) has 40, 50 at t0+10 s, t0+80 s.
+async fn statistics_are_computed_by_the_store(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let t0 = at(1_000, 0);
+    let s = |v: f64, r: &str, p: &str, flavor: &str, secs: i64| {
+        Sample::new("cpu_util", SampleType::Gauge, "%", v, r)
+            .with_project_id(p)
+            .with_timestamp(t0 + chrono::Duration::seconds(secs))
+            .with_resource_metadata(json!({"flavor": {"name": flavor}}))
+    };
+    store
+        .record(&[
+            s(10.0, "r1", "p1", "small", 0),
+            s(20.0, "r1", "p1", "small", 30),
+            s(30.0, "r1", "p1", "small", 70),
+            s(40.0, "r2", "p2", "large", 10),
+            s(50.0, "r2", "p2", "large", 80),
+            sample("other", "r1", t0),
+        ])
+        .await
+        .expect("record");
+    let cpu = SampleQuery {
+        meter: Some("cpu_util".into()),
+        ..all()
+    };
+    let stats = |q: StatisticsQuery| {
+        let store = store.clone();
+        async move { store.statistics(&q).await.expect("statistics") }
+    };
+    let secs = |n: i64| t0 + chrono::Duration::seconds(n);
+
+    // One period over everything.
+    let all_of = stats(StatisticsQuery {
+        filter: cpu.clone(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(all_of.len(), 1);
+    let a = &all_of[0];
+    assert_eq!(
+        (a.count, a.min, a.max, a.sum, a.avg),
+        (5, 10.0, 50.0, 150.0, 30.0)
+    );
+    assert_eq!(a.unit, "%");
+    assert_eq!(
+        (a.duration_start, a.duration_end, a.duration()),
+        (t0, secs(80), 80.0)
+    );
+    assert_eq!((a.period, a.period_start, a.period_end), (0, t0, secs(80)));
+    assert_eq!(a.groupby, None);
+
+    // Periods of 60 s from the first sample.
+    let p = stats(StatisticsQuery {
+        filter: cpu.clone(),
+        period: Some(60),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(p.len(), 2);
+    assert_eq!(
+        (p[0].count, p[0].min, p[0].max, p[0].sum),
+        (3, 10.0, 40.0, 70.0)
+    );
+    assert!((p[0].avg - 70.0 / 3.0).abs() < 1e-9);
+    assert_eq!(
+        (p[0].period, p[0].period_start, p[0].period_end),
+        (60, t0, secs(60))
+    );
+    assert_eq!((p[0].duration_start, p[0].duration_end), (t0, secs(30)));
+    assert_eq!((p[1].count, p[1].sum, p[1].avg), (2, 80.0, 40.0));
+    assert_eq!((p[1].period_start, p[1].period_end), (secs(60), secs(120)));
+    assert_eq!(
+        (p[1].duration_start, p[1].duration_end),
+        (secs(70), secs(80))
+    );
+
+    // Periods aligned to the query's start, 30 s before the first sample.
+    let aligned = stats(StatisticsQuery {
+        filter: SampleQuery {
+            start: Some(secs(-30)),
+            ..cpu.clone()
+        },
+        period: Some(60),
+        ..Default::default()
+    })
+    .await;
+    let got: Vec<_> = aligned
+        .iter()
+        .map(|s| (s.period_start, s.count, s.sum))
+        .collect();
+    assert_eq!(got, vec![(secs(-30), 2, 50.0), (secs(30), 3, 100.0)]);
+
+    // Grouped by resource, and by a metadata path.
+    let by_resource = stats(StatisticsQuery {
+        filter: cpu.clone(),
+        groupby: vec![GroupBy::ResourceId],
+        ..Default::default()
+    })
+    .await;
+    let got: Vec<_> = by_resource
+        .iter()
+        .map(|s| {
+            (
+                s.groupby.clone().unwrap()["resource_id"].clone(),
+                s.count,
+                s.sum,
+                s.avg,
+                s.min,
+                s.max,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (json!("r1"), 3, 60.0, 20.0, 10.0, 30.0),
+            (json!("r2"), 2, 90.0, 45.0, 40.0, 50.0)
+        ]
+    );
+    let by_flavor = stats(StatisticsQuery {
+        filter: cpu.clone(),
+        groupby: vec![
+            GroupBy::parse("resource_metadata.flavor.name").unwrap(),
+            GroupBy::ProjectId,
+        ],
+        ..Default::default()
+    })
+    .await;
+    // Without a period, a group's period starts at its first sample: r1's is first.
+    let got: Vec<_> = by_flavor
+        .iter()
+        .map(|s| {
+            let g = s.groupby.clone().unwrap();
+            (
+                g["resource_metadata.flavor.name"].clone(),
+                g["project_id"].clone(),
+                s.count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (json!("small"), json!("p1"), 3),
+            (json!("large"), json!("p2"), 2)
+        ]
+    );
+
+    // Periods and groups together.
+    let both = stats(StatisticsQuery {
+        filter: cpu.clone(),
+        period: Some(60),
+        groupby: vec![GroupBy::ResourceId],
+        ..Default::default()
+    })
+    .await;
+    let got: Vec<_> = both
+        .iter()
+        .map(|s| {
+            (
+                s.period_start,
+                s.groupby.clone().unwrap()["resource_id"].clone(),
+                s.count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (t0, json!("r1"), 2),
+            (t0, json!("r2"), 1),
+            (secs(60), json!("r1"), 1),
+            (secs(60), json!("r2"), 1)
+        ]
+    );
+
+    // Selectable aggregates: population stddev of 10..50 is sqrt(200).
+    let agg = stats(StatisticsQuery {
+        filter: cpu.clone(),
+        aggregates: vec![
+            Aggregate::Stddev,
+            Aggregate::parse("cardinality", Some("resource_id")).unwrap(),
+            Aggregate::parse("cardinality", Some("project_id")).unwrap(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        (agg[0].aggregate["stddev"] - 200f64.sqrt()).abs() < 1e-9,
+        "{:?}",
+        agg[0].aggregate
+    );
+    assert_eq!(agg[0].aggregate["cardinality/resource_id"], 2.0);
+    assert_eq!(agg[0].aggregate["cardinality/project_id"], 2.0);
+
+    // Filters apply; nothing matching is no statistics at all.
+    let p1 = stats(StatisticsQuery {
+        filter: SampleQuery {
+            project_id: Some("p1".into()),
+            ..cpu.clone()
+        },
+        ..Default::default()
+    })
+    .await;
+    assert_eq!((p1.len(), p1[0].count, p1[0].sum), (1, 3, 60.0));
+    let none = stats(StatisticsQuery {
+        filter: SampleQuery {
+            meter: Some("nothing".into()),
+            ..all()
+        },
+        period: Some(60),
+        ..Default::default()
+    })
+    .await;
+    assert!(none.is_empty());
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod embedded {
@@ -332,6 +552,7 @@ suite!(
     resources_move_outward_and_keep_the_newest_metadata,
     metadata_keys_with_dots_and_dollars_come_back_as_given,
     retention_expires_old_samples_and_idle_resources,
+    statistics_are_computed_by_the_store,
 );
 
 mod mongodb_only {

@@ -6,7 +6,7 @@
 //! not wait for writes (WAL readers see the last committed batch). SQLite calls block,
 //! so they run on tokio's blocking pool.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -18,9 +18,10 @@ use rusqlite::{params, Connection, OpenFlags, Row};
 use serde_json::{Map, Value};
 
 use super::model::{from_micros, resource_updates, sample_type};
+use super::statistics::{period_bounds, sort, stddev, Aggregate, GroupBy};
 use super::{
-    Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Storage, StorageError,
-    StoredSample, WriteOutcome,
+    Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics, StatisticsQuery,
+    Storage, StorageError, StoredSample, WriteOutcome,
 };
 
 /// Bumped when the schema changes; older files are migrated on open.
@@ -350,23 +351,22 @@ fn sample_from_row(r: &Row<'_>) -> rusqlite::Result<Result<StoredSample, String>
     }))
 }
 
-fn query_samples(
-    c: &Connection,
-    q: &SampleQuery,
-) -> rusqlite::Result<Vec<Result<StoredSample, String>>> {
+/// The WHERE clause (with its leading ` WHERE`, or empty) and arguments for `q`.
+fn where_clause(q: &SampleQuery) -> (String, Vec<SqlValue>) {
     let mut clauses: Vec<&str> = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
-    let mut eq = |col: &'static str, v: &Option<String>| {
+    for (col, v) in [
+        ("counter_name = ?", &q.meter),
+        ("resource_id = ?", &q.resource_id),
+        ("project_id = ?", &q.project_id),
+        ("user_id = ?", &q.user_id),
+        ("source = ?", &q.source),
+    ] {
         if let Some(v) = v {
             clauses.push(col);
             args.push(SqlValue::Text(v.clone()));
         }
-    };
-    eq("counter_name = ?", &q.meter);
-    eq("resource_id = ?", &q.resource_id);
-    eq("project_id = ?", &q.project_id);
-    eq("user_id = ?", &q.user_id);
-    eq("source = ?", &q.source);
+    }
     if let Some(id) = &q.message_id {
         clauses.push("message_id = ?");
         args.push(message_key(id));
@@ -379,11 +379,19 @@ fn query_samples(
         clauses.push("timestamp < ?");
         args.push(SqlValue::Integer(t.timestamp_micros()));
     }
-    let mut sql = format!("SELECT {SAMPLE_COLUMNS} FROM meter");
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
+    if clauses.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!(" WHERE {}", clauses.join(" AND ")), args)
     }
+}
+
+fn query_samples(
+    c: &Connection,
+    q: &SampleQuery,
+) -> rusqlite::Result<Vec<Result<StoredSample, String>>> {
+    let (filter, args) = where_clause(q);
+    let mut sql = format!("SELECT {SAMPLE_COLUMNS} FROM meter{filter}");
     sql.push_str(" ORDER BY timestamp DESC, id DESC");
     if let Some(l) = q.limit {
         sql.push_str(&format!(" LIMIT {l}"));
@@ -391,6 +399,146 @@ fn query_samples(
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), sample_from_row)?;
     rows.collect()
+}
+
+/// A JSON path for `json_extract` from a dotted metadata path, each key quoted.
+fn json_path(path: &str) -> String {
+    let mut out = String::from("$");
+    for key in path.split('.') {
+        out.push_str(".\"");
+        out.push_str(&key.replace('"', "\\\""));
+        out.push('"');
+    }
+    out
+}
+
+fn sql_to_json(v: SqlValue) -> Value {
+    match v {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::from(i),
+        SqlValue::Real(f) => Value::from(f),
+        SqlValue::Text(t) => Value::String(t),
+        SqlValue::Blob(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+    }
+}
+
+/// One GROUP BY query: every period of every group, in the database.
+fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec<Statistics>> {
+    let (filter, mut args) = where_clause(&q.filter);
+    // Periods start at the query's start, else at the first matching sample.
+    let origin: Option<i64> = match (q.period, q.filter.start) {
+        (None, _) => None,
+        (Some(_), Some(t)) => Some(t.timestamp_micros()),
+        (Some(_), None) => c.query_row(
+            &format!("SELECT min(timestamp) FROM meter{filter}"),
+            rusqlite::params_from_iter(args.iter()),
+            |r| r.get(0),
+        )?,
+    };
+    if q.period.is_some() && origin.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut select = vec!["counter_unit".to_owned()];
+    let mut group = vec!["counter_unit".to_owned()];
+    let mut select_args: Vec<SqlValue> = Vec::new();
+    if let (Some(period), Some(origin)) = (q.period, origin) {
+        let len = (period.max(1) as i64).saturating_mul(1_000_000);
+        select.push(format!("(timestamp - {origin}) / {len}"));
+        group.push((select.len()).to_string());
+    }
+    for g in &q.groupby {
+        match g.column() {
+            Some(col) => select.push(col.to_owned()),
+            None => {
+                let GroupBy::Metadata(path) = g else { continue };
+                select.push("json_extract(resource_metadata, ?)".into());
+                select_args.push(SqlValue::Text(json_path(path)));
+            }
+        }
+        group.push(select.len().to_string());
+    }
+    let fixed = select.len();
+    select.extend(
+        [
+            "count(*)",
+            "min(counter_volume)",
+            "max(counter_volume)",
+            "sum(counter_volume)",
+            "sum(counter_volume * counter_volume)",
+            "min(timestamp)",
+            "max(timestamp)",
+        ]
+        .map(str::to_owned),
+    );
+    for a in &q.aggregates {
+        if let Aggregate::Cardinality(g) = a {
+            select.push(format!(
+                "count(DISTINCT {})",
+                g.column().unwrap_or("resource_id")
+            ));
+        }
+    }
+    let sql = format!(
+        "SELECT {} FROM meter{filter} GROUP BY {}",
+        select.join(", "),
+        group.join(", ")
+    );
+    select_args.append(&mut args);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(select_args))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let unit: String = r.get(0)?;
+        let mut i = 1;
+        let (period_start, period_end) = match (q.period, origin) {
+            (Some(period), Some(origin)) => {
+                let index: i64 = r.get(i)?;
+                i += 1;
+                let (s, e) = period_bounds(origin, period, index);
+                (Some(s), Some(e))
+            }
+            _ => (None, None),
+        };
+        let mut groupby = BTreeMap::new();
+        for g in &q.groupby {
+            groupby.insert(g.name(), sql_to_json(r.get(i)?));
+            i += 1;
+        }
+        debug_assert_eq!(i, fixed);
+        let count: i64 = r.get(fixed)?;
+        let (sum, sum_sq): (f64, f64) = (r.get(fixed + 3)?, r.get(fixed + 4)?);
+        let (tsmin, tsmax): (i64, i64) = (r.get(fixed + 5)?, r.get(fixed + 6)?);
+        let mut aggregate = BTreeMap::new();
+        let mut extra = fixed + 7;
+        for a in &q.aggregates {
+            let value = match a {
+                Aggregate::Stddev => stddev(count as u64, sum, sum_sq),
+                Aggregate::Cardinality(_) => {
+                    let v: i64 = r.get(extra)?;
+                    extra += 1;
+                    v as f64
+                }
+            };
+            aggregate.insert(a.key(), value);
+        }
+        out.push(Statistics {
+            unit,
+            count: count as u64,
+            min: r.get(fixed + 1)?,
+            max: r.get(fixed + 2)?,
+            sum,
+            avg: if count > 0 { sum / count as f64 } else { 0.0 },
+            duration_start: from_micros(tsmin),
+            duration_end: from_micros(tsmax),
+            period: q.period.unwrap_or(0),
+            period_start: from_micros(period_start.unwrap_or(tsmin)),
+            period_end: from_micros(period_end.unwrap_or(tsmax)),
+            groupby: (!q.groupby.is_empty()).then_some(groupby),
+            aggregate,
+        });
+    }
+    sort(&mut out, &q.groupby);
+    Ok(out)
 }
 
 fn query_resources(
@@ -537,6 +685,15 @@ impl Storage for EmbeddedStore {
                 })
             })
             .collect()
+    }
+
+    async fn statistics(&self, query: &StatisticsQuery) -> Result<Vec<Statistics>, StorageError> {
+        let q = query.clone();
+        let path = self.path.clone();
+        self.blocking(&self.reader, move |c| {
+            query_statistics(c, &q).map_err(sql_err(&path))
+        })
+        .await
     }
 
     async fn expire(&self, now: DateTime<Utc>) -> Result<u64, StorageError> {

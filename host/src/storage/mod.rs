@@ -12,6 +12,7 @@ mod embedded;
 mod metadata_keys;
 mod model;
 mod mongo;
+mod statistics;
 mod url;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ pub use embedded::EmbeddedStore;
 pub use metadata_keys::{escape as escape_metadata_keys, unescape as unescape_metadata_keys};
 pub use model::{Resource, ResourceMeter, ResourceQuery, SampleQuery, StoredSample, WriteOutcome};
 pub use mongo::MongoStore;
+pub use statistics::{Aggregate, GroupBy, Statistics, StatisticsQuery};
 pub use url::{StorageUrl, DEFAULT_EMBEDDED_FILE};
 
 /// Why a storage operation failed.
@@ -83,6 +85,10 @@ pub trait Storage: Send + Sync {
 
     /// Samples matching `query`, newest first.
     async fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StorageError>;
+
+    /// Statistics of the samples `query.filter` selects, per period and group,
+    /// computed by the store; sorted by period start, then group.
+    async fn statistics(&self, query: &StatisticsQuery) -> Result<Vec<Statistics>, StorageError>;
 
     /// Resources matching `query`, by id.
     async fn resources(&self, query: &ResourceQuery) -> Result<Vec<Resource>, StorageError>;

@@ -7,7 +7,7 @@
 //! Metadata keys MongoDB cannot hold are escaped (see `metadata_keys`). Writes ask for
 //! the journal (`j: true`): a batch acknowledged by `record` survives a crash.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,9 +23,10 @@ use serde_json::{Map, Value};
 use super::embedded::describe_retention;
 use super::metadata_keys;
 use super::model::{from_micros, resource_updates, sample_type};
+use super::statistics::{period_bounds, sort, Aggregate, GroupBy};
 use super::{
-    Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Storage, StorageError,
-    StoredSample, WriteOutcome,
+    Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics, StatisticsQuery,
+    Storage, StorageError, StoredSample, WriteOutcome,
 };
 use crate::redact::mask_url;
 
@@ -477,6 +478,179 @@ fn resource_from(d: &Document) -> Result<Resource, String> {
     })
 }
 
+/// The `find`/`$match` filter for a sample query.
+fn filter_document(q: &SampleQuery) -> Document {
+    let mut filter = Document::new();
+    for (key, v) in [
+        ("counter_name", &q.meter),
+        ("resource_id", &q.resource_id),
+        ("project_id", &q.project_id),
+        ("user_id", &q.user_id),
+        ("source", &q.source),
+        ("message_id", &q.message_id),
+    ] {
+        if let Some(v) = v {
+            filter.insert(key, v.as_str());
+        }
+    }
+    let mut range = Document::new();
+    if let Some(t) = q.start {
+        range.insert("$gte", t.timestamp_micros());
+    }
+    if let Some(t) = q.end {
+        range.insert("$lt", t.timestamp_micros());
+    }
+    if !range.is_empty() {
+        filter.insert("timestamp_us", range);
+    }
+    filter
+}
+
+/// The field path of a group (metadata keys escaped as stored).
+fn group_path(g: &GroupBy) -> String {
+    match g {
+        GroupBy::Metadata(path) => format!(
+            "$resource_metadata.{}",
+            path.split('.')
+                .map(metadata_keys::escape_key)
+                .collect::<Vec<_>>()
+                .join(".")
+        ),
+        other => format!("${}", other.column().unwrap_or("resource_id")),
+    }
+}
+
+fn number(v: Option<&Bson>) -> f64 {
+    match v {
+        Some(Bson::Double(f)) => *f,
+        Some(Bson::Int32(i)) => f64::from(*i),
+        Some(Bson::Int64(i)) => *i as f64,
+        _ => 0.0,
+    }
+}
+
+fn integer(v: Option<&Bson>) -> i64 {
+    match v {
+        Some(Bson::Double(f)) => *f as i64,
+        Some(Bson::Int32(i)) => i64::from(*i),
+        Some(Bson::Int64(i)) => *i,
+        _ => 0,
+    }
+}
+
+impl MongoStore {
+    /// One aggregation pipeline: `$match`, then `$group` by unit, period and groups.
+    async fn aggregate_statistics(
+        &self,
+        q: &StatisticsQuery,
+    ) -> Result<Vec<Statistics>, StorageError> {
+        let filter = filter_document(&q.filter);
+        let origin = match (q.period, q.filter.start) {
+            (None, _) => None,
+            (Some(_), Some(t)) => Some(t.timestamp_micros()),
+            (Some(_), None) => {
+                let first = self
+                    .meter
+                    .find_one(filter.clone())
+                    .sort(doc! { "timestamp_us": 1 })
+                    .projection(doc! { "timestamp_us": 1 })
+                    .await
+                    .map_err(|e| self.unavailable(e))?;
+                match first {
+                    Some(d) => Some(d.get_i64("timestamp_us").map_err(|e| self.corrupt(e))?),
+                    None => return Ok(Vec::new()),
+                }
+            }
+        };
+        let mut id = doc! { "unit": "$counter_unit" };
+        if let (Some(period), Some(origin)) = (q.period, origin) {
+            let len = (period.max(1) as i64).saturating_mul(1_000_000);
+            id.insert(
+                "bucket",
+                doc! { "$floor": { "$divide": [{ "$subtract": ["$timestamp_us", origin] }, len] } },
+            );
+        }
+        for (i, g) in q.groupby.iter().enumerate() {
+            id.insert(format!("g{i}"), group_path(g));
+        }
+        let mut group = doc! {
+            "_id": id,
+            "count": { "$sum": 1 },
+            "min": { "$min": "$counter_volume" },
+            "max": { "$max": "$counter_volume" },
+            "sum": { "$sum": "$counter_volume" },
+            "tsmin": { "$min": "$timestamp_us" },
+            "tsmax": { "$max": "$timestamp_us" },
+        };
+        for (i, a) in q.aggregates.iter().enumerate() {
+            match a {
+                Aggregate::Stddev => {
+                    group.insert(format!("a{i}"), doc! { "$stdDevPop": "$counter_volume" });
+                }
+                Aggregate::Cardinality(g) => {
+                    group.insert(format!("a{i}"), doc! { "$addToSet": group_path(g) });
+                }
+            }
+        }
+        let mut cursor = self
+            .meter
+            .aggregate([doc! { "$match": filter }, doc! { "$group": group }])
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut out = Vec::new();
+        while let Some(d) = cursor.next().await {
+            let d = d.map_err(|e| self.unavailable(e))?;
+            let key = d.get_document("_id").map_err(|e| self.corrupt(e))?;
+            let count = integer(d.get("count")).max(0) as u64;
+            let sum = number(d.get("sum"));
+            let (tsmin, tsmax) = (integer(d.get("tsmin")), integer(d.get("tsmax")));
+            let (period_start, period_end) = match (q.period, origin) {
+                (Some(period), Some(origin)) => {
+                    period_bounds(origin, period, integer(key.get("bucket")))
+                }
+                _ => (tsmin, tsmax),
+            };
+            let mut groupby = BTreeMap::new();
+            for (i, g) in q.groupby.iter().enumerate() {
+                let v = key
+                    .get(format!("g{i}"))
+                    .cloned()
+                    .map(|b| metadata_keys::unescape(&b.into_relaxed_extjson()))
+                    .unwrap_or(Value::Null);
+                groupby.insert(g.name(), v);
+            }
+            let mut aggregate = BTreeMap::new();
+            for (i, a) in q.aggregates.iter().enumerate() {
+                let v = match a {
+                    Aggregate::Stddev => number(d.get(format!("a{i}"))),
+                    Aggregate::Cardinality(_) => d
+                        .get_array(format!("a{i}"))
+                        .map(|a| a.iter().filter(|v| !matches!(v, Bson::Null)).count() as f64)
+                        .unwrap_or(0.0),
+                };
+                aggregate.insert(a.key(), v);
+            }
+            out.push(Statistics {
+                unit: key.get_str("unit").unwrap_or_default().to_owned(),
+                count,
+                min: number(d.get("min")),
+                max: number(d.get("max")),
+                sum,
+                avg: if count > 0 { sum / count as f64 } else { 0.0 },
+                duration_start: from_micros(tsmin),
+                duration_end: from_micros(tsmax),
+                period: q.period.unwrap_or(0),
+                period_start: from_micros(period_start),
+                period_end: from_micros(period_end),
+                groupby: (!q.groupby.is_empty()).then_some(groupby),
+                aggregate,
+            });
+        }
+        sort(&mut out, &q.groupby);
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl Storage for MongoStore {
     fn describe(&self) -> String {
@@ -499,29 +673,7 @@ impl Storage for MongoStore {
     }
 
     async fn samples(&self, q: &SampleQuery) -> Result<Vec<StoredSample>, StorageError> {
-        let mut filter = Document::new();
-        for (key, v) in [
-            ("counter_name", &q.meter),
-            ("resource_id", &q.resource_id),
-            ("project_id", &q.project_id),
-            ("user_id", &q.user_id),
-            ("source", &q.source),
-            ("message_id", &q.message_id),
-        ] {
-            if let Some(v) = v {
-                filter.insert(key, v.as_str());
-            }
-        }
-        let mut range = Document::new();
-        if let Some(t) = q.start {
-            range.insert("$gte", t.timestamp_micros());
-        }
-        if let Some(t) = q.end {
-            range.insert("$lt", t.timestamp_micros());
-        }
-        if !range.is_empty() {
-            filter.insert("timestamp_us", range);
-        }
+        let filter = filter_document(q);
         let options = FindOptions::builder()
             .sort(doc! { "timestamp_us": -1, "_id": -1 })
             .limit(q.limit.map(|l| l as i64))
@@ -538,6 +690,10 @@ impl Storage for MongoStore {
             out.push(sample_from(&d).map_err(|e| self.corrupt(e))?);
         }
         Ok(out)
+    }
+
+    async fn statistics(&self, q: &StatisticsQuery) -> Result<Vec<Statistics>, StorageError> {
+        self.aggregate_statistics(q).await
     }
 
     async fn resources(&self, q: &ResourceQuery) -> Result<Vec<Resource>, StorageError> {
