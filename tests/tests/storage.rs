@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ceilo_host::storage::{
-    self, Aggregate, GroupBy, ResourceQuery, Retention, SampleQuery, StatisticsQuery, Storage,
+    self, Aggregate, CondValue, Condition, Field, GroupBy, Op, ResourceQuery, Retention,
+    SampleQuery, StatisticsQuery, Storage,
 };
 use ceilo_plugin_api::{Sample, SampleType};
 use chrono::{DateTime, TimeZone, Utc};
@@ -523,6 +524,93 @@ async fn statistics_are_computed_by_the_store(place: Place) {
     assert!(none.is_empty());
 }
 
+async fn conditions_compare_fields_and_metadata(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let mut batch = Vec::new();
+    for i in 0..6 {
+        batch.push(
+            Sample::new("m", SampleType::Gauge, "B", i as f64 * 10.0, format!("r{i}"))
+                .with_timestamp(at(i, 0))
+                .with_project_id(if i < 3 { "a" } else { "b" })
+                .with_resource_metadata(json!({"flavor": {"vcpus": i % 3, "name": format!("f{}", i % 2)}, "on": i % 2 == 0, "x.y": "dotted"})),
+        );
+    }
+    store.record(&batch).await.expect("record");
+    let ids = |conditions: Vec<Condition>| {
+        let store = store.clone();
+        async move {
+            let mut v: Vec<String> = store
+                .samples(&SampleQuery {
+                    conditions,
+                    ..all()
+                })
+                .await
+                .expect("query")
+                .into_iter()
+                .map(|s| s.sample.resource_id().to_owned())
+                .collect();
+            v.sort();
+            v
+        }
+    };
+    let c = |field: Field, op: &str, value: CondValue| Condition {
+        field,
+        op: Op::parse(op).unwrap(),
+        value,
+    };
+    assert_eq!(
+        ids(vec![c(Field::Volume, "ge", CondValue::Number(30.0))]).await,
+        vec!["r3", "r4", "r5"]
+    );
+    assert_eq!(
+        ids(vec![c(Field::Volume, "lt", CondValue::Number(10.0))]).await,
+        vec!["r0"]
+    );
+    assert_eq!(
+        ids(vec![c(Field::ProjectId, "ne", CondValue::Text("a".into()))]).await,
+        vec!["r3", "r4", "r5"]
+    );
+    assert_eq!(
+        ids(vec![
+            c(Field::Timestamp, "gt", CondValue::Time(at(3, 0))),
+            c(Field::Timestamp, "le", CondValue::Time(at(5, 0)))
+        ])
+        .await,
+        vec!["r4", "r5"]
+    );
+    let md = |p: &str| Field::Metadata(p.into());
+    assert_eq!(
+        ids(vec![c(md("flavor.vcpus"), "eq", CondValue::Number(2.0))]).await,
+        vec!["r2", "r5"]
+    );
+    assert_eq!(
+        ids(vec![c(
+            md("flavor.name"),
+            "eq",
+            CondValue::Text("f1".into())
+        )])
+        .await,
+        vec!["r1", "r3", "r5"]
+    );
+    assert_eq!(
+        ids(vec![c(md("on"), "eq", CondValue::Bool(true))]).await,
+        vec!["r0", "r2", "r4"]
+    );
+    assert_eq!(
+        ids(vec![
+            c(md("flavor.vcpus"), "ge", CondValue::Number(1.0)),
+            c(Field::ProjectId, "eq", CondValue::Text("b".into()))
+        ])
+        .await,
+        vec!["r4", "r5"]
+    );
+    assert!(
+        ids(vec![c(md("missing"), "eq", CondValue::Text("x".into()))])
+            .await
+            .is_empty()
+    );
+}
+
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
         mod embedded {
@@ -553,6 +641,7 @@ suite!(
     metadata_keys_with_dots_and_dollars_come_back_as_given,
     retention_expires_old_samples_and_idle_resources,
     statistics_are_computed_by_the_store,
+    conditions_compare_fields_and_metadata,
 );
 
 mod mongodb_only {

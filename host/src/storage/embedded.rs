@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 use super::model::{from_micros, resource_updates, sample_type};
 use super::statistics::{period_bounds, sort, stddev, Aggregate, GroupBy};
 use super::{
-    Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics, StatisticsQuery,
-    Storage, StorageError, StoredSample, WriteOutcome,
+    CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
+    StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
 };
 
 /// Bumped when the schema changes; older files are migrated on open.
@@ -379,10 +379,35 @@ fn where_clause(q: &SampleQuery) -> (String, Vec<SqlValue>) {
         clauses.push("timestamp < ?");
         args.push(SqlValue::Integer(t.timestamp_micros()));
     }
-    if clauses.is_empty() {
+    let mut owned: Vec<String> = Vec::new();
+    for c in &q.conditions {
+        let lhs = match (&c.field, c.field.column()) {
+            (Field::Metadata(path), _) => {
+                args.push(SqlValue::Text(json_path(path)));
+                "json_extract(resource_metadata, ?)".to_owned()
+            }
+            (_, Some(col)) => col.to_owned(),
+            (_, None) => continue,
+        };
+        let value = match (&c.field, &c.value) {
+            (Field::MessageId, CondValue::Text(t)) => message_key(t),
+            (_, CondValue::Text(t)) => SqlValue::Text(t.clone()),
+            (_, CondValue::Number(n)) => SqlValue::Real(*n),
+            // JSON booleans are 1 and 0 to json_extract.
+            (_, CondValue::Bool(b)) => SqlValue::Integer(i64::from(*b)),
+            (_, CondValue::Time(t)) => SqlValue::Integer(t.timestamp_micros()),
+        };
+        args.push(value);
+        owned.push(format!("{lhs} {} ?", c.op.sql()));
+    }
+    let all: Vec<&str> = clauses
+        .into_iter()
+        .chain(owned.iter().map(String::as_str))
+        .collect();
+    if all.is_empty() {
         (String::new(), args)
     } else {
-        (format!(" WHERE {}", clauses.join(" AND ")), args)
+        (format!(" WHERE {}", all.join(" AND ")), args)
     }
 }
 
@@ -551,9 +576,15 @@ fn query_resources(
         clauses.push("resource_id = ?");
         args.push(SqlValue::Text(r.clone()));
     }
-    if let Some(p) = &q.project_id {
-        clauses.push("project_id = ?");
-        args.push(SqlValue::Text(p.clone()));
+    for (col, v) in [
+        ("project_id = ?", &q.project_id),
+        ("user_id = ?", &q.user_id),
+        ("source = ?", &q.source),
+    ] {
+        if let Some(v) = v {
+            clauses.push(col);
+            args.push(SqlValue::Text(v.clone()));
+        }
     }
     let mut sql = "SELECT resource_id, project_id, user_id, source, first_sample_timestamp, \
                    last_sample_timestamp, metadata FROM resource"

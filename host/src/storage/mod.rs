@@ -8,6 +8,7 @@
 //! Both dedupe by `message_id` (delivery is at least once, storage is exactly once),
 //! keep resources up to date per sample and expire data older than the retention.
 
+mod condition;
 mod embedded;
 mod metadata_keys;
 mod model;
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 use ceilo_plugin_api::Sample;
 use chrono::{DateTime, Utc};
 
+pub use condition::{CondValue, Condition, Field, Op};
 pub use embedded::EmbeddedStore;
 pub use metadata_keys::{escape as escape_metadata_keys, unescape as unescape_metadata_keys};
 pub use model::{Resource, ResourceMeter, ResourceQuery, SampleQuery, StoredSample, WriteOutcome};

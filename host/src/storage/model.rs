@@ -65,6 +65,8 @@ pub struct SampleQuery {
     pub start: Option<DateTime<Utc>>,
     /// Timestamp before.
     pub end: Option<DateTime<Utc>>,
+    /// Further conditions, all of which must hold.
+    pub conditions: Vec<super::Condition>,
     /// At most this many (none: all).
     pub limit: Option<usize>,
 }
@@ -76,6 +78,10 @@ pub struct ResourceQuery {
     pub resource_id: Option<String>,
     /// Project id (of the latest sample).
     pub project_id: Option<String>,
+    /// User id (of the latest sample).
+    pub user_id: Option<String>,
+    /// Source (of the latest sample).
+    pub source: Option<String>,
 }
 
 /// What a write did. `stored + duplicates` is the batch size.

@@ -25,8 +25,8 @@ use super::metadata_keys;
 use super::model::{from_micros, resource_updates, sample_type};
 use super::statistics::{period_bounds, sort, Aggregate, GroupBy};
 use super::{
-    Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics, StatisticsQuery,
-    Storage, StorageError, StoredSample, WriteOutcome,
+    CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
+    StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
 };
 use crate::redact::mask_url;
 
@@ -503,6 +503,34 @@ fn filter_document(q: &SampleQuery) -> Document {
     if !range.is_empty() {
         filter.insert("timestamp_us", range);
     }
+    let mut and: Vec<Document> = Vec::new();
+    for c in &q.conditions {
+        let path = match &c.field {
+            Field::Metadata(p) => format!(
+                "resource_metadata.{}",
+                p.split('.')
+                    .map(metadata_keys::escape_key)
+                    .collect::<Vec<_>>()
+                    .join(".")
+            ),
+            Field::Timestamp => "timestamp_us".to_owned(),
+            other => other.column().unwrap_or("resource_id").to_owned(),
+        };
+        let value = match &c.value {
+            CondValue::Text(t) => Bson::String(t.clone()),
+            CondValue::Number(n) => Bson::Double(*n),
+            CondValue::Bool(b) => Bson::Boolean(*b),
+            CondValue::Time(t) => Bson::Int64(t.timestamp_micros()),
+        };
+        let mut cmp = Document::new();
+        cmp.insert(c.op.mongo(), value);
+        let mut one = Document::new();
+        one.insert(path, cmp);
+        and.push(one);
+    }
+    if !and.is_empty() {
+        filter.insert("$and", and);
+    }
     filter
 }
 
@@ -701,8 +729,14 @@ impl Storage for MongoStore {
         if let Some(r) = &q.resource_id {
             filter.insert("_id", r.as_str());
         }
-        if let Some(p) = &q.project_id {
-            filter.insert("project_id", p.as_str());
+        for (key, v) in [
+            ("project_id", &q.project_id),
+            ("user_id", &q.user_id),
+            ("source", &q.source),
+        ] {
+            if let Some(v) = v {
+                filter.insert(key, v.as_str());
+            }
         }
         let mut cursor = self
             .resource
