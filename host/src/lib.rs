@@ -4,6 +4,7 @@
 //! Only [`loader`] touches abi_stable; everything else sees plugins through the
 //! version-independent types it exports.
 
+pub mod api;
 pub mod cli;
 pub mod loader;
 pub mod logging;

@@ -46,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Agent { args } => agent_command(&args)?,
         Command::Collector { args } => ceilo_host::cli::collector_command(&args)?,
+        Command::Api { args, api } => ceilo_host::cli::api_command(&args, &api)?,
         Command::Notification { args, notification } => {
             ceilo_host::cli::notification_command(&args, &notification)?
         }

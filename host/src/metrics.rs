@@ -1,8 +1,12 @@
 //! ceilo's own counters, process-wide (what the collector and `direct://` store, what
 //! they refuse), read by logs now and by the API's `/metrics`.
 
+use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+
+use crate::pipeline::SinkReport;
 
 use crate::storage::WriteOutcome;
 
@@ -14,6 +18,11 @@ pub struct Counters {
     signature_failures: AtomicU64,
     malformed: AtomicU64,
     store_errors: AtomicU64,
+    polled: AtomicU64,
+    published: AtomicU64,
+    dropped: AtomicU64,
+    publish_errors: AtomicU64,
+    plugin_errors: Mutex<BTreeMap<String, u64>>,
 }
 
 /// A copy of the counters at one moment.
@@ -48,6 +57,85 @@ impl Counters {
     /// Counts a failed write.
     pub fn store_error(&self) {
         self.store_errors.fetch_add(1, Relaxed);
+    }
+    /// Counts samples polled.
+    pub fn polled(&self, n: u64) {
+        self.polled.fetch_add(n, Relaxed);
+    }
+    /// Counts a sink's report.
+    pub fn sink(&self, r: &SinkReport) {
+        self.published.fetch_add(r.published, Relaxed);
+        self.dropped.fetch_add(r.failed, Relaxed);
+        self.publish_errors.fetch_add(r.publish_errors, Relaxed);
+    }
+    /// Counts a failed call into a plugin.
+    pub fn plugin_error(&self, plugin: &str) {
+        if let Ok(mut m) = self.plugin_errors.lock() {
+            *m.entry(plugin.to_owned()).or_default() += 1;
+        }
+    }
+    /// The counters in Prometheus' text format.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP ceilo_{name} {help}\n# TYPE ceilo_{name} counter\nceilo_{name} {v}"
+            );
+        };
+        let s = self.snapshot();
+        counter(
+            "samples_polled_total",
+            "Samples returned by pollers.",
+            self.polled.load(Relaxed),
+        );
+        counter(
+            "samples_published_total",
+            "Samples handed to publishers.",
+            self.published.load(Relaxed),
+        );
+        counter(
+            "samples_dropped_total",
+            "Samples transformers failed on.",
+            self.dropped.load(Relaxed),
+        );
+        counter(
+            "publish_errors_total",
+            "Batches a publisher did not take.",
+            self.publish_errors.load(Relaxed),
+        );
+        counter("samples_stored_total", "Samples newly stored.", s.stored);
+        counter(
+            "samples_duplicate_total",
+            "Redelivered samples not stored again.",
+            s.duplicates,
+        );
+        counter(
+            "signature_failures_total",
+            "Samples refused for their signature.",
+            s.signature_failures,
+        );
+        counter(
+            "malformed_total",
+            "Messages or samples that could not be decoded.",
+            s.malformed,
+        );
+        counter(
+            "store_errors_total",
+            "Failed store writes (retried).",
+            s.store_errors,
+        );
+        let _ = writeln!(out, "# HELP ceilo_plugin_errors_total Failed calls into a plugin.\n# TYPE ceilo_plugin_errors_total counter");
+        if let Ok(m) = self.plugin_errors.lock() {
+            for (plugin, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "ceilo_plugin_errors_total{{plugin=\"{}\"}} {n}",
+                    plugin.replace('\\', "\\\\").replace('"', "\\\"")
+                );
+            }
+        }
+        out
     }
     /// The current values.
     pub fn snapshot(&self) -> Snapshot {

@@ -1,5 +1,6 @@
 //! The `ceilo` command line.
 
+mod api_cmds;
 mod pipeline_cmds;
 mod plugins;
 mod service_cmds;
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::logging::LogFormat;
 
+pub use api_cmds::{api_command, ApiArgs};
 pub use pipeline_cmds::{
     agent_command, notification_command, poll_once_command, validate_command, NotificationArgs,
     PipelineArgs, PipelineCommandError, StorageArgs,
@@ -88,5 +90,12 @@ pub enum Command {
     Collector {
         #[command(flatten)]
         args: CollectorArgs,
+    },
+    /// Serve the HTTP API (Ceilometer v2) over the store until SIGINT or SIGTERM.
+    Api {
+        #[command(flatten)]
+        args: PipelineArgs,
+        #[command(flatten)]
+        api: ApiArgs,
     },
 }

@@ -79,6 +79,9 @@ pub enum PipelineCommandError {
     /// The store could not be opened.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The API options are not usable.
+    #[error("{0}")]
+    Api(String),
 }
 
 pub(super) struct Loaded {

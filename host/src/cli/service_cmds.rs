@@ -77,6 +77,8 @@ pub struct RunArgs {
     /// Also consume OpenStack notifications from this broker (off when not given).
     #[arg(long, env = "CEILO_AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
+    #[command(flatten)]
+    pub api: super::ApiArgs,
 }
 
 /// `ceilo run`: the polling agent, the notification agent (with `--amqp-url`) and the
@@ -85,9 +87,16 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     let p = &args.pipeline;
     let builtin = !p.pipeline.exists();
     let l = load_with(p, Some(DEFAULT_PIPELINE))?;
+    let (auth, auth_text) = args.api.auth(true)?;
     let rt = new_runtime()?;
     let mut host = settings(p);
     let handle = open_store(&rt, &p.storage, &p.data_dir)?;
+    let listener = super::api_cmds::bind(&rt, args.api.listen)?;
+    let api_state = crate::api::ApiState {
+        store: handle.store.clone(),
+        auth: std::sync::Arc::new(auth),
+        pipeline: Some(super::api_cmds::ingress(&l, p, &handle)?),
+    };
     host.storage = Some(handle.clone());
     let agent = pipeline::wire(
         &l.config,
@@ -151,6 +160,11 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     writeln!(out, "  files under:   {}", host.data_dir.display())?;
     writeln!(
         out,
+        "  HTTP API:      http://{} (authentication: {auth_text})",
+        args.api.listen
+    )?;
+    writeln!(
+        out,
         "  notifications: {}",
         match &notifications {
             Some((s, h, _)) => format!(
@@ -169,6 +183,12 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(retention::run(store, stop.clone()));
         tasks.spawn(crate::services::agent::run(agent, stop.clone()));
+        let api_stop = stop.clone();
+        tasks.spawn(async move {
+            if let Err(e) = crate::api::serve(listener, api_state, api_stop).await {
+                tracing::error!(target: "ceilo::api", "the API stopped: {e}");
+            }
+        });
         if let Some((settings, handlers, runtime)) = notifications {
             tasks.spawn(notification::run(settings, handlers, runtime, stop.clone()));
         }

@@ -50,6 +50,7 @@ impl Sink {
             batch = take_output(&self.name, out, &mut report);
         }
         self.publish(batch, &mut report);
+        crate::metrics::global().sink(&report);
         report
     }
 
@@ -72,6 +73,7 @@ impl Sink {
                 tracing::warn!(target: "ceilo::pipeline", sink = %self.name, "flushing {} failed: {e}", o.describe());
             }
         }
+        crate::metrics::global().sink(&report);
         report
     }
 

@@ -145,6 +145,7 @@ async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [S
                     );
                 }
                 slot.backoff = Backoff::default();
+                crate::metrics::global().polled(batch.len() as u64);
                 let selected: SampleBatch = batch
                     .into_iter()
                     .filter(|s| source.filter.allows(s.name()))
@@ -152,6 +153,7 @@ async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [S
                 send_to_sinks(&source.sinks, selected).await;
             }
             Some(Err(e)) => {
+                crate::metrics::global().plugin_error(name);
                 slot.backoff.failures += 1;
                 let delay = backoff_delay(interval, slot.backoff.failures);
                 slot.backoff.next_allowed = Some(Instant::now() + delay);

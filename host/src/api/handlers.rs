@@ -1,0 +1,229 @@
+//! The GET endpoints.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::{models, query, ApiState};
+use crate::storage::{Aggregate, GroupBy, ResourceQuery, SampleQuery, StatisticsQuery};
+
+type Answer = Result<Json<Value>, ApiError>;
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost:8777");
+    format!("http://{host}")
+}
+
+/// `GET /v2/meters`: every (meter, resource) pair, from the resources.
+pub async fn meters(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let who = st.auth.principal(&headers)?;
+    let params = query::parse(raw.as_deref())?;
+    // Meters filter like samples; the fields a resource knows are applied to it.
+    let sq = query::sample_query(&params, &who)?;
+    if !sq.conditions.is_empty()
+        || sq.start.is_some()
+        || sq.end.is_some()
+        || sq.message_id.is_some()
+    {
+        return Err(ApiError::bad_request(
+            "meters can be filtered by meter, resource_id, project_id, user_id and source",
+        ));
+    }
+    let rq = ResourceQuery {
+        resource_id: sq.resource_id.clone(),
+        project_id: sq.project_id.clone(),
+        user_id: sq.user_id.clone(),
+        source: sq.source.clone(),
+    };
+    let mut out = Vec::new();
+    for r in st.store.resources(&rq).await? {
+        for m in models::meters(&r) {
+            if sq.meter.as_deref().is_none_or(|n| m["name"] == n) {
+                out.push(m);
+            }
+        }
+    }
+    if let Some(l) = params.limit {
+        out.truncate(l);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET /v2/meters/{name}`: OldSamples, newest first.
+pub async fn meter_samples(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let who = st.auth.principal(&headers)?;
+    let params = query::parse(raw.as_deref())?;
+    let mut q = query::sample_query(&params, &who)?;
+    constrain_meter(&mut q, &name)?;
+    let samples = st.store.samples(&q).await?;
+    Ok(Json(Value::Array(
+        samples.iter().map(models::old_sample).collect(),
+    )))
+}
+
+fn constrain_meter(q: &mut SampleQuery, name: &str) -> Result<(), ApiError> {
+    match &q.meter {
+        Some(m) if m != name => Err(ApiError::bad_request(format!(
+            "the query names meter `{m}` but the path names `{name}`"
+        ))),
+        _ => {
+            q.meter = Some(name.to_owned());
+            Ok(())
+        }
+    }
+}
+
+/// `GET /v2/meters/{name}/statistics`.
+pub async fn statistics(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let who = st.auth.principal(&headers)?;
+    let params = query::parse(raw.as_deref())?;
+    let mut filter = query::sample_query(&params, &who)?;
+    constrain_meter(&mut filter, &name)?;
+    filter.limit = None;
+    let groupby = params
+        .groupby
+        .iter()
+        .map(|g| GroupBy::parse(g).map_err(ApiError::bad_request))
+        .collect::<Result<Vec<_>, _>>()?;
+    let aggregates = params
+        .aggregates
+        .iter()
+        .map(|(f, p)| Aggregate::parse(f, p.as_deref()).map_err(ApiError::bad_request))
+        .collect::<Result<Vec<_>, _>>()?;
+    let q = StatisticsQuery {
+        filter,
+        period: params.period,
+        groupby,
+        aggregates,
+    };
+    let stats = st.store.statistics(&q).await?;
+    Ok(Json(Value::Array(
+        stats.iter().map(models::statistics).collect(),
+    )))
+}
+
+/// `GET /v2/samples`.
+pub async fn samples(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let who = st.auth.principal(&headers)?;
+    let params = query::parse(raw.as_deref())?;
+    let q = query::sample_query(&params, &who)?;
+    let samples = st.store.samples(&q).await?;
+    Ok(Json(Value::Array(
+        samples.iter().map(models::sample).collect(),
+    )))
+}
+
+/// `GET /v2/samples/{id}`: 404 when unknown, or in another project.
+pub async fn sample(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = st.auth.principal(&headers)?;
+    let q = SampleQuery {
+        message_id: Some(id.clone()),
+        project_id: who.project().map(str::to_owned),
+        ..SampleQuery::default()
+    };
+    match st.store.samples(&q).await?.first() {
+        Some(s) => Ok(Json(models::sample(s))),
+        None => Err(ApiError::not_found(format!("Sample {id} Not Found"))),
+    }
+}
+
+/// `GET /v2/resources`.
+pub async fn resources(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let who = st.auth.principal(&headers)?;
+    let params = query::parse(raw.as_deref())?;
+    let q = query::resource_query(&params, &who)?;
+    let base = base_url(&headers);
+    let mut out: Vec<Value> = st
+        .store
+        .resources(&q)
+        .await?
+        .iter()
+        .map(|r| models::resource(r, &base))
+        .collect();
+    if let Some(l) = params.limit {
+        out.truncate(l);
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET /v2/resources/{id}`: 404 when unknown, or in another project.
+pub async fn resource(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let who = st.auth.principal(&headers)?;
+    let q = ResourceQuery {
+        resource_id: Some(id.clone()),
+        project_id: who.project().map(str::to_owned),
+        ..ResourceQuery::default()
+    };
+    match st.store.resources(&q).await?.first() {
+        Some(r) => Ok(Json(models::resource(r, &base_url(&headers)))),
+        None => Err(ApiError::not_found(format!("Resource {id} Not Found"))),
+    }
+}
+
+/// `GET /v2/capabilities`.
+pub async fn capabilities(State(st): State<ApiState>, headers: HeaderMap) -> Answer {
+    st.auth.principal(&headers)?;
+    Ok(Json(json!({
+        "api": {
+            "meters:query:simple": true, "meters:query:metadata": false, "meters:query:complex": false,
+            "resources:query:simple": true, "resources:query:metadata": false, "resources:query:complex": false,
+            "samples:query:simple": true, "samples:query:metadata": true, "samples:query:complex": false,
+            "statistics:groupby": true, "statistics:query:simple": true, "statistics:query:metadata": true,
+            "statistics:query:complex": false,
+            "statistics:aggregation:standard": true,
+            "statistics:aggregation:selectable:max": true, "statistics:aggregation:selectable:min": true,
+            "statistics:aggregation:selectable:sum": true, "statistics:aggregation:selectable:avg": true,
+            "statistics:aggregation:selectable:count": true,
+            "statistics:aggregation:selectable:stddev": true,
+            "statistics:aggregation:selectable:cardinality": true,
+            "events:query:simple": false,
+        },
+        "storage": {"storage:production_ready": true},
+        "event_storage": {"storage:production_ready": false},
+    })))
+}
+
+/// `GET /metrics`: ceilo's own counters, Prometheus text format (no token needed,
+/// like a health check; it holds counts, not data).
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::global().prometheus(),
+    )
+}
