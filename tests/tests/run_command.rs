@@ -1,5 +1,6 @@
 //! `ceilo run` with no flags, in an empty directory: no RabbitMQ, no MongoDB, the
-//! built-in default pipeline, the embedded store under ./ceilo-data.
+//! built-in default pipeline, the embedded store under ./ceilo-data, the API on
+//! 127.0.0.1:8777.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use ceilo_host::storage::{self, Retention, SampleQuery};
 use ceilo_tests::*;
 
 #[test]
-fn ceilo_run_with_no_flags_polls_and_stores_into_the_embedded_store() {
+fn ceilo_run_with_no_flags_polls_stores_and_serves_statistics() {
     build_workspace();
     let cwd = tempfile::tempdir().unwrap();
     let out_file = cwd.path().join("stdout.txt");
@@ -46,7 +47,40 @@ fn ceilo_run_with_no_flags_polls_and_stores_into_the_embedded_store() {
             break;
         }
     }
+    // The API of the same process answers cpu_util statistics in 0..100.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut res = agent
+        .get("http://127.0.0.1:8777/v2/meters/cpu_util/statistics?period=5")
+        .call()
+        .expect("the API answers on 127.0.0.1:8777");
+    let status = res.status().as_u16();
+    let body = res.body_mut().read_to_string().unwrap_or_default();
     let log = stop_ceilo(child, Duration::from_secs(20));
+    assert_eq!(status, 200, "{body}\n{log}");
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stats = stats.as_array().unwrap();
+    assert!(!stats.is_empty(), "{body}");
+    for s in stats {
+        let (min, max, avg) = (
+            s["min"].as_f64().unwrap(),
+            s["max"].as_f64().unwrap(),
+            s["avg"].as_f64().unwrap(),
+        );
+        assert!(
+            (0.0..=100.0).contains(&min)
+                && (0.0..=100.0).contains(&max)
+                && min <= avg
+                && avg <= max,
+            "{s}"
+        );
+        assert_eq!(
+            (s["unit"].as_str(), s["period"].as_u64()),
+            (Some("%"), Some(5))
+        );
+    }
     let printed = std::fs::read_to_string(&out_file).unwrap();
     for m in ["cpu", "memory.usage", "load.1", "cpu_util"] {
         assert!(
@@ -64,5 +98,9 @@ fn ceilo_run_with_no_flags_polls_and_stores_into_the_embedded_store() {
     );
     assert!(printed.contains("ceilo-data/ceilo.db"), "{printed}");
     assert!(printed.contains("notifications: off"), "{printed}");
+    assert!(
+        printed.contains("HTTP API:      http://127.0.0.1:8777 (authentication: none"),
+        "{printed}"
+    );
     assert!(!log.contains("ERROR"), "{log}");
 }
