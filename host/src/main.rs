@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use ceilo_host::cli::{
-    agent_command, plugins_command, poll_once_command, validate_command, Cli, Command,
+    agent_command, plugins_command, poll_once_command, validate_command, Cli, Command, Query,
 };
 use clap::Parser;
 
@@ -47,10 +47,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent { args } => agent_command(&args)?,
         Command::Collector { args } => ceilo_host::cli::collector_command(&args)?,
         Command::Api { args, api } => ceilo_host::cli::api_command(&args, &api)?,
+        Command::Meters { client } => query(Query::Meters, &client)?,
+        Command::Samples { meter, client } => query(Query::Samples { meter }, &client)?,
+        Command::Statistics {
+            meter,
+            period,
+            groupby,
+            client,
+        } => query(
+            Query::Statistics {
+                meter,
+                period,
+                groupby,
+            },
+            &client,
+        )?,
+        Command::Resources { client } => query(Query::Resources, &client)?,
         Command::Notification { args, notification } => {
             ceilo_host::cli::notification_command(&args, &notification)?
         }
     }
+    Ok(())
+}
+
+fn query(q: Query, client: &ceilo_host::cli::ApiClientArgs) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    ceilo_host::cli::query_command(&q, client, &mut stdout.lock())?;
     Ok(())
 }
 

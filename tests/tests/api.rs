@@ -732,3 +732,78 @@ fn access_control_over_mongodb() {
     let api = start(&url, tempfile::tempdir().unwrap());
     access_control(&api);
 }
+
+#[test]
+fn the_query_commands_print_tables_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/api.db", dir.path().display());
+    let api = start(&url, dir);
+    let client = ["--api-url", api.base.as_str(), "--token", ADMIN];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(&client);
+        let (code, out, err) = run_ceilo(&all);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    };
+    let table = run(&[
+        "statistics",
+        "cpu_util",
+        "--period",
+        "60",
+        "--groupby",
+        "resource_id",
+        "-q",
+        "project_id=A",
+    ]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("PERIOD_START")
+            && lines[0].contains("RESOURCE_ID")
+            && lines[0].contains("AVG"),
+        "{table}"
+    );
+    // ra1: 10, 20 in the first minute (avg 15), 30 in the second; ra2: 40, then 50.
+    assert_eq!(lines.len(), 5, "{table}");
+    assert!(
+        lines[1].contains("ra1") && lines[1].contains(" 15 "),
+        "{table}"
+    );
+    assert!(
+        lines[4].contains("ra2") && lines[4].contains(" 50 "),
+        "{table}"
+    );
+    let json: Value = serde_json::from_str(&run(&["meters", "--format", "json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 4);
+    let samples = run(&["samples", "cpu_util", "--limit", "2"]);
+    assert_eq!(samples.lines().count(), 3, "{samples}");
+    assert!(
+        samples
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("2026-03-01T12:01:20"),
+        "{samples}"
+    );
+    let resources = run(&["resources", "-q", "project_id=B"]);
+    assert!(
+        resources.contains("rb1") && !resources.contains("ra1"),
+        "{resources}"
+    );
+    // Errors from the API come through with their message.
+    let (code, _, err) = run_ceilo(&[
+        "samples",
+        "cpu_util",
+        "-q",
+        "volume~3",
+        "--api-url",
+        api.base.as_str(),
+        "--token",
+        ADMIN,
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("-q `volume~3`"), "{err}");
+    let (code, _, err) = run_ceilo(&["meters", "--api-url", api.base.as_str(), "--token", "bad"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("401") && err.contains("not valid"), "{err}");
+}

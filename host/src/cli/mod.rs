@@ -3,7 +3,9 @@
 mod api_cmds;
 mod pipeline_cmds;
 mod plugins;
+mod query_cmds;
 mod service_cmds;
+mod table;
 
 use std::path::PathBuf;
 
@@ -17,6 +19,7 @@ pub use pipeline_cmds::{
     PipelineArgs, PipelineCommandError, StorageArgs,
 };
 pub use plugins::{plugins_command, OutputFormat};
+pub use query_cmds::{query_command, ApiClientArgs, Query, QueryError};
 pub use service_cmds::{collector_command, run_command, CollectorArgs, RunArgs, DEFAULT_PIPELINE};
 
 /// ceilo — metering and monitoring collector with dynamically loaded plugins.
@@ -97,5 +100,36 @@ pub enum Command {
         args: PipelineArgs,
         #[command(flatten)]
         api: ApiArgs,
+    },
+    /// List meters (one per meter and resource) from the API.
+    Meters {
+        #[command(flatten)]
+        client: ApiClientArgs,
+    },
+    /// List a meter's samples, newest first, from the API.
+    Samples {
+        /// The meter, e.g. cpu_util.
+        meter: String,
+        #[command(flatten)]
+        client: ApiClientArgs,
+    },
+    /// A meter's statistics from the API.
+    Statistics {
+        /// The meter, e.g. cpu_util.
+        meter: String,
+        /// Period in seconds (none: one period over everything).
+        #[arg(long)]
+        period: Option<u64>,
+        /// Group by resource_id, project_id, user_id, source or resource_metadata.KEY
+        /// (repeatable).
+        #[arg(long)]
+        groupby: Vec<String>,
+        #[command(flatten)]
+        client: ApiClientArgs,
+    },
+    /// List resources from the API.
+    Resources {
+        #[command(flatten)]
+        client: ApiClientArgs,
     },
 }

@@ -85,7 +85,7 @@ fn write_table(l: &Listing<'_>, dir: &Path, out: &mut dyn Write) -> std::io::Res
         writeln!(out, "No plugins found in {}.", dir.display())?;
     } else {
         let header = ["KIND", "NAME", "VERSION", "ABI", "LIBRARY", "DESCRIPTION"];
-        let rows: Vec<[String; 6]> = l
+        let rows: Vec<Vec<String>> = l
             .plugins
             .iter()
             .map(|p| {
@@ -93,7 +93,7 @@ fn write_table(l: &Listing<'_>, dir: &Path, out: &mut dyn Write) -> std::io::Res
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_else(|| p.library.clone());
-                [
+                vec![
                     p.kind.to_owned(),
                     p.name.to_owned(),
                     p.version.to_owned(),
@@ -103,28 +103,7 @@ fn write_table(l: &Listing<'_>, dir: &Path, out: &mut dyn Write) -> std::io::Res
                 ]
             })
             .collect();
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[&str]| {
-            let mut s = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    s.push_str(cell);
-                } else {
-                    s.push_str(&format!("{cell:<w$}  "));
-                }
-            }
-            s
-        };
-        writeln!(out, "{}", line(&header))?;
-        for row in &rows {
-            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-            writeln!(out, "{}", line(&cells))?;
-        }
+        super::table::write_table(out, &header, &rows)?;
         writeln!(out, "\n{} plugin(s) from {}", rows.len(), dir.display())?;
     }
     if !l.rejected.is_empty() {
