@@ -59,6 +59,14 @@ for _ in $(seq 1 60); do
 done
 (exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null || { echo "SecantusDB did not start"; cat "$HOME/.cache/ceilo-tests/secantusd.log"; exit 1; }
 
+step "browser: Debian chromium and playwright-core (dashboard test)"
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+/usr/bin/chromium --version
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
 step "format"
 cargo fmt --all -- --check
 cargo fmt --manifest-path examples/third-party-plugin/Cargo.toml -- --check

@@ -3,6 +3,7 @@
 //! store; the API only shapes the answer.
 
 mod auth;
+mod dashboard;
 mod error;
 mod handlers;
 mod models;
@@ -51,6 +52,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/resources/{id}", get(handlers::resource))
         .route("/v2/capabilities", get(handlers::capabilities))
         .route("/metrics", get(handlers::metrics))
+        .route("/", get(dashboard::index))
+        .route("/dashboard/app.js", get(dashboard::app))
+        .route("/dashboard/uplot.js", get(dashboard::uplot_js))
+        .route("/dashboard/uplot.css", get(dashboard::uplot_css))
         .fallback(|| async { ApiError::not_found("no such resource in the v2 API") })
         .layer(middleware::from_fn(http_behaviour))
         .with_state(state)
@@ -59,8 +64,9 @@ pub fn router(state: ApiState) -> Router {
 /// Ceilometer's HTTP behaviour around every route: 406 when `Accept` excludes JSON,
 /// and framework errors (405 with its `Allow` header, 415, 422) in the JSON error shape.
 async fn http_behaviour(req: Request, next: Next) -> Response {
-    let is_metrics = req.uri().path() == "/metrics";
-    if !is_metrics && !accepts_json(req.headers().get(header::ACCEPT)) {
+    let path = req.uri().path();
+    let not_json = path == "/metrics" || dashboard::is_dashboard(path);
+    if !not_json && !accepts_json(req.headers().get(header::ACCEPT)) {
         return ApiError {
             status: StatusCode::NOT_ACCEPTABLE,
             message: "only application/json is served".into(),
@@ -72,7 +78,7 @@ async fn http_behaviour(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/plain; version"));
+        .is_some_and(|v| !v.starts_with("text/plain; charset"));
     if res.status().is_success() || json {
         return res;
     }

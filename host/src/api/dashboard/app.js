@@ -1,0 +1,102 @@
+// The dashboard: lists the meters, and plots the chosen meter's statistics over time,
+// one series per resource, refreshed every 10 s. Talks only to the v2 API.
+"use strict";
+
+const state = { meter: null, plot: null };
+const el = (id) => document.getElementById(id);
+
+function headers() {
+  const h = { Accept: "application/json" };
+  const t = el("token").value || localStorage.getItem("ceilo-token") || "";
+  if (t) h["X-Auth-Token"] = t;
+  return h;
+}
+
+async function api(path) {
+  const r = await fetch(path, { headers: headers() });
+  const body = await r.json().catch(() => null);
+  if (!r.ok) {
+    const msg = body && body.error_message ? body.error_message.faultstring : r.statusText;
+    throw new Error(`${r.status}: ${msg}`);
+  }
+  return body;
+}
+
+async function loadMeters() {
+  const meters = await api("/v2/meters");
+  const names = [...new Set(meters.map((m) => m.name))].sort();
+  const ul = el("meters");
+  ul.replaceChildren(...names.map((n) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.textContent = n;
+    b.dataset.meter = n;
+    b.onclick = () => choose(n);
+    li.append(b);
+    return li;
+  }));
+  if (!state.meter && names.length) choose(names.includes("cpu_util") ? "cpu_util" : names[0]);
+}
+
+function choose(name) {
+  state.meter = name;
+  for (const b of el("meters").querySelectorAll("button")) {
+    b.setAttribute("aria-current", String(b.dataset.meter === name));
+  }
+  el("title").textContent = name;
+  refresh();
+}
+
+function iso(seconds) {
+  return new Date(seconds * 1000).toISOString().replace("Z", "");
+}
+
+async function refresh() {
+  if (!state.meter) return;
+  const windowSecs = Number(el("window").value);
+  const now = Math.floor(Date.now() / 1000);
+  const period = Math.max(10, Math.round(windowSecs / 120));
+  const q = new URLSearchParams();
+  q.append("period", String(period));
+  q.append("groupby", "resource_id");
+  q.append("q.field", "timestamp"); q.append("q.op", "ge"); q.append("q.value", iso(now - windowSecs)); q.append("q.type", "");
+  try {
+    const stats = await api(`/v2/meters/${encodeURIComponent(state.meter)}/statistics?${q}`);
+    draw(stats, period);
+    el("error").textContent = "";
+    el("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+  } catch (e) {
+    el("error").textContent = String(e.message || e);
+  }
+}
+
+function draw(stats, period) {
+  const times = [...new Set(stats.map((s) => Date.parse(s.period_start + "Z") / 1000))].sort((a, b) => a - b);
+  const resources = [...new Set(stats.map((s) => s.groupby.resource_id))].sort();
+  const index = new Map(times.map((t, i) => [t, i]));
+  const series = resources.map(() => times.map(() => null));
+  stats.forEach((s) => {
+    const r = resources.indexOf(s.groupby.resource_id);
+    series[r][index.get(Date.parse(s.period_start + "Z") / 1000)] = s.avg;
+  });
+  const unit = stats.length ? stats[0].unit : "";
+  const palette = ["#1d3557", "#e63946", "#2a9d8f", "#f4a261", "#6a4c93", "#457b9d", "#8ab17d"];
+  const opts = {
+    width: Math.max(400, el("chart").clientWidth || 800),
+    height: 360,
+    scales: { x: { time: true } },
+    axes: [{}, { label: `avg ${unit} per ${period} s` }],
+    series: [{}].concat(resources.map((r, i) => ({ label: r, stroke: palette[i % palette.length], width: 2, spanGaps: true }))),
+  };
+  if (state.plot) state.plot.destroy();
+  state.plot = new uPlot(opts, [times].concat(series), el("chart"));
+  el("chart").dataset.series = String(resources.length);
+  el("chart").dataset.points = String(stats.length);
+}
+
+el("token").value = localStorage.getItem("ceilo-token") || "";
+el("token").onchange = () => { localStorage.setItem("ceilo-token", el("token").value); loadMeters().catch(showError); };
+el("window").onchange = refresh;
+function showError(e) { el("error").textContent = String(e.message || e); }
+loadMeters().catch(showError);
+setInterval(() => { loadMeters().catch(showError); refresh(); }, 10000);

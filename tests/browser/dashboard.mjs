@@ -1,0 +1,43 @@
+// Loads the ceilo dashboard in headless Debian chromium and checks that it lists
+// cpu_util and draws a chart with a series per resource; saves a screenshot.
+// Usage: node dashboard.mjs URL SCREENSHOT.png
+import { chromium } from "playwright-core";
+
+const [url, screenshot] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const fail = async (msg) => {
+  console.error(msg);
+  await browser.close();
+  process.exit(1);
+};
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(url, { waitUntil: "load" });
+  await page.waitForSelector('nav button[data-meter="cpu_util"]', { timeout: 15000 });
+  const current = await page.getAttribute('nav button[data-meter="cpu_util"]', "aria-current");
+  if (current !== "true") await fail(`cpu_util is not the chosen meter (aria-current=${current})`);
+  await page.waitForSelector("#chart canvas", { timeout: 15000 });
+  const chart = await page.evaluate(() => {
+    const c = document.querySelector("#chart canvas");
+    const d = document.getElementById("chart").dataset;
+    return { width: c.width, height: c.height, series: Number(d.series), points: Number(d.points),
+      title: document.getElementById("title").textContent, error: document.getElementById("error").textContent,
+      legend: [...document.querySelectorAll(".u-legend .u-series th")].map((t) => t.textContent.trim()) };
+  });
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(JSON.stringify(chart));
+  if (errors.length) await fail(`page errors: ${errors.join("; ")}`);
+  if (chart.error) await fail(`the page shows an error: ${chart.error}`);
+  if (chart.title !== "cpu_util") await fail(`title is ${chart.title}`);
+  if (!(chart.width > 0 && chart.height > 0)) await fail("the chart canvas is empty");
+  if (!(chart.series >= 1 && chart.points >= 1)) await fail(`no data plotted: ${JSON.stringify(chart)}`);
+} catch (e) {
+  await fail(String(e));
+}
+await browser.close();

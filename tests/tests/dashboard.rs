@@ -1,0 +1,136 @@
+//! The dashboard in a real headless browser (Debian's chromium, driven by
+//! playwright-core from `tests/browser`): the page loads, lists and chooses cpu_util,
+//! draws a chart with a series per resource. The screenshot is kept as
+//! `target/test-artifacts/dashboard.png`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use ceilo_host::storage::{self, Retention};
+use ceilo_plugin_api::{Sample, SampleType};
+use ceilo_tests::*;
+
+/// node, chromium and `tests/browser/node_modules`; `None` (skip) when missing unless
+/// `CEILO_REQUIRE_SERVICES=1`.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let chromium =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let script = workspace_root().join("tests/browser/dashboard.mjs");
+    let modules = workspace_root().join("tests/browser/node_modules/playwright-core");
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if chromium.exists() && modules.exists() && node_ok {
+        return Some((chromium, script));
+    }
+    let what = format!(
+        "chromium at {} ({}), node ({}), playwright-core in tests/browser ({})",
+        chromium.display(),
+        chromium.exists(),
+        node_ok,
+        modules.exists()
+    );
+    if std::env::var("CEILO_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("the browser test needs {what}; tests/run.sh installs them");
+    }
+    eprintln!("skipped: the browser test needs {what}");
+    None
+}
+
+#[test]
+fn the_dashboard_lists_cpu_util_and_draws_its_chart() {
+    let Some((chromium, script)) = browser() else {
+        return;
+    };
+    build_workspace();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/dash.db", dir.path().display());
+    let now = chrono::Utc::now();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = storage::open(Some(&url), dir.path(), Retention::default())
+            .await
+            .unwrap();
+        let mut batch = Vec::new();
+        for i in 0..30 {
+            for (r, base) in [("vm-1", 20.0), ("vm-2", 60.0)] {
+                batch.push(
+                    Sample::new("cpu_util", SampleType::Gauge, "%", base + (i % 7) as f64, r)
+                        .with_timestamp(now - chrono::Duration::minutes(30 - i)),
+                );
+            }
+        }
+        batch.push(Sample::new(
+            "memory.usage",
+            SampleType::Gauge,
+            "MB",
+            512.0,
+            "vm-1",
+        ));
+        store.record(&batch).await.unwrap();
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let empty = dir.path().join("no-plugins");
+    std::fs::create_dir_all(&empty).unwrap();
+    let api = spawn_ceilo(
+        &[
+            "api",
+            "--no-auth",
+            "--storage",
+            &url,
+            "--listen",
+            &listen,
+            "--pipeline",
+            dir.path().join("none.yaml").to_str().unwrap(),
+            "--plugin-dir",
+            empty.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ceilo api did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let artifacts = target_dir().join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{listen}/"))
+        .arg(&shot)
+        .env("CHROMIUM", &chromium)
+        .current_dir(workspace_root().join("tests/browser"))
+        .output()
+        .expect("run node");
+    let log = stop_ceilo(api, Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}\n{log}");
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the script's report");
+    assert_eq!(seen["series"], 2, "one series per resource: {seen}");
+    assert!(
+        seen["legend"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap_or("").contains("vm-1")),
+        "{seen}"
+    );
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 1000)
+            .unwrap_or(false),
+        "screenshot saved"
+    );
+}
