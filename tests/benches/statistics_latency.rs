@@ -1,0 +1,262 @@
+//! Statistics latency through the HTTP API over large stores:
+//! `cargo bench -p ceilo-tests --bench statistics_latency`.
+//!
+//! 1 000 resources × 10 meters, one sample per series per minute, in the embedded
+//! store at 1 million and 10 million samples (MongoDB-wire at 100 000: SecantusDB, a
+//! Python server, stores a few thousand samples a second, so 10 million would take
+//! hours to load here). Two questions, each asked through `GET
+//! /v2/meters/{name}/statistics` of an API served in this process, against a
+//! baseline: the same aggregation hand-written in the store's own query language
+//! (SQL with rusqlite on the same file; an aggregation pipeline with the driver),
+//! run on the same data. Medians of alternating runs.
+//!  (a) one meter, one resource, period 3600;
+//!  (b) one meter, all resources, groupby resource_id.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ceilo_host::api::{self, ApiState, Auth};
+use ceilo_host::storage::{self, Retention, Storage};
+use ceilo_plugin_api::{Sample, SampleType};
+use ceilo_tests::*;
+use chrono::{TimeZone, Utc};
+use mongodb::bson::{doc, Document};
+
+const RESOURCES: usize = 1_000;
+const METERS: usize = 10;
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time")
+}
+
+async fn load(store: &dyn Storage, n: usize) {
+    let per_series = n / (RESOURCES * METERS);
+    let mut batch = Vec::with_capacity(10_000);
+    for minute in 0..per_series {
+        for r in 0..RESOURCES {
+            for m in 0..METERS {
+                batch.push(
+                    Sample::new(
+                        format!("meter.{m}"),
+                        SampleType::Gauge,
+                        "%",
+                        ((minute * 7 + r) % 100) as f64,
+                        format!("resource-{r}"),
+                    )
+                    .with_project_id(format!("project-{}", r % 10))
+                    .with_timestamp(t0() + chrono::Duration::minutes(minute as i64)),
+                );
+                if batch.len() == 10_000 {
+                    store.record(&batch).await.expect("record");
+                    batch.clear();
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        store.record(&batch).await.expect("record");
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn fmt(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+async fn serve(store: Arc<dyn Storage>) -> (String, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let state = ApiState {
+        store,
+        auth: Arc::new(Auth::Open),
+        pipeline: None,
+    };
+    tokio::spawn(api::serve(listener, state, rx));
+    (format!("http://{addr}"), tx)
+}
+
+fn http(url: &str) -> Duration {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let t = Instant::now();
+    let mut res = agent.get(url).call().expect("statistics");
+    let body = res.body_mut().read_to_string().expect("body");
+    let took = t.elapsed();
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert!(!v.as_array().expect("list").is_empty(), "{url}: {body}");
+    took
+}
+
+const QA: &str = "/v2/meters/meter.3/statistics?period=3600&q.field=resource_id&q.op=eq&q.value=resource-42&q.type=";
+const QB: &str = "/v2/meters/meter.3/statistics?groupby=resource_id";
+
+fn sql_a(c: &rusqlite::Connection) -> Duration {
+    let t = Instant::now();
+    let mut st = c
+        .prepare_cached(
+            "SELECT (timestamp - (SELECT min(timestamp) FROM meter WHERE counter_name = ?1 AND resource_id = ?2)) / 3600000000 AS b,
+                    count(*), min(counter_volume), max(counter_volume), sum(counter_volume), avg(counter_volume),
+                    min(timestamp), max(timestamp)
+             FROM meter WHERE counter_name = ?1 AND resource_id = ?2 GROUP BY b",
+        )
+        .expect("prepare");
+    let n = st
+        .query_map(["meter.3", "resource-42"], |_| Ok(()))
+        .expect("query")
+        .count();
+    assert!(n > 0);
+    t.elapsed()
+}
+
+fn sql_b(c: &rusqlite::Connection) -> Duration {
+    let t = Instant::now();
+    let mut st = c
+        .prepare_cached(
+            "SELECT resource_id, count(*), min(counter_volume), max(counter_volume), sum(counter_volume),
+                    avg(counter_volume), min(timestamp), max(timestamp)
+             FROM meter WHERE counter_name = ?1 GROUP BY resource_id",
+        )
+        .expect("prepare");
+    let n = st
+        .query_map(["meter.3"], |_| Ok(()))
+        .expect("query")
+        .count();
+    assert_eq!(n, RESOURCES);
+    t.elapsed()
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let rounds = if full { 7 } else { 3 };
+    let sizes: Vec<usize> = if full {
+        vec![1_000_000, 10_000_000]
+    } else {
+        vec![100_000]
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    println!("\nstatistics latency, embedded store ({rounds} rounds, medians)");
+    println!("| samples | question | hand-written SQL (baseline) | ceilo API | vs. baseline |");
+    println!("|--------:|----------|----------------------------:|----------:|-------------:|");
+    for n in sizes {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("stats.db");
+        let url = format!("sqlite://{}", file.display());
+        let (base, _stop) = rt.block_on(async {
+            let store = storage::open(Some(&url), dir.path(), Retention::default())
+                .await
+                .expect("open");
+            let t = Instant::now();
+            load(store.as_ref(), n).await;
+            eprintln!("loaded {n} samples in {:.0} s", t.elapsed().as_secs_f64());
+            serve(store).await
+        });
+        let c = rusqlite::Connection::open(&file).expect("open");
+        for (name, path, raw) in [
+            (
+                "(a) one resource, period 3600",
+                QA,
+                sql_a as fn(&rusqlite::Connection) -> Duration,
+            ),
+            ("(b) all resources, groupby resource_id", QB, sql_b),
+        ] {
+            // Warm both (page cache, statement caches) before measuring.
+            http(&format!("{base}{path}"));
+            raw(&c);
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                ours.push(http(&format!("{base}{path}")));
+                theirs.push(raw(&c));
+            }
+            let (o, b) = (median(ours), median(theirs));
+            println!(
+                "| {n} | {name} | {} | {} | {:.2}x |",
+                fmt(b),
+                fmt(o),
+                o.as_secs_f64() / b.as_secs_f64()
+            );
+        }
+    }
+
+    let Some(murl) = mongodb() else { return };
+    let n = if full { 100_000 } else { 20_000 };
+    let (base, _stop) = rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = storage::open(Some(&murl), dir.path(), Retention::default())
+            .await
+            .expect("open");
+        load(store.as_ref(), n).await;
+        serve(store).await
+    });
+    let coll = rt.block_on(async {
+        let client = mongodb::Client::with_uri_str(&murl).await.expect("client");
+        client
+            .database(murl.rsplit('/').next().expect("db"))
+            .collection::<Document>("meter")
+    });
+    let raw_a = || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let pipeline = [
+                doc! { "$match": { "counter_name": "meter.3", "resource_id": "resource-42" } },
+                doc! { "$group": { "_id": { "$floor": { "$divide": [{ "$subtract": ["$timestamp_us", t0().timestamp_micros()] }, 3_600_000_000_i64] } },
+                    "count": { "$sum": 1 }, "min": { "$min": "$counter_volume" }, "max": { "$max": "$counter_volume" },
+                    "sum": { "$sum": "$counter_volume" }, "avg": { "$avg": "$counter_volume" },
+                    "tsmin": { "$min": "$timestamp_us" }, "tsmax": { "$max": "$timestamp_us" } } },
+            ];
+            let mut cur = coll.aggregate(pipeline).await.expect("aggregate");
+            use futures_lite::StreamExt;
+            while cur.next().await.is_some() {}
+            t.elapsed()
+        })
+    };
+    let raw_b = || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let pipeline = [
+                doc! { "$match": { "counter_name": "meter.3" } },
+                doc! { "$group": { "_id": "$resource_id",
+                    "count": { "$sum": 1 }, "min": { "$min": "$counter_volume" }, "max": { "$max": "$counter_volume" },
+                    "sum": { "$sum": "$counter_volume" }, "avg": { "$avg": "$counter_volume" },
+                    "tsmin": { "$min": "$timestamp_us" }, "tsmax": { "$max": "$timestamp_us" } } },
+            ];
+            let mut cur = coll.aggregate(pipeline).await.expect("aggregate");
+            use futures_lite::StreamExt;
+            while cur.next().await.is_some() {}
+            t.elapsed()
+        })
+    };
+    println!("\nstatistics latency, MongoDB-wire server ({n} samples, {rounds} rounds, medians)");
+    println!("| question | hand-written aggregation (baseline) | ceilo API | vs. baseline |");
+    println!("|----------|------------------------------------:|----------:|-------------:|");
+    for (name, path, raw) in [
+        (
+            "(a) one resource, period 3600",
+            QA,
+            &raw_a as &dyn Fn() -> Duration,
+        ),
+        ("(b) all resources, groupby resource_id", QB, &raw_b),
+    ] {
+        http(&format!("{base}{path}"));
+        raw();
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            ours.push(http(&format!("{base}{path}")));
+            theirs.push(raw());
+        }
+        let (o, b) = (median(ours), median(theirs));
+        println!(
+            "| {name} | {} | {} | {:.2}x |",
+            fmt(b),
+            fmt(o),
+            o.as_secs_f64() / b.as_secs_f64()
+        );
+    }
+}
