@@ -82,7 +82,7 @@ fn raw_sqlite_rate(path: &std::path::Path, all: &[Sample], batch: usize) -> f64 
             counter_volume REAL NOT NULL, user_id TEXT, project_id TEXT, resource_id TEXT NOT NULL,
             source TEXT NOT NULL, timestamp INTEGER NOT NULL, recorded_at INTEGER NOT NULL,
             resource_metadata TEXT NOT NULL, monotonic_time REAL);
-         CREATE INDEX a ON meter (counter_name, resource_id, timestamp);
+         CREATE INDEX a ON meter (counter_name, resource_id, timestamp, counter_volume, counter_unit);
          CREATE INDEX b ON meter (project_id, timestamp);
          CREATE INDEX c ON meter (timestamp);",
     )

@@ -807,3 +807,88 @@ fn the_query_commands_print_tables_and_json() {
     assert_ne!(code, 0);
     assert!(err.contains("401") && err.contains("not valid"), "{err}");
 }
+
+/// Without `direct`, POSTed samples go through the pipeline: the sources whose meters
+/// allow the name, here to `direct://`, so they land in the store.
+#[test]
+fn posted_samples_go_through_the_pipeline() {
+    build_workspace();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/post.db", dir.path().display());
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "sources:\n  - name: api\n    meters: [\"posted.*\"]\n    sinks: [store]\nsinks:\n  - name: store\n    publishers: [\"direct://\"]\n",
+    )
+    .unwrap();
+    let empty = dir.path().join("no-plugins");
+    std::fs::create_dir_all(&empty).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = spawn_ceilo(
+        &[
+            "api",
+            "--no-auth",
+            "--storage",
+            &url,
+            "--listen",
+            &listen,
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--plugin-dir",
+            empty.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ceilo api did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let api = Api {
+        base: format!("http://{listen}"),
+        child: Some(child),
+        _dir: dir,
+    };
+    let body = json!([{"counter_type": "delta", "counter_unit": "B", "counter_volume": 3, "resource_id": "r9", "timestamp": "2026-03-01T12:00:00"}]).to_string();
+    let (s, _, v) = call(
+        &api,
+        "POST",
+        "/v2/meters/posted.bytes",
+        None,
+        Some(("application/json", &body)),
+        None,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["counter_name"], "posted.bytes");
+    let id = v[0]["message_id"].as_str().unwrap().to_owned();
+    let (s, _, stored) = call(&api, "GET", &format!("/v2/samples/{id}"), None, None, None);
+    assert_eq!(s, 200, "{stored}");
+    assert_eq!(
+        (stored["volume"].as_f64(), stored["type"].as_str()),
+        (Some(3.0), Some("delta"))
+    );
+    // A meter no source accepts: 409.
+    let (s, _, v) = call(
+        &api,
+        "POST",
+        "/v2/meters/other",
+        None,
+        Some(("application/json", &body)),
+        None,
+    );
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        fault(&v).contains("no pipeline source accepts meter `other`"),
+        "{v}"
+    );
+}

@@ -25,7 +25,7 @@ use super::{
 };
 
 /// Bumped when the schema changes; older files are migrated on open.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meter (
@@ -44,7 +44,9 @@ CREATE TABLE IF NOT EXISTS meter (
     resource_metadata TEXT NOT NULL,
     monotonic_time REAL
 );
-CREATE INDEX IF NOT EXISTS meter_name_resource_time ON meter (counter_name, resource_id, timestamp);
+-- Covers the statistics of a meter (per resource, per period): answered from the
+-- index alone, without reading the rows.
+CREATE INDEX IF NOT EXISTS meter_stats ON meter (counter_name, resource_id, timestamp, counter_volume, counter_unit);
 CREATE INDEX IF NOT EXISTS meter_project_time ON meter (project_id, timestamp);
 CREATE INDEX IF NOT EXISTS meter_time ON meter (timestamp);
 CREATE TABLE IF NOT EXISTS resource (
@@ -194,6 +196,12 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
             path,
             format!("written by a newer ceilo (schema {version}, this one knows {SCHEMA_VERSION}); upgrade ceilo or use another file"),
         ));
+    }
+    if version == 1 {
+        // Schema 1 had the same index without the covered columns.
+        writer
+            .execute_batch("DROP INDEX IF EXISTS meter_name_resource_time")
+            .map_err(&e)?;
     }
     writer.execute_batch(SCHEMA).map_err(&e)?;
     writer
