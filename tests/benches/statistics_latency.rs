@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ceilo_host::api::{self, ApiState, Auth};
-use ceilo_host::storage::{self, Retention, Storage};
+use ceilo_host::storage::{self, GroupBy, Retention, SampleQuery, StatisticsQuery, Storage};
 use ceilo_plugin_api::{Sample, SampleType};
 use ceilo_tests::*;
 use chrono::{TimeZone, Utc};
@@ -66,7 +66,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn fmt(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
 async fn serve(store: Arc<dyn Storage>) -> (String, tokio::sync::watch::Sender<bool>) {
@@ -97,6 +97,30 @@ fn http(url: &str) -> Duration {
 
 const QA: &str = "/v2/meters/meter.3/statistics?period=3600&q.field=resource_id&q.op=eq&q.value=resource-42&q.type=";
 const QB: &str = "/v2/meters/meter.3/statistics?groupby=resource_id";
+
+/// The store query the API builds for `path` (for the in-process column).
+fn store_query(path: &str) -> StatisticsQuery {
+    let filter = SampleQuery {
+        meter: Some("meter.3".into()),
+        ..SampleQuery::default()
+    };
+    if path == QA {
+        StatisticsQuery {
+            filter: SampleQuery {
+                resource_id: Some("resource-42".into()),
+                ..filter
+            },
+            period: Some(3600),
+            ..StatisticsQuery::default()
+        }
+    } else {
+        StatisticsQuery {
+            filter,
+            groupby: vec![GroupBy::ResourceId],
+            ..StatisticsQuery::default()
+        }
+    }
+}
 
 fn sql_a(c: &rusqlite::Connection) -> Duration {
     let t = Instant::now();
@@ -143,21 +167,22 @@ fn main() {
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!("\nstatistics latency, embedded store ({rounds} rounds, medians)");
-    println!("| samples | question | hand-written SQL (baseline) | ceilo API | vs. baseline |");
-    println!("|--------:|----------|----------------------------:|----------:|-------------:|");
+    println!("| samples | question | hand-written SQL (baseline) | ceilo store call | ceilo API (HTTP) | API vs. baseline |");
+    println!("|--------:|----------|----------------------------:|-----------------:|-----------------:|-----------------:|");
     for n in sizes {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("stats.db");
         let url = format!("sqlite://{}", file.display());
-        let (base, _stop) = rt.block_on(async {
+        let store = rt.block_on(async {
             let store = storage::open(Some(&url), dir.path(), Retention::default())
                 .await
                 .expect("open");
             let t = Instant::now();
             load(store.as_ref(), n).await;
             eprintln!("loaded {n} samples in {:.0} s", t.elapsed().as_secs_f64());
-            serve(store).await
+            store
         });
+        let (base, _stop) = rt.block_on(serve(store.clone()));
         let c = rusqlite::Connection::open(&file).expect("open");
         for (name, path, raw) in [
             (
@@ -170,15 +195,23 @@ fn main() {
             // Warm both (page cache, statement caches) before measuring.
             http(&format!("{base}{path}"));
             raw(&c);
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            let q = store_query(path);
+            let (mut ours, mut theirs, mut direct) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..rounds {
                 ours.push(http(&format!("{base}{path}")));
                 theirs.push(raw(&c));
+                direct.push(rt.block_on(async {
+                    let t = Instant::now();
+                    let s = store.statistics(&q).await.expect("statistics");
+                    assert!(!s.is_empty());
+                    t.elapsed()
+                }));
             }
-            let (o, b) = (median(ours), median(theirs));
+            let (o, b, d) = (median(ours), median(theirs), median(direct));
             println!(
-                "| {n} | {name} | {} | {} | {:.2}x |",
+                "| {n} | {name} | {} | {} | {} | {:.2}x |",
                 fmt(b),
+                fmt(d),
                 fmt(o),
                 o.as_secs_f64() / b.as_secs_f64()
             );

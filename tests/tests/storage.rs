@@ -522,6 +522,30 @@ async fn statistics_are_computed_by_the_store(place: Place) {
     })
     .await;
     assert!(none.is_empty());
+
+    // A meter recorded in two units: one row per unit, as Ceilometer reports.
+    store
+        .record(&[
+            Sample::new("mixed", SampleType::Gauge, "%", 1.0, "r1").with_timestamp(t0),
+            Sample::new("mixed", SampleType::Gauge, "ratio", 0.5, "r1").with_timestamp(secs(1)),
+            Sample::new("mixed", SampleType::Gauge, "%", 3.0, "r1").with_timestamp(secs(2)),
+        ])
+        .await
+        .expect("record");
+    let mut units: Vec<(String, u64, f64)> = stats(StatisticsQuery {
+        filter: SampleQuery {
+            meter: Some("mixed".into()),
+            ..all()
+        },
+        groupby: vec![GroupBy::ResourceId],
+        ..Default::default()
+    })
+    .await
+    .into_iter()
+    .map(|s| (s.unit, s.count, s.sum))
+    .collect();
+    units.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(units, vec![("%".into(), 2, 4.0), ("ratio".into(), 1, 0.5)]);
 }
 
 async fn conditions_compare_fields_and_metadata(place: Place) {

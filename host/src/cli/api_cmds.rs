@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::pipeline_cmds::{
-    load, new_runtime, open_store, run_until_signal, settings, PipelineArgs, PipelineCommandError,
+    load, new_runtime, open_store_reader, run_until_signal, settings, PipelineArgs,
+    PipelineCommandError,
 };
 use crate::api::{self, ApiState, Auth};
 use crate::pipeline::{self, OutputMode, Runtime, StoreHandle};
@@ -64,7 +65,7 @@ pub(super) fn bind(
 }
 
 /// The pipeline POSTed samples go through (sinks only, no pollers).
-pub(super) fn ingress(
+fn ingress(
     l: &super::pipeline_cmds::Loaded,
     args: &PipelineArgs,
     store: &StoreHandle,
@@ -86,7 +87,7 @@ pub(super) fn ingress(
 pub fn api_command(args: &PipelineArgs, api_args: &ApiArgs) -> Result<(), PipelineCommandError> {
     let (auth, auth_text) = api_args.auth(false)?;
     let rt = new_runtime()?;
-    let store = open_store(&rt, &args.storage, &args.data_dir)?;
+    let store = open_store_reader(&rt, &args.storage, &args.data_dir)?;
     // POSTs go through the pipeline when there is one.
     let pipeline = if args.pipeline.exists() {
         let l = load(args)?;

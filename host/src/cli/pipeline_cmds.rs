@@ -183,7 +183,8 @@ pub(super) fn new_runtime() -> Result<tokio::runtime::Runtime, PipelineCommandEr
         .map_err(PipelineCommandError::Runtime)
 }
 
-/// Opens the store `args` name on `rt` (whose handle `direct://` then uses).
+/// Opens the store `args` name on `rt` (whose handle `direct://` then uses), as a
+/// writer that owns the retention policy.
 pub(super) fn open_store(
     rt: &tokio::runtime::Runtime,
     storage: &StorageArgs,
@@ -193,6 +194,25 @@ pub(super) fn open_store(
         storage.url.as_deref(),
         &absolute(data_dir),
         storage.retention,
+    ))?;
+    Ok(pipeline::StoreHandle {
+        store,
+        runtime: rt.handle().clone(),
+    })
+}
+
+/// Opens the store as a reader (`ceilo api`): the retention policy is the writers'.
+pub(super) fn open_store_reader(
+    rt: &tokio::runtime::Runtime,
+    storage: &StorageArgs,
+    data_dir: &Path,
+) -> Result<pipeline::StoreHandle, PipelineCommandError> {
+    if storage.retention.0.is_some() {
+        tracing::warn!(target: "ceilo::api", "--retention is ignored by `ceilo api`: the processes that write (collector, agent, run) apply it");
+    }
+    let store = rt.block_on(crate::storage::open_reader(
+        storage.url.as_deref(),
+        &absolute(data_dir),
     ))?;
     Ok(pipeline::StoreHandle {
         store,

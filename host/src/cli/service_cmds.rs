@@ -92,11 +92,7 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     let mut host = settings(p);
     let handle = open_store(&rt, &p.storage, &p.data_dir)?;
     let listener = super::api_cmds::bind(&rt, args.api.listen)?;
-    let api_state = crate::api::ApiState {
-        store: handle.store.clone(),
-        auth: std::sync::Arc::new(auth),
-        pipeline: Some(super::api_cmds::ingress(&l, p, &handle)?),
-    };
+
     host.storage = Some(handle.clone());
     let agent = pipeline::wire(
         &l.config,
@@ -106,6 +102,15 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
         &host,
         true,
     )?;
+    // POSTed samples go through the agent's own sinks (the same transformer state
+    // and publisher instances, never a second writer on the same files).
+    let api_state = crate::api::ApiState {
+        store: handle.store.clone(),
+        auth: std::sync::Arc::new(auth),
+        pipeline: Some(std::sync::Arc::new(std::sync::Mutex::new(
+            agent.sharing_sinks(),
+        ))),
+    };
     let notifications = match &args.amqp_url {
         Some(url) => {
             let handlers = notification_handlers(&l, &host);

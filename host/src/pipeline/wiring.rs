@@ -68,6 +68,28 @@ pub struct Runtime {
     pub sinks: Vec<Arc<Mutex<Sink>>>,
 }
 
+impl Runtime {
+    /// A runtime with the same sources (filters) and the same sink instances, but no
+    /// pollers: for samples that arrive from elsewhere (the API's POST).
+    pub fn sharing_sinks(&self) -> Runtime {
+        Runtime {
+            sources: self
+                .sources
+                .iter()
+                .map(|s| SourceRuntime {
+                    name: s.name.clone(),
+                    interval: s.interval,
+                    filter: s.filter.clone(),
+                    resources: s.resources.clone(),
+                    pollers: Vec::new(),
+                    sinks: s.sinks.clone(),
+                })
+                .collect(),
+            sinks: self.sinks.clone(),
+        }
+    }
+}
+
 /// Why the pipeline could not be started.
 #[derive(Debug, thiserror::Error)]
 #[error("{context}: {error}")]

@@ -457,7 +457,7 @@ fn sql_to_json(v: SqlValue) -> Value {
 
 /// One GROUP BY query: every period of every group, in the database.
 fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec<Statistics>> {
-    let (filter, mut args) = where_clause(&q.filter);
+    let (filter, args) = where_clause(&q.filter);
     // Periods start at the query's start, else at the first matching sample.
     let origin: Option<i64> = match (q.period, q.filter.start) {
         (None, _) => None,
@@ -471,8 +471,31 @@ fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec
     if q.period.is_some() && origin.is_none() {
         return Ok(Vec::new());
     }
-    let mut select = vec!["counter_unit".to_owned()];
-    let mut group = vec!["counter_unit".to_owned()];
+    // A meter has one unit almost always: grouping without it lets SQLite stream the
+    // groups in index order. Only when a group turns out to mix units is the query
+    // run again with the unit as a group, as Ceilometer reports one row per unit.
+    match run_statistics(c, q, &filter, &args, origin, false)? {
+        Some(stats) => Ok(stats),
+        None => Ok(run_statistics(c, q, &filter, &args, origin, true)?.unwrap_or_default()),
+    }
+}
+
+/// The statistics, or none when `by_unit` is false and a group mixes units.
+fn run_statistics(
+    c: &Connection,
+    q: &StatisticsQuery,
+    filter: &str,
+    args: &[SqlValue],
+    origin: Option<i64>,
+    by_unit: bool,
+) -> rusqlite::Result<Option<Vec<Statistics>>> {
+    let mut select = vec![if by_unit {
+        "counter_unit"
+    } else {
+        "min(counter_unit)"
+    }
+    .to_owned()];
+    let mut group: Vec<String> = Vec::new();
     let mut select_args: Vec<SqlValue> = Vec::new();
     if let (Some(period), Some(origin)) = (q.period, origin) {
         let len = (period.max(1) as i64).saturating_mul(1_000_000);
@@ -489,6 +512,9 @@ fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec
             }
         }
         group.push(select.len().to_string());
+    }
+    if by_unit {
+        group.push("1".into());
     }
     let fixed = select.len();
     select.extend(
@@ -511,17 +537,27 @@ fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec
             ));
         }
     }
-    let sql = format!(
-        "SELECT {} FROM meter{filter} GROUP BY {}",
-        select.join(", "),
-        group.join(", ")
-    );
-    select_args.append(&mut args);
+    let unit_check = select.len();
+    if !by_unit {
+        select.push("max(counter_unit)".into());
+    }
+    let mut sql = format!("SELECT {} FROM meter{filter}", select.join(", "));
+    if !group.is_empty() {
+        sql.push_str(&format!(" GROUP BY {}", group.join(", ")));
+    }
+    select_args.extend(args.iter().cloned());
     let mut stmt = c.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(select_args))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
+        let count: i64 = r.get(fixed)?;
+        if count == 0 {
+            continue;
+        }
         let unit: String = r.get(0)?;
+        if !by_unit && r.get::<_, String>(unit_check)? != unit {
+            return Ok(None);
+        }
         let mut i = 1;
         let (period_start, period_end) = match (q.period, origin) {
             (Some(period), Some(origin)) => {
@@ -537,8 +573,6 @@ fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec
             groupby.insert(g.name(), sql_to_json(r.get(i)?));
             i += 1;
         }
-        debug_assert_eq!(i, fixed);
-        let count: i64 = r.get(fixed)?;
         let (sum, sum_sq): (f64, f64) = (r.get(fixed + 3)?, r.get(fixed + 4)?);
         let (tsmin, tsmax): (i64, i64) = (r.get(fixed + 5)?, r.get(fixed + 6)?);
         let mut aggregate = BTreeMap::new();
@@ -560,7 +594,7 @@ fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec
             min: r.get(fixed + 1)?,
             max: r.get(fixed + 2)?,
             sum,
-            avg: if count > 0 { sum / count as f64 } else { 0.0 },
+            avg: sum / count as f64,
             duration_start: from_micros(tsmin),
             duration_end: from_micros(tsmax),
             period: q.period.unwrap_or(0),
@@ -571,7 +605,7 @@ fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec
         });
     }
     sort(&mut out, &q.groupby);
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn query_resources(

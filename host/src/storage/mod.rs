@@ -105,11 +105,30 @@ pub trait Storage: Send + Sync {
 }
 
 /// Opens the store `url` names (none: the embedded default under `data_dir`),
-/// creating its schema and indexes, and applying `retention`.
+/// creating its schema and indexes, and applying `retention` (MongoDB's TTL indexes
+/// are set to it). For the processes that write and own the retention policy.
 pub async fn open(
     url: Option<&str>,
     data_dir: &Path,
     retention: Retention,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    open_with(url, data_dir, retention, true).await
+}
+
+/// Opens the store for a process that does not own the retention policy (the API):
+/// TTL indexes are left as the writers set them.
+pub async fn open_reader(
+    url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    open_with(url, data_dir, Retention(None), false).await
+}
+
+async fn open_with(
+    url: Option<&str>,
+    data_dir: &Path,
+    retention: Retention,
+    manage_retention: bool,
 ) -> Result<Arc<dyn Storage>, StorageError> {
     match StorageUrl::parse(url, data_dir)? {
         StorageUrl::Embedded(path) => {
@@ -117,7 +136,7 @@ pub async fn open(
             Ok(Arc::new(store))
         }
         StorageUrl::Mongo { url, database } => {
-            let store = MongoStore::open(&url, &database, retention).await?;
+            let store = MongoStore::open(&url, &database, retention, manage_retention).await?;
             Ok(Arc::new(store))
         }
     }

@@ -46,12 +46,14 @@ pub struct MongoStore {
 }
 
 impl MongoStore {
-    /// Connects, checks the server answers, and creates the indexes (idempotently),
-    /// setting or changing the TTL indexes to `retention`.
+    /// Connects, checks the server answers, and creates the indexes (idempotently);
+    /// with `manage_retention`, sets, changes or drops the TTL indexes to match
+    /// `retention`.
     pub async fn open(
         url: &str,
         database: &str,
         retention: Retention,
+        manage_retention: bool,
     ) -> Result<MongoStore, StorageError> {
         let shown = format!("MongoDB {}", mask_url(url));
         let fail = |reason: String| StorageError::Unavailable {
@@ -87,7 +89,7 @@ impl MongoStore {
             resource: db.collection_with_options("resource", durable),
             retention,
         };
-        store.create_indexes().await?;
+        store.create_indexes(manage_retention).await?;
         tracing::info!(target: "ceilo::storage", "{} (retention: {})", store.shown, describe_retention(retention));
         Ok(store)
     }
@@ -106,7 +108,7 @@ impl MongoStore {
         }
     }
 
-    async fn create_indexes(&self) -> Result<(), StorageError> {
+    async fn create_indexes(&self, manage_retention: bool) -> Result<(), StorageError> {
         let named = |keys: Document, name: &str, unique: bool| {
             IndexModel::builder()
                 .keys(keys)
@@ -138,6 +140,9 @@ impl MongoStore {
             .create_indexes([named(doc! { "project_id": 1 }, "resource_project", false)])
             .await
             .map_err(|e| self.unavailable(format!("cannot create indexes on `resource`: {e}")))?;
+        if !manage_retention {
+            return Ok(());
+        }
         self.set_ttl(&self.meter, METER_TTL_INDEX, "timestamp")
             .await?;
         self.set_ttl(&self.resource, RESOURCE_TTL_INDEX, "last_sample_timestamp")
