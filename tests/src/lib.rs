@@ -532,3 +532,25 @@ impl Drop for OwnMongo {
         self.kill();
     }
 }
+
+/// Starts `ceilo api` on a free loopback port with `args` (storage, auth, pipeline…)
+/// and waits until it listens: the process and `127.0.0.1:<port>`.
+pub fn spawn_api(args: &[&str]) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let listen = format!("127.0.0.1:{port}");
+    let mut all = vec!["api", "--listen", listen.as_str()];
+    all.extend_from_slice(args);
+    let child = spawn_ceilo(&all, &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ceilo api did not listen on {listen} within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (child, listen)
+}

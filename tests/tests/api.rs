@@ -77,40 +77,20 @@ fn start(url: &str, dir: tempfile::TempDir) -> Api {
         format!("{ADMIN}: admin\n{TOKEN_A}: A\n{TOKEN_B}: {{project: B}}\n"),
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
     let empty = dir.path().join("no-plugins");
     std::fs::create_dir_all(&empty).unwrap();
-    let child = spawn_ceilo(
-        &[
-            "api",
-            "--storage",
-            url,
-            "--tokens",
-            tokens.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--pipeline",
-            dir.path().join("none.yaml").to_str().unwrap(),
-            "--plugin-dir",
-            empty.to_str().unwrap(),
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ],
-        &[],
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ceilo api did not listen within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (child, listen) = spawn_api(&[
+        "--storage",
+        url,
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--pipeline",
+        dir.path().join("none.yaml").to_str().unwrap(),
+        "--plugin-dir",
+        empty.to_str().unwrap(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     Api {
         base: format!("http://{listen}"),
         child: Some(child),
@@ -823,37 +803,17 @@ fn posted_samples_go_through_the_pipeline() {
     .unwrap();
     let empty = dir.path().join("no-plugins");
     std::fs::create_dir_all(&empty).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let child = spawn_ceilo(
-        &[
-            "api",
-            "--no-auth",
-            "--storage",
-            &url,
-            "--listen",
-            &listen,
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--plugin-dir",
-            empty.to_str().unwrap(),
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-        ],
-        &[],
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ceilo api did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (child, listen) = spawn_api(&[
+        "--no-auth",
+        "--storage",
+        &url,
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+        "--plugin-dir",
+        empty.to_str().unwrap(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     let api = Api {
         base: format!("http://{listen}"),
         child: Some(child),

@@ -70,37 +70,17 @@ fn the_dashboard_lists_cpu_util_and_draws_its_chart() {
         ));
         store.record(&batch).await.unwrap();
     });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
     let empty = dir.path().join("no-plugins");
     std::fs::create_dir_all(&empty).unwrap();
-    let api = spawn_ceilo(
-        &[
-            "api",
-            "--no-auth",
-            "--storage",
-            &url,
-            "--listen",
-            &listen,
-            "--pipeline",
-            dir.path().join("none.yaml").to_str().unwrap(),
-            "--plugin-dir",
-            empty.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ceilo api did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (api, listen) = spawn_api(&[
+        "--no-auth",
+        "--storage",
+        &url,
+        "--pipeline",
+        dir.path().join("none.yaml").to_str().unwrap(),
+        "--plugin-dir",
+        empty.to_str().unwrap(),
+    ]);
     let artifacts = target_dir().join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("dashboard.png");

@@ -139,6 +139,18 @@ impl EmbeddedStore {
         self
     }
 
+    /// Rows that could be read, or the first one that could not (a corrupt store).
+    fn readable<T>(&self, rows: Vec<Result<T, String>>) -> Result<Vec<T>, StorageError> {
+        rows.into_iter()
+            .map(|r| {
+                r.map_err(|reason| StorageError::Corrupt {
+                    store: self.describe(),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         conn: &Arc<Mutex<Connection>>,
@@ -732,14 +744,7 @@ impl Storage for EmbeddedStore {
                 query_samples(c, &q).map_err(sql_err(&path))
             })
             .await?;
-        rows.into_iter()
-            .map(|r| {
-                r.map_err(|reason| StorageError::Corrupt {
-                    store: self.describe(),
-                    reason,
-                })
-            })
-            .collect()
+        self.readable(rows)
     }
 
     async fn resources(&self, query: &ResourceQuery) -> Result<Vec<Resource>, StorageError> {
@@ -750,14 +755,7 @@ impl Storage for EmbeddedStore {
                 query_resources(c, &q).map_err(sql_err(&path))
             })
             .await?;
-        rows.into_iter()
-            .map(|r| {
-                r.map_err(|reason| StorageError::Corrupt {
-                    store: self.describe(),
-                    reason,
-                })
-            })
-            .collect()
+        self.readable(rows)
     }
 
     async fn statistics(&self, query: &StatisticsQuery) -> Result<Vec<Statistics>, StorageError> {
