@@ -483,30 +483,36 @@ fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec
     if q.period.is_some() && origin.is_none() {
         return Ok(Vec::new());
     }
-    // A meter has one unit almost always: grouping without it lets SQLite stream the
-    // groups in index order. Only when a group turns out to mix units is the query
-    // run again with the unit as a group, as Ceilometer reports one row per unit.
-    match run_statistics(c, q, &filter, &args, origin, false)? {
-        Some(stats) => Ok(stats),
-        None => Ok(run_statistics(c, q, &filter, &args, origin, true)?.unwrap_or_default()),
-    }
+    // Ceilometer reports one row per unit. A meter has one unit almost always, and
+    // `resource_meter` (written with the samples) says which: then the groups need no
+    // unit and SQLite streams them in index order.
+    let units: Vec<String> = match &q.filter.meter {
+        Some(m) => c
+            .prepare_cached(
+                "SELECT DISTINCT counter_unit FROM resource_meter WHERE counter_name = ?1",
+            )?
+            .query_map([m], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?,
+        None => Vec::new(),
+    };
+    let single = match units.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    run_statistics(c, q, &filter, &args, origin, single)
 }
 
-/// The statistics, or none when `by_unit` is false and a group mixes units.
+/// The statistics; grouped by unit too unless the meter's only unit is `unit`.
 fn run_statistics(
     c: &Connection,
     q: &StatisticsQuery,
     filter: &str,
     args: &[SqlValue],
     origin: Option<i64>,
-    by_unit: bool,
-) -> rusqlite::Result<Option<Vec<Statistics>>> {
-    let mut select = vec![if by_unit {
-        "counter_unit"
-    } else {
-        "min(counter_unit)"
-    }
-    .to_owned()];
+    unit: Option<&str>,
+) -> rusqlite::Result<Vec<Statistics>> {
+    let by_unit = unit.is_none();
+    let mut select = vec![if by_unit { "counter_unit" } else { "NULL" }.to_owned()];
     let mut group: Vec<String> = Vec::new();
     let mut select_args: Vec<SqlValue> = Vec::new();
     if let (Some(period), Some(origin)) = (q.period, origin) {
@@ -549,10 +555,6 @@ fn run_statistics(
             ));
         }
     }
-    let unit_check = select.len();
-    if !by_unit {
-        select.push("max(counter_unit)".into());
-    }
     let mut sql = format!("SELECT {} FROM meter{filter}", select.join(", "));
     if !group.is_empty() {
         sql.push_str(&format!(" GROUP BY {}", group.join(", ")));
@@ -566,10 +568,10 @@ fn run_statistics(
         if count == 0 {
             continue;
         }
-        let unit: String = r.get(0)?;
-        if !by_unit && r.get::<_, String>(unit_check)? != unit {
-            return Ok(None);
-        }
+        let unit: String = match unit {
+            Some(u) => u.to_owned(),
+            None => r.get(0)?,
+        };
         let mut i = 1;
         let (period_start, period_end) = match (q.period, origin) {
             (Some(period), Some(origin)) => {
@@ -617,7 +619,7 @@ fn run_statistics(
         });
     }
     sort(&mut out, &q.groupby);
-    Ok(Some(out))
+    Ok(out)
 }
 
 fn query_resources(
