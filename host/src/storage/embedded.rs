@@ -67,6 +67,8 @@ CREATE TABLE IF NOT EXISTS resource_meter (
     counter_unit TEXT NOT NULL,
     PRIMARY KEY (resource_id, counter_name, counter_type, counter_unit)
 ) WITHOUT ROWID;
+-- The units a meter was recorded in (statistics ask it before grouping).
+CREATE INDEX IF NOT EXISTS resource_meter_unit ON resource_meter (counter_name, counter_unit);
 ";
 
 const INSERT_SAMPLE: &str = "INSERT INTO meter (message_id, counter_name, counter_type, \
