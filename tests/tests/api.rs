@@ -683,11 +683,16 @@ fn access_control(api: &Api) {
     assert_eq!(s, 401);
 }
 
-#[test]
-fn every_endpoint_over_the_embedded_store() {
+/// `ceilo api` over a fresh embedded store holding the fixture.
+fn embedded_api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/api.db", dir.path().display());
-    let api = start(&url, dir);
+    start(&url, dir)
+}
+
+#[test]
+fn every_endpoint_over_the_embedded_store() {
+    let api = embedded_api();
     every_endpoint(&api);
 }
 
@@ -700,9 +705,7 @@ fn every_endpoint_over_mongodb() {
 
 #[test]
 fn access_control_over_the_embedded_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/api.db", dir.path().display());
-    let api = start(&url, dir);
+    let api = embedded_api();
     access_control(&api);
 }
 
@@ -715,9 +718,7 @@ fn access_control_over_mongodb() {
 
 #[test]
 fn the_query_commands_print_tables_and_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/api.db", dir.path().display());
-    let api = start(&url, dir);
+    let api = embedded_api();
     let client = ["--api-url", api.base.as_str(), "--token", ADMIN];
     let run = |args: &[&str]| {
         let mut all: Vec<&str> = args.to_vec();

@@ -89,7 +89,8 @@ pub fn decode(body: &[u8], secret: &str) -> Decoded {
             out.refused.push(item);
             continue;
         }
-        match serde_json::from_value::<Sample>(item.clone()) {
+        // Deserialised from a reference: the item is kept whole in case it is refused.
+        match <Sample as serde::Deserialize>::deserialize(&item) {
             Ok(s) => out.samples.push(s),
             Err(e) => {
                 metrics::global().malformed(1);
