@@ -31,6 +31,7 @@ use tokio::sync::watch;
 
 use crate::metrics;
 use crate::redact::mask_url;
+use crate::services::reconnect::Reconnect;
 use crate::storage::Storage;
 
 /// How the collector consumes.
@@ -112,18 +113,16 @@ pub async fn run(
     if settings.telemetry_secret.is_empty() {
         tracing::warn!(target: "ceilo::collector", "no telemetry secret: sample signatures are not checked (set --telemetry-secret or CEILO_TELEMETRY_SECRET)");
     }
-    let mut backoff = Duration::from_millis(200);
+    let mut reconnect = Reconnect::default();
     while !*shutdown.borrow() {
         let result = session(&settings, store.as_ref(), &mut shutdown).await;
         match result {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(target: "ceilo::collector", "{shown}: {e}; reconnecting in {backoff:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => break,
+                tracing::warn!(target: "ceilo::collector", "{shown}: {e}; reconnecting in {:?}", reconnect.delay());
+                if !reconnect.wait(&mut shutdown).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }

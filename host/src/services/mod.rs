@@ -3,4 +3,5 @@
 pub mod agent;
 pub mod collector;
 pub mod notification;
+pub mod reconnect;
 pub mod retention;

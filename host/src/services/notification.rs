@@ -29,6 +29,7 @@ use tokio::sync::watch;
 use crate::loader::NotificationInstance;
 use crate::pipeline::{Runtime, Sink};
 use crate::redact::mask_url;
+use crate::services::reconnect::Reconnect;
 
 /// Where and how to consume.
 #[derive(Debug, Clone)]
@@ -86,7 +87,7 @@ pub async fn run(
 ) {
     let shown = mask_url(&settings.amqp_url);
     let state = Arc::new(Mutex::new(Work { handlers, runtime }));
-    let mut backoff = Duration::from_millis(200);
+    let mut reconnect = Reconnect::default();
     while !*shutdown.borrow() {
         let result = tokio::select! {
             r = session(&settings, state.clone()) => r,
@@ -95,12 +96,10 @@ pub async fn run(
         match result {
             Ok(()) => break,
             Err(e) => {
-                tracing::warn!(target: "ceilo::notification", "{shown}: {e}; reconnecting in {backoff:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => break,
+                tracing::warn!(target: "ceilo::notification", "{shown}: {e}; reconnecting in {:?}", reconnect.delay());
+                if !reconnect.wait(&mut shutdown).await {
+                    break;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
