@@ -140,6 +140,8 @@ pub enum ApiChange {
     None,
     /// Pretend to be plugin-api 2.0: the ABI it declares becomes 2.0.
     AbiMajor2,
+    /// Pretend to be a newer minor: the library declares ABI 1.2.
+    AbiMinorNewer,
     /// Change `Sample`'s layout (two fields swapped) without changing the version.
     SampleLayout,
 }
@@ -160,11 +162,11 @@ pub fn build_example(change: ApiChange) -> PathBuf {
             "acme_ceilo_plugins".to_owned(),
             None,
         ),
-        ApiChange::AbiMajor2 | ApiChange::SampleLayout => {
-            let tag = if matches!(change, ApiChange::AbiMajor2) {
-                "major2"
-            } else {
-                "layout"
+        ApiChange::AbiMajor2 | ApiChange::AbiMinorNewer | ApiChange::SampleLayout => {
+            let tag = match change {
+                ApiChange::AbiMajor2 => "major2",
+                ApiChange::AbiMinorNewer => "minor2",
+                _ => "layout",
             };
             let work = tempfile::tempdir().expect("temp dir");
             let api = work.path().join("plugin-api");
@@ -182,6 +184,11 @@ pub fn build_example(change: ApiChange) -> PathBuf {
                         "VersionStrings::new(\"2.0.0\")",
                     );
                 }
+                ApiChange::AbiMinorNewer => edit(
+                    &api.join("src/abi/v1_1.rs"),
+                    "VersionStrings::new(\"1.1.0\")",
+                    "VersionStrings::new(\"1.2.0\")",
+                ),
                 _ => edit(
                     &api.join("src/sample.rs"),
                     "    name: RString,\n    sample_type: SampleType,\n    unit: RString,",
@@ -225,6 +232,40 @@ pub fn build_example(change: ApiChange) -> PathBuf {
         built.display()
     );
     built
+}
+
+/// The plugin libraries built for the released plugin ABIs: `tests/released-abi`, a
+/// workspace of its own built with `cargo build --manifest-path` against the frozen
+/// copy of plugin-api as released (never the workspace's crate). Returns the ABI 1.0
+/// and the ABI 1.1 library.
+pub fn build_released_abi_plugins() -> (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = workspace_root().join("tests/released-abi/Cargo.toml");
+            let target = target_dir().join("out-of-tree");
+            let out = cargo()
+                .args(["build", "--quiet", "--workspace", "--manifest-path"])
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(&target)
+                .env_remove("CARGO_TARGET_DIR")
+                .output()
+                .expect("cannot run cargo");
+            assert!(
+                out.status.success(),
+                "building {} failed:\n{}",
+                manifest.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let lib = |n: &str| {
+                let p = target.join("debug").join(format!("lib{n}.so"));
+                assert!(p.is_file(), "{} missing after the build", p.display());
+                p
+            };
+            (lib("released_abi_1_0"), lib("released_abi_1_1"))
+        })
+        .clone()
 }
 
 fn copy_tree(from: &Path, to: &Path) {

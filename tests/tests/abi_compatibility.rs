@@ -1,7 +1,9 @@
-//! The compatibility contract (plugin-api/README.md, "Versioning"): a plugin built
-//! for an older ABI minor keeps loading and working; a plugin for another ABI major,
-//! or with a changed layout, is refused with a message that says why and what to do;
-//! an out-of-tree plugin built by a third party loads.
+//! The compatibility contract (plugin-api/README.md, "Compatibility contract"): plugins
+//! built for a released ABI (1.0, 1.1) against the released plugin-api — a frozen copy
+//! in `tests/released-abi`, never the workspace's crate — keep loading and working in a
+//! pipeline; a plugin for a newer minor, another major, or a changed layout is refused
+//! with both versions and what to do; an out-of-tree plugin built by a third party
+//! loads.
 
 use std::path::Path;
 
@@ -16,7 +18,8 @@ fn scan(dir: &Path) -> PluginRegistry {
 
 #[test]
 fn a_plugin_built_for_abi_1_0_loads_and_works() {
-    let dir = plugin_dir(&[(&library("ceilo_fixture_abi_v1_0"), "libold.so")]);
+    let (v1_0, _) = build_released_abi_plugins();
+    let dir = plugin_dir(&[(&v1_0, "libold.so")]);
     let reg = scan(dir.path());
     assert!(reg.rejected().is_empty(), "{:?}", reg.rejected());
     let p = reg
@@ -123,9 +126,11 @@ fn the_third_party_example_builds_out_of_tree_and_loads() {
 #[test]
 fn incompatible_plugins_are_refused_with_both_versions_and_the_fix() {
     let major2 = build_example(ApiChange::AbiMajor2);
+    let minor2 = build_example(ApiChange::AbiMinorNewer);
     let layout = build_example(ApiChange::SampleLayout);
     let dir = plugin_dir(&[
         (&major2, "libmajor2.so"),
+        (&minor2, "libminor2.so"),
         (&layout, "liblayout.so"),
         (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
     ]);
@@ -145,9 +150,19 @@ fn incompatible_plugins_are_refused_with_both_versions_and_the_fix() {
             && r.contains("rebuild it against ceilo-plugin-api 1.x"),
         "{r}"
     );
+    let r = reason("libminor2.so");
+    assert!(
+        r.contains("built for plugin ABI 1.2")
+            && r.contains("newer than this host's 1.1")
+            && r.contains("this host supports plugin ABI 1.0–1.1")
+            && r.contains("upgrade ceilo"),
+        "{r}"
+    );
     let r = reason("liblayout.so");
     assert!(
-        r.contains("do not match plugin ABI 1.1") && r.contains("rebuild it against the released"),
+        r.contains("declares plugin ABI 1.1")
+            && r.contains("this host supports plugin ABI 1.0–1.1")
+            && r.contains("rebuild it against the released"),
         "{r}"
     );
     assert!(
@@ -158,4 +173,91 @@ fn incompatible_plugins_are_refused_with_both_versions_and_the_fix() {
     // The compatible library next to them still loads.
     assert!(reg.get(PluginKind::Poller, "load").is_some());
     assert!(reg.get(PluginKind::Poller, "uptime").is_none());
+}
+
+#[test]
+fn plugins_built_against_the_released_plugin_api_run_in_a_pipeline() {
+    let (v1_0, v1_1) = build_released_abi_plugins();
+    let dir = plugin_dir(&[
+        (&v1_0, "libreleased_1_0.so"),
+        (&v1_1, "libreleased_1_1.so"),
+        (
+            &library("ceilo_plugin_publishers"),
+            "libceilo_plugin_publishers.so",
+        ),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let lines = work.path().join("lines.txt");
+    let count = work.path().join("count.txt");
+    let pipeline = work.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"
+sources:
+  - name: released
+    interval: 1
+    meters: ["released.counter", "old.counter"]
+    sinks: [both]
+sinks:
+  - name: both
+    transformers:
+      - name: released_double
+      - name: old_double
+    publishers:
+      - file:out.json
+      - released_lines://{}
+      - old_counting://{}
+"#,
+            lines.display(),
+            count.display()
+        ),
+    )
+    .unwrap();
+    let data = work.path().join("data");
+    let child = spawn_service("agent", &pipeline, dir.path(), &data, &[], &[]);
+    let out = data.join("out.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read_samples(&out).len() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no samples from the released plugins"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stderr = stop_ceilo(child, std::time::Duration::from_secs(15));
+    assert!(!stderr.contains("refused"), "{stderr}");
+    let samples = read_samples(&out);
+    for name in ["released.counter", "old.counter"] {
+        let mine: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.name() == name)
+            .map(|s| s.volume())
+            .collect();
+        assert!(mine.len() >= 2, "{name}: {samples:?}");
+        // Poll n gives n; both transformers double it.
+        assert_eq!(mine[0], 4.0, "{name}: {mine:?}");
+        assert_eq!(mine[1], 8.0, "{name}: {mine:?}");
+    }
+    let lines = std::fs::read_to_string(&lines).unwrap();
+    assert_eq!(lines.lines().count(), samples.len(), "{lines}");
+    let counted: usize = std::fs::read_to_string(&count).unwrap().parse().unwrap();
+    assert_eq!(counted, samples.len());
+    assert_eq!(
+        samples[0]
+            .metadata_value("abi")
+            .or_else(|| samples[1].metadata_value("abi")),
+        Some(json!("1.1"))
+    );
+
+    // The 1.1 handler works through the host too.
+    let reg = scan(dir.path());
+    let mut echo = reg
+        .create_notification("released_echo", &json!({}), Context::default())
+        .unwrap();
+    assert_eq!(echo.event_types().unwrap(), ["released.*"]);
+    let out = echo
+        .handle(r#"{"event_type": "released.thing", "payload": {"value": 7}}"#)
+        .unwrap();
+    assert_eq!(out[0].volume(), 7.0);
 }

@@ -9,6 +9,9 @@ use ceilo_plugin_api::abi::{self, v1_0, v1_1, AbiVersion};
 
 use super::abi_adapters::{entries_v1_0, entries_v1_1, Entry};
 
+/// The commit at which plugin ABI 1.0 and 1.1 were declared released (frozen).
+const RELEASE_COMMIT: &str = "6cbc86c";
+
 /// A library that passed every check.
 pub struct LoadedLibrary {
     /// Its path.
@@ -98,15 +101,22 @@ fn init<M: abi_stable::library::RootModule>(
             let full = details.to_string();
             tracing::debug!(target: "ceilo::loader", "abi_stable's full layout report:\n{full}");
             format!(
-                "its types do not match plugin ABI {version} ({}): it was built against a \
-                 modified or incompatible ceilo-plugin-api; rebuild it against the released \
-                 ceilo-plugin-api {}.x (RUST_LOG=ceilo::loader=debug shows abi_stable's full report)",
+                "declares plugin ABI {version}, but its types do not match ABI {version} as \
+                 released ({}; this host supports plugin ABI {}–{}): it was built against a \
+                 modified or pre-release ceilo-plugin-api (ABI 1.0 and 1.1 were released at \
+                 commit {RELEASE_COMMIT}); rebuild it against the released ceilo-plugin-api {}.x \
+                 (RUST_LOG=ceilo::loader=debug shows abi_stable's full report)",
                 summarise_layout_error(&full),
+                abi::OLDEST,
+                abi::CURRENT,
                 abi::CURRENT.major
             )
         }
         LibraryError::RootModule { err, .. } => {
-            format!("its root module failed to initialise: {}", one_line(&err.to_string()))
+            format!(
+                "its root module failed to initialise: {}",
+                one_line(&err.to_string())
+            )
         }
         other => one_line(&other.to_string()),
     })

@@ -1,0 +1,465 @@
+//! The [`Sample`]: one measurement, as it flows through pipelines and crosses the ABI.
+
+use std::fmt;
+use std::str::FromStr;
+
+use abi_stable::std_types::{ROption, RString};
+use abi_stable::StableAbi;
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// The kind of a meter, after Ceilometer.
+///
+/// ```
+/// use ceilo_plugin_api::SampleType;
+/// assert_eq!("cumulative".parse::<SampleType>(), Ok(SampleType::Cumulative));
+/// assert_eq!(SampleType::Gauge.as_str(), "gauge");
+/// ```
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SampleType {
+    /// A value at a point in time (memory in use, load average).
+    Gauge = 0,
+    /// A change since the previous sample.
+    Delta = 1,
+    /// A counter that only grows, except when it is reset.
+    Cumulative = 2,
+}
+
+impl SampleType {
+    /// The name used on the wire and in `pipeline.yaml`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SampleType::Gauge => "gauge",
+            SampleType::Delta => "delta",
+            SampleType::Cumulative => "cumulative",
+        }
+    }
+}
+
+impl fmt::Display for SampleType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing a [`SampleType`] from text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSampleType(pub String);
+
+impl fmt::Display for UnknownSampleType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown sample type `{}` (expected gauge, delta or cumulative)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownSampleType {}
+
+impl FromStr for SampleType {
+    type Err = UnknownSampleType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gauge" => Ok(SampleType::Gauge),
+            "delta" => Ok(SampleType::Delta),
+            "cumulative" => Ok(SampleType::Cumulative),
+            other => Err(UnknownSampleType(other.to_owned())),
+        }
+    }
+}
+
+impl Serialize for SampleType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SampleType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One measurement of one meter for one resource.
+///
+/// Its fields are those of a Ceilometer sample. The layout is frozen (it crosses the
+/// plugin ABI), so fields are reached through methods; `resource_metadata` is kept as
+/// JSON text so a whole batch crosses the boundary without one call per field.
+///
+/// ```
+/// use ceilo_plugin_api::{Sample, SampleType};
+/// use serde_json::json;
+///
+/// let s = Sample::new("cpu", SampleType::Cumulative, "ns", 1.5e9, "host-1")
+///     .with_project_id("p1")
+///     .with_resource_metadata(json!({"cpu_number": 4}));
+/// assert_eq!(s.name(), "cpu");
+/// assert_eq!(s.project_id(), Some("p1"));
+/// assert_eq!(s.metadata_value("cpu_number"), Some(json!(4)));
+/// assert_eq!(s.source(), "ceilo");
+///
+/// // On the wire a sample is JSON with Ceilometer's field names.
+/// let wire = serde_json::to_value(&s).unwrap();
+/// assert_eq!(wire["type"], "cumulative");
+/// let back: Sample = serde_json::from_value(wire).unwrap();
+/// assert_eq!(back, s);
+/// ```
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Sample {
+    name: RString,
+    sample_type: SampleType,
+    unit: RString,
+    volume: f64,
+    user_id: ROption<RString>,
+    project_id: ROption<RString>,
+    resource_id: RString,
+    /// Microseconds since the Unix epoch, UTC.
+    timestamp_us: i64,
+    /// A JSON object, as text.
+    resource_metadata: RString,
+    source: RString,
+    message_id: RString,
+    monotonic_time: ROption<f64>,
+}
+
+/// The source a sample gets unless it is given one.
+pub const DEFAULT_SOURCE: &str = "ceilo";
+
+impl Sample {
+    /// A new sample taken now, with a fresh `message_id`, source `"ceilo"` and empty
+    /// metadata.
+    pub fn new(
+        name: impl Into<String>,
+        sample_type: SampleType,
+        unit: impl Into<String>,
+        volume: f64,
+        resource_id: impl Into<String>,
+    ) -> Self {
+        Sample {
+            name: RString::from(name.into()),
+            sample_type,
+            unit: RString::from(unit.into()),
+            volume,
+            user_id: ROption::RNone,
+            project_id: ROption::RNone,
+            resource_id: RString::from(resource_id.into()),
+            timestamp_us: Utc::now().timestamp_micros(),
+            resource_metadata: RString::from("{}"),
+            source: RString::from(DEFAULT_SOURCE),
+            message_id: RString::from(uuid::Uuid::new_v4().to_string()),
+            monotonic_time: ROption::RNone,
+        }
+    }
+
+    /// Meter name, e.g. `cpu`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// gauge, delta or cumulative.
+    pub fn sample_type(&self) -> SampleType {
+        self.sample_type
+    }
+    /// Unit, e.g. `ns` or `%`.
+    pub fn unit(&self) -> &str {
+        &self.unit
+    }
+    /// The measured value.
+    pub fn volume(&self) -> f64 {
+        self.volume
+    }
+    /// The user the resource belongs to, if any.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_ref().map(|s| s.as_str()).into()
+    }
+    /// The project the resource belongs to, if any.
+    pub fn project_id(&self) -> Option<&str> {
+        self.project_id.as_ref().map(|s| s.as_str()).into()
+    }
+    /// The measured resource, e.g. an instance id or `host:eth0`.
+    pub fn resource_id(&self) -> &str {
+        &self.resource_id
+    }
+    /// When the measurement was taken (UTC, microsecond precision).
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        Utc.timestamp_micros(self.timestamp_us)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+    /// The timestamp as microseconds since the Unix epoch.
+    pub fn timestamp_micros(&self) -> i64 {
+        self.timestamp_us
+    }
+    /// The resource metadata as JSON text (always an object).
+    pub fn resource_metadata_json(&self) -> &str {
+        &self.resource_metadata
+    }
+    /// The resource metadata, parsed.
+    pub fn resource_metadata(&self) -> Map<String, Value> {
+        serde_json::from_str(&self.resource_metadata).unwrap_or_default()
+    }
+    /// One metadata value by dotted path (`"flavor.vcpus"`), if present.
+    pub fn metadata_value(&self, path: &str) -> Option<Value> {
+        let root: Value = serde_json::from_str(&self.resource_metadata).ok()?;
+        path.split('.')
+            .try_fold(&root, |v, key| v.get(key))
+            .cloned()
+    }
+    /// Where the sample comes from (default `"ceilo"`).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    /// The sample's unique id (a UUID).
+    pub fn message_id(&self) -> &str {
+        &self.message_id
+    }
+    /// Seconds on a monotonic clock when taken, for rate computation.
+    pub fn monotonic_time(&self) -> Option<f64> {
+        self.monotonic_time.into()
+    }
+
+    /// Sets the meter name.
+    pub fn set_name(&mut self, name: impl Into<String>) {
+        self.name = RString::from(name.into());
+    }
+    /// Sets the sample type.
+    pub fn set_sample_type(&mut self, t: SampleType) {
+        self.sample_type = t;
+    }
+    /// Sets the unit.
+    pub fn set_unit(&mut self, unit: impl Into<String>) {
+        self.unit = RString::from(unit.into());
+    }
+    /// Sets the volume.
+    pub fn set_volume(&mut self, volume: f64) {
+        self.volume = volume;
+    }
+    /// Sets or clears the user id.
+    pub fn set_user_id(&mut self, id: Option<String>) {
+        self.user_id = id.map(RString::from).into();
+    }
+    /// Sets or clears the project id.
+    pub fn set_project_id(&mut self, id: Option<String>) {
+        self.project_id = id.map(RString::from).into();
+    }
+    /// Sets the resource id.
+    pub fn set_resource_id(&mut self, id: impl Into<String>) {
+        self.resource_id = RString::from(id.into());
+    }
+    /// Sets the timestamp (kept to the microsecond).
+    pub fn set_timestamp(&mut self, t: DateTime<Utc>) {
+        self.timestamp_us = t.timestamp_micros();
+    }
+    /// Replaces the resource metadata.
+    pub fn set_resource_metadata(&mut self, metadata: Map<String, Value>) {
+        self.resource_metadata = RString::from(Value::Object(metadata).to_string());
+    }
+    /// Sets the source.
+    pub fn set_source(&mut self, source: impl Into<String>) {
+        self.source = RString::from(source.into());
+    }
+    /// Sets the message id (normally assigned at creation).
+    pub fn set_message_id(&mut self, id: impl Into<String>) {
+        self.message_id = RString::from(id.into());
+    }
+    /// Gives the sample a fresh message id, as a transformer does for a derived sample.
+    pub fn renew_message_id(&mut self) {
+        self.message_id = RString::from(uuid::Uuid::new_v4().to_string());
+    }
+    /// Sets or clears the monotonic time.
+    pub fn set_monotonic_time(&mut self, t: Option<f64>) {
+        self.monotonic_time = t.into();
+    }
+
+    /// Builder form of [`Sample::set_user_id`].
+    pub fn with_user_id(mut self, id: impl Into<String>) -> Self {
+        self.set_user_id(Some(id.into()));
+        self
+    }
+    /// Builder form of [`Sample::set_project_id`].
+    pub fn with_project_id(mut self, id: impl Into<String>) -> Self {
+        self.set_project_id(Some(id.into()));
+        self
+    }
+    /// Builder form of [`Sample::set_timestamp`].
+    pub fn with_timestamp(mut self, t: DateTime<Utc>) -> Self {
+        self.set_timestamp(t);
+        self
+    }
+    /// Builder form of [`Sample::set_resource_metadata`]; a value that is not an
+    /// object is stored under the key `"value"`.
+    pub fn with_resource_metadata(mut self, metadata: Value) -> Self {
+        let map = match metadata {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            other => Map::from_iter([("value".to_owned(), other)]),
+        };
+        self.set_resource_metadata(map);
+        self
+    }
+    /// Builder form of [`Sample::set_source`].
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.set_source(source);
+        self
+    }
+    /// Builder form of [`Sample::set_monotonic_time`].
+    pub fn with_monotonic_time(mut self, t: f64) -> Self {
+        self.set_monotonic_time(Some(t));
+        self
+    }
+}
+
+/// Formats a timestamp the way ceilo writes it on the wire: RFC 3339, UTC,
+/// microseconds (`2026-11-27T06:54:50.123456Z`).
+pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parses a wire timestamp: RFC 3339 with any offset, or Ceilometer's naive ISO form
+/// (`2012-05-08 20:23:48.028195`, taken as UTC).
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(format!(
+        "invalid timestamp `{text}` (expected RFC 3339, e.g. 2026-01-31T12:00:00.000000Z)"
+    ))
+}
+
+/// The wire form: Ceilometer's field names, timestamps as text, metadata as an object.
+#[derive(Serialize, Deserialize)]
+struct WireSample {
+    name: String,
+    #[serde(rename = "type")]
+    sample_type: SampleType,
+    unit: String,
+    volume: f64,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    project_id: Option<String>,
+    resource_id: String,
+    timestamp: String,
+    #[serde(default)]
+    resource_metadata: Option<Map<String, Value>>,
+    #[serde(default = "default_source")]
+    source: String,
+    message_id: String,
+    #[serde(default)]
+    monotonic_time: Option<f64>,
+}
+
+fn default_source() -> String {
+    DEFAULT_SOURCE.to_owned()
+}
+
+impl Serialize for Sample {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let metadata: Map<String, Value> = serde_json::from_str(&self.resource_metadata)
+            .map_err(|e| serde::ser::Error::custom(format!("resource_metadata: {e}")))?;
+        WireSample {
+            name: self.name.to_string(),
+            sample_type: self.sample_type,
+            unit: self.unit.to_string(),
+            volume: self.volume,
+            user_id: self.user_id().map(str::to_owned),
+            project_id: self.project_id().map(str::to_owned),
+            resource_id: self.resource_id.to_string(),
+            timestamp: format_timestamp(self.timestamp()),
+            resource_metadata: Some(metadata),
+            source: self.source.to_string(),
+            message_id: self.message_id.to_string(),
+            monotonic_time: self.monotonic_time(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sample {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = WireSample::deserialize(d)?;
+        let timestamp = parse_timestamp(&w.timestamp).map_err(serde::de::Error::custom)?;
+        Ok(Sample {
+            name: w.name.into(),
+            sample_type: w.sample_type,
+            unit: w.unit.into(),
+            volume: w.volume,
+            user_id: w.user_id.map(RString::from).into(),
+            project_id: w.project_id.map(RString::from).into(),
+            resource_id: w.resource_id.into(),
+            timestamp_us: timestamp.timestamp_micros(),
+            resource_metadata: Value::Object(w.resource_metadata.unwrap_or_default())
+                .to_string()
+                .into(),
+            source: w.source.into(),
+            message_id: w.message_id.into(),
+            monotonic_time: w.monotonic_time.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wire_form_uses_ceilometer_names_and_microsecond_timestamps() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+            + chrono::Duration::microseconds(123_456);
+        let s = Sample::new("memory.usage", SampleType::Gauge, "MB", 512.0, "h1")
+            .with_timestamp(t)
+            .with_user_id("u");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["timestamp"], "2026-01-02T03:04:05.123456Z");
+        assert_eq!(v["type"], "gauge");
+        assert_eq!(v["user_id"], "u");
+        assert_eq!(v["project_id"], Value::Null);
+        assert_eq!(v["resource_metadata"], json!({}));
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys.len(), 12, "{keys:?}");
+    }
+
+    #[test]
+    fn naive_ceilometer_timestamps_are_utc() {
+        let t = parse_timestamp("2012-05-08 20:23:48.028195").unwrap();
+        assert_eq!(format_timestamp(t), "2012-05-08T20:23:48.028195Z");
+        let t = parse_timestamp("2012-05-08T22:23:48+02:00").unwrap();
+        assert_eq!(format_timestamp(t), "2012-05-08T20:23:48.000000Z");
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn bad_wire_samples_are_refused_with_the_reason() {
+        let err = serde_json::from_value::<Sample>(json!({"name": "x"})).unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
+        let mut v =
+            serde_json::to_value(Sample::new("a", SampleType::Gauge, "u", 1.0, "r")).unwrap();
+        v["type"] = json!("rate");
+        let err = serde_json::from_value::<Sample>(v).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown sample type `rate`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn metadata_paths_and_non_object_metadata() {
+        let s = Sample::new("a", SampleType::Gauge, "u", 1.0, "r")
+            .with_resource_metadata(json!({"flavor": {"vcpus": 2}}));
+        assert_eq!(s.metadata_value("flavor.vcpus"), Some(json!(2)));
+        assert_eq!(s.metadata_value("flavor.ram"), None);
+        let s = s.with_resource_metadata(json!(7));
+        assert_eq!(s.resource_metadata()["value"], json!(7));
+    }
+}
