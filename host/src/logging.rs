@@ -2,6 +2,7 @@
 //! Logs go to stderr so that command output on stdout stays machine-readable.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +18,16 @@ pub enum LogFormat {
 /// Installs the global subscriber. `level` is a `RUST_LOG`-style filter; `RUST_LOG`
 /// wins when set.
 pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
+    let format_name = match format {
+        LogFormat::Human => "human",
+        LogFormat::Json => "json",
+    };
+    let _ = CHILD_ARGS.set(vec![
+        "--log-level".into(),
+        level.into(),
+        "--log-format".into(),
+        format_name.into(),
+    ]);
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.is_empty() => EnvFilter::try_new(&env),
         _ => EnvFilter::try_new(level),
@@ -34,4 +45,12 @@ pub fn init(level: &str, format: LogFormat) -> Result<(), String> {
             .try_init(),
     };
     result.map_err(|e| format!("cannot install the logger: {e}"))
+}
+
+static CHILD_ARGS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// The log options this process was started with, for the processes it starts (plugin
+/// workers log like their host).
+pub fn child_args() -> Vec<String> {
+    CHILD_ARGS.get().cloned().unwrap_or_default()
 }

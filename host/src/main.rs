@@ -26,10 +26,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Plugins { plugin_dir, format } => {
+        Command::Plugins {
+            plugin_dir,
+            isolation,
+            format,
+        } => {
             let stdout = std::io::stdout();
-            plugins_command(plugin_dir.as_deref(), format, &mut stdout.lock())?;
+            plugins_command(
+                plugin_dir.as_deref(),
+                &isolation,
+                format,
+                &mut stdout.lock(),
+            )?;
         }
+        Command::PluginWorker { library } => ceilo_host::loader::serve_worker(&library)?,
         Command::Validate { args } => {
             let stdout = std::io::stdout();
             validate_command(&args, &mut stdout.lock())?;

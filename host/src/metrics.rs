@@ -23,6 +23,21 @@ pub struct Counters {
     dropped: AtomicU64,
     publish_errors: AtomicU64,
     plugin_errors: Mutex<BTreeMap<String, u64>>,
+    worker_restarts: Mutex<BTreeMap<String, u64>>,
+    failed_plugins: Mutex<BTreeMap<(String, String), String>>,
+    samples_cut: AtomicU64,
+    poll_overruns: AtomicU64,
+}
+
+/// A plugin left out because it could not be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedPlugin {
+    /// `poller`, `transformer`…
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Why, with its library.
+    pub reason: String,
 }
 
 /// A copy of the counters at one moment.
@@ -68,6 +83,41 @@ impl Counters {
         self.dropped.fetch_add(r.failed, Relaxed);
         self.publish_errors.fetch_add(r.publish_errors, Relaxed);
     }
+    /// Counts a worker process lost (died or killed past a deadline).
+    pub fn worker_restart(&self, who: &str) {
+        if let Ok(mut m) = self.worker_restarts.lock() {
+            *m.entry(who.to_owned()).or_default() += 1;
+        }
+    }
+    /// Records a plugin left out because its creation failed.
+    pub fn plugin_failed(&self, kind: &str, name: &str, reason: &str) {
+        if let Ok(mut m) = self.failed_plugins.lock() {
+            m.insert((kind.to_owned(), name.to_owned()), reason.to_owned());
+        }
+    }
+    /// The plugins left out, by kind and name.
+    pub fn failed_plugins(&self) -> Vec<FailedPlugin> {
+        self.failed_plugins
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|((kind, name), reason)| FailedPlugin {
+                        kind: kind.clone(),
+                        name: name.clone(),
+                        reason: reason.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    /// Counts samples cut by the per-poll cap.
+    pub fn samples_cut(&self, n: u64) {
+        self.samples_cut.fetch_add(n, Relaxed);
+    }
+    /// Counts a poll that missed its deadline.
+    pub fn poll_overrun(&self) {
+        self.poll_overruns.fetch_add(1, Relaxed);
+    }
     /// Counts a failed call into a plugin.
     pub fn plugin_error(&self, plugin: &str) {
         if let Ok(mut m) = self.plugin_errors.lock() {
@@ -104,6 +154,16 @@ impl Counters {
             "Batches a publisher did not take.",
             self.publish_errors.load(Relaxed),
         );
+        counter(
+            "samples_cut_total",
+            "Samples cut by the per-poll cap (--max-samples-per-poll).",
+            self.samples_cut.load(Relaxed),
+        );
+        counter(
+            "poll_overruns_total",
+            "Polls that missed their deadline.",
+            self.poll_overruns.load(Relaxed),
+        );
         counter("samples_stored_total", "Samples newly stored.", s.stored);
         counter(
             "samples_duplicate_total",
@@ -131,9 +191,29 @@ impl Counters {
                 let _ = writeln!(
                     out,
                     "ceilo_plugin_errors_total{{plugin=\"{}\"}} {n}",
-                    plugin.replace('\\', "\\\\").replace('"', "\\\"")
+                    label(plugin)
                 );
             }
+        }
+        let _ = writeln!(out, "# HELP ceilo_worker_restarts_total Plugin worker processes lost (died, or killed past a deadline) and restarted.\n# TYPE ceilo_worker_restarts_total counter");
+        if let Ok(m) = self.worker_restarts.lock() {
+            for (who, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "ceilo_worker_restarts_total{{plugin=\"{}\"}} {n}",
+                    label(who)
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP ceilo_plugin_failed Plugins left out because they could not be created (1 each).\n# TYPE ceilo_plugin_failed gauge");
+        for f in self.failed_plugins() {
+            let _ = writeln!(
+                out,
+                "ceilo_plugin_failed{{kind=\"{}\",plugin=\"{}\",reason=\"{}\"}} 1",
+                label(&f.kind),
+                label(&f.name),
+                label(&crate::redact::shorten(&f.reason, 200))
+            );
         }
         out
     }
@@ -153,4 +233,11 @@ impl Counters {
 pub fn global() -> &'static Counters {
     static C: OnceLock<Counters> = OnceLock::new();
     C.get_or_init(Counters::default)
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

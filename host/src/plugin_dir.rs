@@ -44,6 +44,7 @@ pub fn resolve(given: Option<&Path>) -> PluginDir {
             path: dir,
             options: ScanOptions {
                 file_prefix: Some(BUILT_IN_PREFIX.to_owned()),
+                ..ScanOptions::default()
             },
             origin: "the ceilo executable's directory (built-in plugins from cargo build)",
         },

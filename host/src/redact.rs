@@ -36,3 +36,22 @@ mod tests {
         assert_eq!(mask_url("not a url"), "not a url");
     }
 }
+
+/// `text` cut to at most `max` characters (with `…` when cut), for quoting a value of
+/// any size in a log line or an error message.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
+}
+
+#[cfg(test)]
+mod shorten_tests {
+    #[test]
+    fn cuts_on_characters() {
+        assert_eq!(super::shorten("abc", 3), "abc");
+        assert_eq!(super::shorten("abcd", 3), "abc…");
+        assert_eq!(super::shorten("ééé", 2), "éé…");
+    }
+}

@@ -46,6 +46,19 @@ impl SampleBatch {
     pub fn clear(&mut self) {
         self.0.clear();
     }
+    /// Keeps the first `len` samples and drops the rest.
+    ///
+    /// ```
+    /// use ceilo_plugin_api::{Sample, SampleBatch, SampleType};
+    /// let mut b: SampleBatch = (0..5)
+    ///     .map(|i| Sample::new("m", SampleType::Gauge, "", i as f64, "r"))
+    ///     .collect();
+    /// b.truncate(2);
+    /// assert_eq!(b.len(), 2);
+    /// ```
+    pub fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
     /// Takes every sample out, leaving this batch empty.
     pub fn take(&mut self) -> SampleBatch {
         std::mem::take(self)

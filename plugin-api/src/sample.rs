@@ -259,6 +259,29 @@ impl Sample {
     pub fn set_resource_metadata(&mut self, metadata: Map<String, Value>) {
         self.resource_metadata = RString::from(Value::Object(metadata).to_string());
     }
+    /// Replaces the resource metadata with JSON text that is already an object, without
+    /// building a map: the cheap way to copy metadata from another sample's
+    /// [`resource_metadata_json`](Self::resource_metadata_json). Text that is not a
+    /// JSON object is refused and the metadata left as it was.
+    ///
+    /// ```
+    /// use ceilo_plugin_api::{Sample, SampleType};
+    /// let mut s = Sample::new("cpu", SampleType::Cumulative, "ns", 1.0, "vm-1");
+    /// s.set_resource_metadata_json(r#"{"cpu_number": 2}"#).unwrap();
+    /// assert_eq!(s.metadata_value("cpu_number"), Some(serde_json::json!(2)));
+    /// assert!(s.set_resource_metadata_json("[1, 2]").is_err());
+    /// ```
+    pub fn set_resource_metadata_json(&mut self, json: &str) -> Result<(), crate::PluginError> {
+        let is_object = json.trim_start().starts_with('{')
+            && serde_json::from_str::<serde::de::IgnoredAny>(json).is_ok();
+        if !is_object {
+            return Err(crate::PluginError::invalid_input(
+                "resource metadata must be a JSON object",
+            ));
+        }
+        self.resource_metadata = RString::from(json);
+        Ok(())
+    }
     /// Sets the source.
     pub fn set_source(&mut self, source: impl Into<String>) {
         self.source = RString::from(source.into());

@@ -149,7 +149,7 @@ fn an_unreadable_directory_is_the_only_failure() {
 
     let empty = tempfile::tempdir().unwrap();
     let l = listing(empty.path());
-    assert_eq!(l, json!({"plugins": [], "rejected": []}));
+    assert_eq!(l, json!({"plugins": [], "rejected": [], "failed": []}));
 }
 
 #[test]

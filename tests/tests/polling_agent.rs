@@ -8,7 +8,16 @@ use serde_json::Value;
 
 /// Runs `ceilo agent` for `run_for`, stops it with SIGTERM, returns its stderr.
 fn run_agent(pipeline: &Path, plugins: &Path, data: &Path, run_for: Duration) -> String {
-    let child = spawn_service("agent", pipeline, plugins, data, &[], &[]);
+    // In process: these tests are about the scheduling of plugins in the host itself
+    // (tests/plugin_containment.rs covers isolated ones).
+    let child = spawn_service(
+        "agent",
+        pipeline,
+        plugins,
+        data,
+        &["--isolation", "none"],
+        &[],
+    );
     std::thread::sleep(run_for);
     stop_ceilo(child, Duration::from_secs(15))
 }
@@ -199,7 +208,7 @@ sinks:
     );
     assert!(got.iter().all(|s| s.name() != "panicky"));
     assert!(
-        log.contains("poller `slow` did not return within its interval"),
+        log.contains("poller `slow` did not return within its deadline (1.0s)"),
         "{log}"
     );
     assert!(log.contains("still busy with an earlier poll"), "{log}");

@@ -103,7 +103,7 @@ pub fn api_command(args: &PipelineArgs, api_args: &ApiArgs) -> Result<(), Pipeli
         auth: Arc::new(auth),
         pipeline,
     };
-    run_until_signal(rt, move |stop| async move {
+    run_until_signal(rt, args.bounds.shutdown(), move |stop| async move {
         if let Err(e) = api::serve(listener, state, stop).await {
             tracing::error!(target: "ceilo::api", "the API stopped: {e}");
         }

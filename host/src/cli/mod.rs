@@ -1,6 +1,7 @@
 //! The `ceilo` command line.
 
 mod api_cmds;
+mod host_args;
 mod pipeline_cmds;
 mod plugins;
 mod query_cmds;
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand};
 use crate::logging::LogFormat;
 
 pub use api_cmds::{api_command, ApiArgs};
+pub use host_args::{BoundsArgs, IsolationArgs};
 pub use pipeline_cmds::{
     agent_command, notification_command, poll_once_command, validate_command, NotificationArgs,
     PipelineArgs, PipelineCommandError, StorageArgs,
@@ -58,6 +60,8 @@ pub enum Command {
         /// Directory to scan for plugin libraries (*.so).
         #[arg(long, env = "CEILO_PLUGIN_DIR")]
         plugin_dir: Option<PathBuf>,
+        #[command(flatten)]
+        isolation: IsolationArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
@@ -131,5 +135,12 @@ pub enum Command {
     Resources {
         #[command(flatten)]
         client: ApiClientArgs,
+    },
+    /// Internal: serve one plugin instance of LIBRARY over stdin/stdout for a host
+    /// (started by the services for isolated libraries).
+    #[command(hide = true)]
+    PluginWorker {
+        /// The plugin library.
+        library: PathBuf,
     },
 }

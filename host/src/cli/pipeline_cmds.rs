@@ -36,6 +36,10 @@ pub struct PipelineArgs {
     pub telemetry_secret: String,
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub isolation: super::IsolationArgs,
+    #[command(flatten)]
+    pub bounds: super::BoundsArgs,
 }
 
 /// Where samples are stored (the collector, `direct://`, the API).
@@ -82,6 +86,21 @@ pub enum PipelineCommandError {
     /// The API options are not usable.
     #[error("{0}")]
     Api(String),
+    /// Plugins could not be created (`ceilo validate`, or a service with `--strict`).
+    #[error("{}", failed_list(.0))]
+    PluginsFailed(Vec<(String, String)>),
+}
+
+fn failed_list(failed: &[(String, String)]) -> String {
+    let lines: Vec<String> = failed
+        .iter()
+        .map(|(name, reason)| format!("  poller `{name}`: {reason}"))
+        .collect();
+    format!(
+        "{} plugin(s) cannot be created; the services leave them out (with --strict they refuse to start):\n{}",
+        failed.len(),
+        lines.join("\n")
+    )
 }
 
 pub(super) struct Loaded {
@@ -89,6 +108,8 @@ pub(super) struct Loaded {
     pub(super) config: PipelineConfig,
     pub(super) meters: std::collections::BTreeMap<String, Vec<String>>,
     pub(super) handler_params: HandlerParams,
+    /// Pollers left out because they could not be created, with the reason.
+    pub(super) failed_pollers: Vec<(String, String)>,
 }
 
 /// Reads `--handler-config`: handler name → parameters; names must be loaded handlers.
@@ -136,14 +157,20 @@ pub(super) fn load_with(
     args: &PipelineArgs,
     builtin: Option<&str>,
 ) -> Result<Loaded, PipelineCommandError> {
-    let dir = plugin_dir::resolve(args.plugin_dir.as_deref());
+    let mut dir = plugin_dir::resolve(args.plugin_dir.as_deref());
+    dir.options.isolation = Some(args.isolation.policy());
     let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
-    let meters = pipeline::poller_meters(&registry);
+    let discovery = pipeline::discover_pollers(&registry);
+    if args.bounds.strict && !discovery.failed.is_empty() {
+        return Err(PipelineCommandError::PluginsFailed(discovery.failed));
+    }
+    let meters = discovery.meters;
     let handler_params = handler_params(args, &registry)?;
     let catalog = Catalog {
         registry: &registry,
         poller_meters: &meters,
         handler_meters: &pipeline::handler_meters(&registry, &handler_params),
+        pollers_failed: !discovery.failed.is_empty(),
     };
     let config = match builtin {
         Some(text) if !args.pipeline.exists() => pipeline::parse(&args.pipeline, text, &catalog),
@@ -155,6 +182,7 @@ pub(super) fn load_with(
         config,
         handler_params,
         meters,
+        failed_pollers: discovery.failed,
     })
 }
 
@@ -163,6 +191,7 @@ pub(super) fn settings(args: &PipelineArgs) -> HostSettings {
         data_dir: absolute(&args.data_dir),
         telemetry_secret: args.telemetry_secret.clone(),
         storage: None,
+        strict: args.bounds.strict,
     }
 }
 
@@ -298,6 +327,9 @@ pub fn validate_command(
             )?,
         }
     }
+    if !l.failed_pollers.is_empty() {
+        return Err(PipelineCommandError::PluginsFailed(l.failed_pollers));
+    }
     if !handler_errors.is_empty() {
         let file = args
             .handler_config
@@ -368,11 +400,12 @@ pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
         tracing::info!(target: "ceilo::agent", "{line}");
     }
     let store = host.storage.map(|h| h.store);
-    run_until_signal(rt, |stop| {
+    let agent = args.bounds.agent();
+    run_until_signal(rt, args.bounds.shutdown(), |stop| {
         with_retention(
             store,
             stop.clone(),
-            crate::services::agent::run(runtime, stop),
+            crate::services::agent::run(runtime, agent, stop),
         )
     });
     tracing::info!(target: "ceilo::agent", "stopped");
@@ -393,21 +426,39 @@ async fn with_retention(
     }
 }
 
-/// Runs a service on `rt`; its receiver turns true on SIGINT/SIGTERM.
+/// Runs a service on `rt`; its receiver turns true on SIGINT/SIGTERM. From then the
+/// service has `bound` to finish (flushing what it can); past it, or on a second
+/// signal, the process stops anyway: plugin calls still running are abandoned and
+/// plugin workers killed, so no plugin can keep the process alive.
 pub(super) fn run_until_signal<F>(
     rt: tokio::runtime::Runtime,
+    bound: std::time::Duration,
     service: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F,
 ) where
     F: std::future::Future<Output = ()>,
 {
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            let _ = tx.send(true);
-        });
-        service(rx).await;
+        let service = service(rx);
+        tokio::pin!(service);
+        tokio::select! {
+            () = &mut service => return,
+            () = wait_for_signal() => {}
+        }
+        let _ = tx.send(true);
+        tokio::select! {
+            () = &mut service => {}
+            () = tokio::time::sleep(bound) => tracing::error!(
+                target: "ceilo::agent",
+                "shutdown did not finish within {:.1}s (a plugin call is still running; --shutdown-timeout): stopping anyway",
+                bound.as_secs_f64()
+            ),
+            () = wait_for_signal() => tracing::warn!(target: "ceilo::agent", "second signal: stopping without waiting for the rest"),
+        }
     });
+    // Threads stuck in plugin calls are not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    crate::loader::kill_all_workers();
 }
 
 async fn wait_for_signal() {
@@ -483,7 +534,7 @@ pub fn notification_command(
         prefetch: n.prefetch.max(1),
     };
     let store = host.storage.map(|h| h.store);
-    run_until_signal(rt, |stop| {
+    run_until_signal(rt, args.bounds.shutdown(), |stop| {
         with_retention(
             store,
             stop.clone(),

@@ -21,6 +21,14 @@ pub enum OutputFormat {
 struct Listing<'a> {
     plugins: Vec<PluginRow<'a>>,
     rejected: Vec<RejectedRow<'a>>,
+    failed: Vec<FailedRow>,
+}
+
+#[derive(Serialize)]
+struct FailedRow {
+    kind: &'static str,
+    name: String,
+    reason: String,
 }
 
 #[derive(Serialize)]
@@ -31,6 +39,10 @@ struct PluginRow<'a> {
     library: String,
     description: &'a str,
     abi: String,
+    /// `worker` (its own process) or `in-process`.
+    isolation: &'static str,
+    /// `ok`, or `failed` (its create fails: see `failed`).
+    status: &'static str,
 }
 
 #[derive(Serialize)]
@@ -41,18 +53,42 @@ struct RejectedRow<'a> {
 
 /// Scans the plugin directory and prints what it found. Fails only when the
 /// directory cannot be read.
+///
+/// Pollers are also created once each, as the agent creates them to learn their
+/// meters, so that one whose `create` fails shows as failed.
 pub fn plugins_command(
     given_dir: Option<&Path>,
+    isolation: &super::IsolationArgs,
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<(), PluginsCommandError> {
-    let dir = plugin_dir::resolve(given_dir);
+    let mut dir = plugin_dir::resolve(given_dir);
+    dir.options.isolation = Some(isolation.policy());
     tracing::debug!(target: "ceilo::loader", dir = %dir.path.display(), origin = dir.origin, "scanning for plugins");
     let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
+    let discovery = crate::pipeline::discover_pollers(&registry);
+    let failed = |kind: crate::loader::PluginKind, name: &str| {
+        kind == crate::loader::PluginKind::Poller && discovery.failed.iter().any(|(n, _)| n == name)
+    };
     let listing = Listing {
+        failed: discovery
+            .failed
+            .iter()
+            .map(|(name, reason)| FailedRow {
+                kind: "poller",
+                name: name.clone(),
+                reason: reason.clone(),
+            })
+            .collect(),
         plugins: registry
             .plugins()
             .map(|p| PluginRow {
+                isolation: if p.isolated { "worker" } else { "in-process" },
+                status: if failed(p.kind, &p.name) {
+                    "failed"
+                } else {
+                    "ok"
+                },
                 kind: p.kind.as_str(),
                 name: &p.name,
                 version: &p.version,
@@ -84,7 +120,16 @@ fn write_table(l: &Listing<'_>, dir: &Path, out: &mut dyn Write) -> std::io::Res
     if l.plugins.is_empty() {
         writeln!(out, "No plugins found in {}.", dir.display())?;
     } else {
-        let header = ["KIND", "NAME", "VERSION", "ABI", "LIBRARY", "DESCRIPTION"];
+        let header = [
+            "KIND",
+            "NAME",
+            "VERSION",
+            "ABI",
+            "LIBRARY",
+            "RUNS",
+            "STATUS",
+            "DESCRIPTION",
+        ];
         let rows: Vec<Vec<String>> = l
             .plugins
             .iter()
@@ -99,12 +144,20 @@ fn write_table(l: &Listing<'_>, dir: &Path, out: &mut dyn Write) -> std::io::Res
                     p.version.to_owned(),
                     p.abi.clone(),
                     file,
+                    p.isolation.to_owned(),
+                    p.status.to_owned(),
                     p.description.to_owned(),
                 ]
             })
             .collect();
         super::table::write_table(out, &header, &rows)?;
         writeln!(out, "\n{} plugin(s) from {}", rows.len(), dir.display())?;
+    }
+    if !l.failed.is_empty() {
+        writeln!(out, "\nFailed plugins (left out by the services):")?;
+        for f in &l.failed {
+            writeln!(out, "  {} {}: {}", f.kind, f.name, f.reason)?;
+        }
     }
     if !l.rejected.is_empty() {
         writeln!(out, "\nRefused libraries:")?;

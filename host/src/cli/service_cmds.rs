@@ -15,6 +15,9 @@ use crate::services::{collector, notification, retention};
 /// no `pipeline.yaml` in the working directory: the repository's own.
 pub const DEFAULT_PIPELINE: &str = include_str!("../../../pipeline.yaml");
 
+/// How long `ceilo collector` may take to stop (it runs no plugins).
+const DEFAULT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Options of `ceilo collector`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CollectorArgs {
@@ -61,7 +64,7 @@ pub fn collector_command(args: &CollectorArgs) -> Result<(), PipelineCommandErro
         routing_key: args.routing_key.clone(),
         queue: args.queue.clone(),
     };
-    run_until_signal(rt, move |stop| async move {
+    run_until_signal(rt, DEFAULT_SHUTDOWN, move |stop| async move {
         let sweeper = tokio::spawn(retention::run(store.clone(), stop.clone()));
         collector::run(settings, store, stop).await;
         let _ = sweeper.await;
@@ -184,10 +187,15 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     out.flush()?;
 
     let store = handle.store;
-    run_until_signal(rt, move |stop| async move {
+    let agent_settings = p.bounds.agent();
+    run_until_signal(rt, p.bounds.shutdown(), move |stop| async move {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(retention::run(store, stop.clone()));
-        tasks.spawn(crate::services::agent::run(agent, stop.clone()));
+        tasks.spawn(crate::services::agent::run(
+            agent,
+            agent_settings,
+            stop.clone(),
+        ));
         let api_stop = stop.clone();
         tasks.spawn(async move {
             if let Err(e) = crate::api::serve(listener, api_state, api_stop).await {

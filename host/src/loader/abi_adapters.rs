@@ -7,7 +7,8 @@ use ceilo_plugin_api::abi::{v1_0, v1_1};
 use ceilo_plugin_api::{Counter, PluginError, Sample, SampleBatch};
 
 use super::instance::{
-    NotificationAbi, PollerAbi, PublisherAbi, RawTransformOutput, TransformerAbi,
+    NotificationAbi, PollLimits, PollOutput, PollerAbi, PublisherAbi, RawTransformOutput,
+    TransformerAbi,
 };
 use super::PluginKind;
 
@@ -180,13 +181,20 @@ impl PollerAbi for FfiPoller {
         // SAFETY: `obj` is the live instance its own vtable was made for.
         strings(unsafe { (self.0.vtable.meters())(self.0.obj) })
     }
-    fn poll(&mut self, resources: &[String]) -> Result<SampleBatch, PluginError> {
+    fn poll(
+        &mut self,
+        resources: &[String],
+        limits: &PollLimits,
+    ) -> Result<PollOutput, PluginError> {
         let resources: Vec<RString> = resources
             .iter()
             .map(|r| RString::from(r.as_str()))
             .collect();
         // SAFETY: as above; the slice outlives the call.
-        unsafe { (self.0.vtable.poll())(self.0.obj, RSlice::from_slice(&resources)) }.into_result()
+        let batch: SampleBatch =
+            unsafe { (self.0.vtable.poll())(self.0.obj, RSlice::from_slice(&resources)) }
+                .into_result()?;
+        Ok(PollOutput::capped(batch, limits.max_samples))
     }
 }
 

@@ -15,6 +15,7 @@ pub(crate) struct Identity {
     pub kind: PluginKind,
     pub name: Arc<str>,
     pub library: Arc<Path>,
+    pub isolated: bool,
 }
 
 impl Identity {
@@ -40,10 +41,52 @@ pub struct TransformOutput {
     pub first_error: Option<PluginCallError>,
 }
 
+/// Bounds on one poll.
+#[derive(Debug, Clone, Copy)]
+pub struct PollLimits {
+    /// How long the poll may take; an isolated poller past it is killed (an in-process
+    /// one cannot be, and is left to finish while its next polls are skipped).
+    pub deadline: Option<std::time::Duration>,
+    /// Samples kept from one poll; the rest are cut (and counted).
+    pub max_samples: usize,
+}
+
+impl PollLimits {
+    /// No deadline, no cap.
+    pub const NONE: PollLimits = PollLimits {
+        deadline: None,
+        max_samples: usize::MAX,
+    };
+}
+
+/// What one poll gave.
+#[derive(Debug, Default)]
+pub struct PollOutput {
+    /// The samples kept.
+    pub samples: SampleBatch,
+    /// Samples cut by [`PollLimits::max_samples`].
+    pub cut: u64,
+}
+
+impl PollOutput {
+    /// Cuts `samples` to `max` samples.
+    pub(crate) fn capped(mut samples: SampleBatch, max: usize) -> PollOutput {
+        let cut = samples.len().saturating_sub(max) as u64;
+        if cut > 0 {
+            samples.truncate(max);
+        }
+        PollOutput { samples, cut }
+    }
+}
+
 // The version-independent interfaces each ABI adapter implements.
 pub(crate) trait PollerAbi: Send {
     fn meters(&mut self) -> Result<Vec<String>, PluginError>;
-    fn poll(&mut self, resources: &[String]) -> Result<SampleBatch, PluginError>;
+    fn poll(
+        &mut self,
+        resources: &[String],
+        limits: &PollLimits,
+    ) -> Result<PollOutput, PluginError>;
 }
 pub(crate) trait NotificationAbi: Send {
     fn event_types(&mut self) -> Result<Vec<String>, PluginError>;
@@ -102,9 +145,24 @@ impl PollerInstance {
     pub fn meters(&mut self) -> Result<Vec<String>, PluginCallError> {
         self.inner.meters().map_err(|e| self.id.error(e))
     }
-    /// One poll.
+    /// One poll, unbounded.
     pub fn poll(&mut self, resources: &[String]) -> Result<SampleBatch, PluginCallError> {
-        self.inner.poll(resources).map_err(|e| self.id.error(e))
+        self.poll_within(resources, &PollLimits::NONE)
+            .map(|o| o.samples)
+    }
+    /// One poll within `limits`.
+    pub fn poll_within(
+        &mut self,
+        resources: &[String],
+        limits: &PollLimits,
+    ) -> Result<PollOutput, PluginCallError> {
+        self.inner
+            .poll(resources, limits)
+            .map_err(|e| self.id.error(e))
+    }
+    /// Whether the poller runs in a worker process.
+    pub fn is_isolated(&self) -> bool {
+        self.id.isolated
     }
 }
 

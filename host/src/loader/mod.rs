@@ -5,15 +5,20 @@
 mod abi_adapters;
 mod error;
 mod instance;
+pub mod isolation;
 mod kind;
 mod library;
 mod plugin_log;
 mod registry;
+mod worker;
 
 pub use error::{closest, CreateError, PluginCallError, ScanError};
 pub use instance::{
-    NotificationInstance, PollerInstance, PublisherInstance, TransformOutput, TransformerInstance,
+    NotificationInstance, PollLimits, PollOutput, PollerInstance, PublisherInstance,
+    TransformOutput, TransformerInstance,
 };
+pub use isolation::{IsolationMode, IsolationPolicy, WorkerSettings};
 pub use kind::PluginKind;
 pub use library::{load_library, LoadedLibrary};
 pub use registry::{PluginRegistry, RegisteredPlugin, Rejection, ScanOptions};
+pub use worker::{kill_all_workers, serve as serve_worker, WorkerError};

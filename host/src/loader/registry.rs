@@ -11,6 +11,10 @@ use serde::Serialize;
 
 use super::abi_adapters::{self, Factory};
 use super::instance::Identity;
+use super::isolation::{IsolationPolicy, WorkerSettings};
+use super::worker::{
+    Isolated, IsolatedNotification, IsolatedPoller, IsolatedPublisher, IsolatedTransformer, Request,
+};
 use super::{
     load_library, CreateError, NotificationInstance, PluginCallError, PluginKind, PollerInstance,
     PublisherInstance, ScanError, TransformerInstance,
@@ -31,6 +35,8 @@ pub struct RegisteredPlugin {
     pub library: PathBuf,
     /// The plugin ABI the library was built for.
     pub abi: AbiVersion,
+    /// Whether its instances run in worker processes.
+    pub isolated: bool,
     factory: Factory,
 }
 
@@ -49,12 +55,16 @@ pub struct ScanOptions {
     /// Only files whose name starts with this (used for cargo's output directory,
     /// where test fixtures and other libraries sit next to the plugins).
     pub file_prefix: Option<String>,
+    /// Which libraries run in worker processes (none: every library in process).
+    pub isolation: Option<IsolationPolicy>,
 }
 
 /// All plugins found in one directory.
 #[derive(Default)]
 pub struct PluginRegistry {
     dir: PathBuf,
+    isolation: Option<IsolationPolicy>,
+    worker: Option<Arc<WorkerSettings>>,
     plugins: BTreeMap<(PluginKind, String), RegisteredPlugin>,
     rejected: Vec<Rejection>,
 }
@@ -88,6 +98,11 @@ impl PluginRegistry {
 
         let mut registry = PluginRegistry {
             dir: dir.to_owned(),
+            worker: options
+                .isolation
+                .as_ref()
+                .map(|p| Arc::new(p.worker.clone())),
+            isolation: options.isolation.clone(),
             ..PluginRegistry::default()
         };
         for path in files {
@@ -130,7 +145,11 @@ impl PluginRegistry {
             );
             return self.reject(lib.path, reason);
         }
-        tracing::debug!(target: "ceilo::loader", library = %lib.path.display(), abi = %lib.abi, plugins = lib.entries.len(), "plugin library loaded");
+        let isolated = self
+            .isolation
+            .as_ref()
+            .is_some_and(|p| p.isolates(&lib.path));
+        tracing::debug!(target: "ceilo::loader", library = %lib.path.display(), abi = %lib.abi, plugins = lib.entries.len(), isolated, "plugin library loaded");
         for e in lib.entries {
             let plugin = RegisteredPlugin {
                 kind: e.kind,
@@ -139,6 +158,7 @@ impl PluginRegistry {
                 description: e.description,
                 library: lib.path.clone(),
                 abi: lib.abi,
+                isolated,
                 factory: e.factory,
             };
             self.plugins.insert((e.kind, e.name), plugin);
@@ -191,8 +211,12 @@ impl PluginRegistry {
     ) -> Result<PollerInstance, CreateError> {
         let p = self.find(PluginKind::Poller, name)?;
         let (params, ctx) = p.inputs(parameters, context);
-        let inner =
-            abi_adapters::create_poller(p.factory, &params, &ctx).map_err(|e| p.error(e))?;
+        let inner = match self.start_worker(p, params.clone(), ctx.clone())? {
+            Some(w) => Box::new(IsolatedPoller(w)),
+            None => {
+                abi_adapters::create_poller(p.factory, &params, &ctx).map_err(|e| p.error(e))?
+            }
+        };
         Ok(PollerInstance {
             id: p.identity(),
             inner,
@@ -208,8 +232,11 @@ impl PluginRegistry {
     ) -> Result<NotificationInstance, CreateError> {
         let p = self.find(PluginKind::Notification, name)?;
         let (params, ctx) = p.inputs(parameters, context);
-        let inner =
-            abi_adapters::create_notification(p.factory, &params, &ctx).map_err(|e| p.error(e))?;
+        let inner = match self.start_worker(p, params.clone(), ctx.clone())? {
+            Some(w) => Box::new(IsolatedNotification(w)),
+            None => abi_adapters::create_notification(p.factory, &params, &ctx)
+                .map_err(|e| p.error(e))?,
+        };
         Ok(NotificationInstance {
             id: p.identity(),
             inner,
@@ -225,8 +252,11 @@ impl PluginRegistry {
     ) -> Result<TransformerInstance, CreateError> {
         let p = self.find(PluginKind::Transformer, name)?;
         let (params, ctx) = p.inputs(parameters, context);
-        let inner =
-            abi_adapters::create_transformer(p.factory, &params, &ctx).map_err(|e| p.error(e))?;
+        let inner = match self.start_worker(p, params.clone(), ctx.clone())? {
+            Some(w) => Box::new(IsolatedTransformer(w)),
+            None => abi_adapters::create_transformer(p.factory, &params, &ctx)
+                .map_err(|e| p.error(e))?,
+        };
         Ok(TransformerInstance {
             id: p.identity(),
             inner,
@@ -242,12 +272,50 @@ impl PluginRegistry {
     ) -> Result<PublisherInstance, CreateError> {
         let p = self.find(PluginKind::Publisher, name)?;
         let (params, ctx) = p.inputs(parameters, context);
-        let inner =
-            abi_adapters::create_publisher(p.factory, &params, &ctx).map_err(|e| p.error(e))?;
+        let inner = match self.start_worker(p, params.clone(), ctx.clone())? {
+            Some(w) => Box::new(IsolatedPublisher(w)),
+            None => {
+                abi_adapters::create_publisher(p.factory, &params, &ctx).map_err(|e| p.error(e))?
+            }
+        };
         Ok(PublisherInstance {
             id: p.identity(),
             inner,
         })
+    }
+}
+
+impl PluginRegistry {
+    /// A worker holding a new instance of `p`, when `p`'s library is isolated.
+    fn start_worker(
+        &self,
+        p: &RegisteredPlugin,
+        params: String,
+        ctx: String,
+    ) -> Result<Option<Isolated>, CreateError> {
+        let Some(settings) = self.worker.as_ref().filter(|_| p.isolated) else {
+            return Ok(None);
+        };
+        let file = p
+            .library
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let who = format!("{} `{}` ({file})", p.kind, p.name);
+        let create = Request::Create {
+            kind: p.kind,
+            name: p.name.clone(),
+            params,
+            ctx,
+        };
+        Isolated::start(
+            settings.clone(),
+            Arc::from(p.library.as_path()),
+            who,
+            create,
+        )
+        .map(Some)
+        .map_err(|e| p.error(e).into())
     }
 }
 
@@ -264,6 +332,7 @@ impl RegisteredPlugin {
             kind: self.kind,
             name: Arc::from(self.name.as_str()),
             library: Arc::from(self.library.as_path()),
+            isolated: self.isolated,
         }
     }
 

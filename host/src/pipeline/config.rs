@@ -82,6 +82,9 @@ pub struct Catalog<'a> {
     pub poller_meters: &'a BTreeMap<String, Vec<String>>,
     /// Meters declared by each notification handler (empty: not known in advance).
     pub handler_meters: &'a BTreeMap<String, Vec<String>>,
+    /// Some poller could not be asked for its meters (its `create` failed), so an
+    /// unknown meter may be that poller's: not an error.
+    pub pollers_failed: bool,
 }
 
 /// Reads and validates a pipeline file.
@@ -336,7 +339,8 @@ impl Validator {
             }
         };
         // A handler that cannot say what it produces makes any meter possible.
-        let all_known = catalog.handler_meters.values().all(|m| !m.is_empty());
+        let all_known =
+            !catalog.pollers_failed && catalog.handler_meters.values().all(|m| !m.is_empty());
         if let (Some(f), true) = (&meters, all_known) {
             let produced: Vec<String> = catalog
                 .poller_meters

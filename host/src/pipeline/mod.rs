@@ -20,6 +20,7 @@ pub use meters::MeterFilter;
 pub use positions::{Pos, Positions};
 pub use sink::{Sink, SinkReport};
 pub use wiring::{
-    handler_meters, handler_parameters, poller_meters, wire, HandlerParams, HostSettings,
-    OutputMode, PollerSlot, Runtime, SourceRuntime, WiringCause, WiringError,
+    discover_pollers, handler_meters, handler_parameters, poller_meters, wire, HandlerParams,
+    HostSettings, OutputMode, PollerDiscovery, PollerSlot, Runtime, SourceRuntime, WiringCause,
+    WiringError,
 };

@@ -34,6 +34,8 @@ pub struct HostSettings {
     pub telemetry_secret: String,
     /// The host's store, for `direct://` (none: a pipeline using it cannot start).
     pub storage: Option<StoreHandle>,
+    /// Refuse to start when a plugin cannot be created (otherwise it is left out).
+    pub strict: bool,
 }
 
 /// A poller instance inside a source.
@@ -111,10 +113,20 @@ pub enum WiringCause {
     Host(String),
 }
 
-/// The meters each loaded poller produces (asked of one instance of each, created
-/// with no parameters). Pollers that cannot be created so are logged and left out.
-pub fn poller_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
+/// What asking every loaded poller for its meters found.
+#[derive(Debug, Default)]
+pub struct PollerDiscovery {
+    /// The meters of each poller that could be created.
+    pub meters: BTreeMap<String, Vec<String>>,
+    /// Pollers whose `create` (or `meters`) failed, with the reason (naming the library).
+    pub failed: Vec<(String, String)>,
+}
+
+/// Creates one instance of each loaded poller, with no parameters, and asks it for its
+/// meters. A poller that fails (an error, a panic, or a crash of its worker) is left
+/// out with one error line and recorded as failed (`ceilo plugins`, `/metrics`).
+pub fn discover_pollers(registry: &PluginRegistry) -> PollerDiscovery {
+    let mut out = PollerDiscovery::default();
     for name in registry.names(PluginKind::Poller) {
         let meters = registry
             .create_poller(
@@ -126,12 +138,22 @@ pub fn poller_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>>
             .and_then(|mut p| p.meters().map_err(|e| e.to_string()));
         match meters {
             Ok(m) => {
-                out.insert(name, m);
+                out.meters.insert(name, m);
             }
-            Err(e) => tracing::warn!(target: "ceilo::pipeline", "poller `{name}` left out: {e}"),
+            Err(e) => {
+                let reason = crate::redact::shorten(&e, 500);
+                tracing::error!(target: "ceilo::pipeline", plugin = %name, "poller `{name}` left out: {reason}");
+                crate::metrics::global().plugin_failed("poller", &name, &reason);
+                out.failed.push((name, reason));
+            }
         }
     }
     out
+}
+
+/// The meters each loaded poller produces; see [`discover_pollers`].
+pub fn poller_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>> {
+    discover_pollers(registry).meters
 }
 
 /// Parameters for notification handlers, by handler name (`--handler-config`).
@@ -189,15 +211,31 @@ pub fn wire(
     let mut all_sinks = Vec::new();
     for sc in &config.sinks {
         let mut transformers = Vec::new();
+        let mut broken_sink = false;
         for (i, t) in sc.transformers.iter().enumerate() {
             let instance = format!("sink {}, transformer {} ({})", sc.name, i + 1, t.name);
-            let tr = registry
-                .create_transformer(&t.name, &t.parameters, context(&t.name, instance.clone()))
-                .map_err(|error| WiringError {
-                    context: instance,
-                    error: error.into(),
-                })?;
-            transformers.push(tr);
+            match registry.create_transformer(
+                &t.name,
+                &t.parameters,
+                context(&t.name, instance.clone()),
+            ) {
+                Ok(tr) => transformers.push(tr),
+                Err(error) => {
+                    // A sink without one of its transformers would publish the wrong
+                    // data: the whole sink is left out.
+                    let e = WiringError {
+                        context: instance,
+                        error: error.into(),
+                    };
+                    left_out(host, PluginKind::Transformer, &t.name, &e)?;
+                    broken_sink = true;
+                    break;
+                }
+            }
+        }
+        if broken_sink {
+            tracing::error!(target: "ceilo::pipeline", sink = %sc.name, "sink `{}` is left out: one of its transformers could not be created", sc.name);
+            continue;
         }
         let mut outputs: Vec<Box<dyn Output>> = Vec::new();
         match mode {
@@ -222,16 +260,21 @@ pub fn wire(
                         outputs.push(Box::new(DirectOutput::new(store)));
                         continue;
                     }
-                    let publisher = registry
-                        .create_publisher(
-                            &p.scheme,
-                            &serde_json::json!({ "url": p.url }),
-                            context(&p.scheme, instance.clone()),
-                        )
-                        .map_err(|error| WiringError {
-                            context: instance,
-                            error: error.into(),
-                        })?;
+                    let publisher = match registry.create_publisher(
+                        &p.scheme,
+                        &serde_json::json!({ "url": p.url }),
+                        context(&p.scheme, instance.clone()),
+                    ) {
+                        Ok(publisher) => publisher,
+                        Err(error) => {
+                            let e = WiringError {
+                                context: instance,
+                                error: error.into(),
+                            };
+                            left_out(host, PluginKind::Publisher, &p.scheme, &e)?;
+                            continue;
+                        }
+                    };
                     outputs.push(Box::new(PluginOutput {
                         url: p.url.clone(),
                         publisher,
@@ -256,16 +299,21 @@ pub fn wire(
                 continue;
             }
             let instance = format!("source {}, poller {name}", src.name);
-            let p = registry
-                .create_poller(
-                    name,
-                    &serde_json::json!({}),
-                    context(name, instance.clone()),
-                )
-                .map_err(|error| WiringError {
-                    context: instance,
-                    error: error.into(),
-                })?;
+            let p = match registry.create_poller(
+                name,
+                &serde_json::json!({}),
+                context(name, instance.clone()),
+            ) {
+                Ok(p) => p,
+                Err(error) => {
+                    let e = WiringError {
+                        context: instance,
+                        error: error.into(),
+                    };
+                    left_out(host, PluginKind::Poller, name, &e)?;
+                    continue;
+                }
+            };
             pollers.push(PollerSlot {
                 name: name.clone(),
                 instance: Arc::new(Mutex::new(p)),
@@ -288,6 +336,29 @@ pub fn wire(
         sources,
         sinks: all_sinks,
     })
+}
+
+/// A plugin that could not be created: an error in strict mode; otherwise one error
+/// line, recorded as failed, and the rest goes on.
+fn left_out(
+    host: &HostSettings,
+    kind: PluginKind,
+    name: &str,
+    e: &WiringError,
+) -> Result<(), WiringError> {
+    if host.strict {
+        return Err(WiringError {
+            context: e.context.clone(),
+            error: WiringCause::Host(format!(
+                "{} (--strict: refusing to start)",
+                crate::redact::shorten(&e.error.to_string(), 500)
+            )),
+        });
+    }
+    let reason = crate::redact::shorten(&e.to_string(), 500);
+    tracing::error!(target: "ceilo::pipeline", plugin = %name, "{kind} `{name}` left out: {reason}");
+    crate::metrics::global().plugin_failed(kind.as_str(), name, &reason);
+    Ok(())
 }
 
 impl Runtime {

@@ -1,38 +1,67 @@
-//! The polling agent: one schedule per distinct interval; each cycle polls every
-//! poller its sources select (off the async threads, so a slow plugin stalls nothing
-//! else), sends the samples through the sources' sinks, and flushes those sinks.
-//! A poll still running when the next is due is skipped, never queued; a poller that
-//! keeps failing is backed off (interval doubled per failure, capped, restored on the
-//! first success); shutdown flushes every sink.
+//! The polling agent: one schedule per distinct interval. Every tick starts a cycle
+//! of its own, so a cycle that runs long never delays the next one: each cycle polls
+//! every poller its sources select (off the async threads), hands each poll's samples
+//! to the sinks as soon as that poll returns (each poll's processing on its own, so a
+//! large batch delays nobody else's), and flushes the sinks when its polls are done or
+//! their deadline has passed. A poll has a deadline (default: the interval) and a
+//! sample cap; a poll still running when the next is due is skipped, never queued; a
+//! poller that keeps failing is backed off (interval doubled per failure, capped,
+//! restored on the first success); shutdown flushes every sink.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ceilo_plugin_api::SampleBatch;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::loader::PollLimits;
 use crate::pipeline::{Runtime, Sink, SourceRuntime};
 
 /// The longest a failing poller is backed off, unless its interval is longer.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How long past a poll's deadline the cycle still waits for it (an isolated poller
+/// is killed at its deadline; its error arrives just after).
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+
+/// The agent's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentSettings {
+    /// The longest a poll may take (none: its source's interval).
+    pub poll_timeout: Option<Duration>,
+    /// Samples kept from one poll.
+    pub max_samples_per_poll: usize,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            poll_timeout: None,
+            max_samples_per_poll: 100_000,
+        }
+    }
+}
 
 /// Backoff state of one poller in one source.
 #[derive(Debug, Default, Clone)]
 struct Backoff {
     failures: u32,
     next_allowed: Option<Instant>,
+    /// Consecutive cycles skipped because an earlier poll still runs.
+    busy: u32,
 }
 
 struct Slot {
     source: usize,
     poller: usize,
-    backoff: Backoff,
+    backoff: Mutex<Backoff>,
 }
 
 /// Runs the agent until `shutdown` turns true, then flushes every sink.
-pub async fn run(runtime: Runtime, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(runtime: Runtime, settings: AgentSettings, mut shutdown: watch::Receiver<bool>) {
     let Runtime { sources, sinks } = runtime;
     let mut groups: BTreeMap<Duration, Vec<SourceRuntime>> = BTreeMap::new();
     for s in sources {
@@ -41,7 +70,7 @@ pub async fn run(runtime: Runtime, mut shutdown: watch::Receiver<bool>) {
     let mut tasks = Vec::new();
     for (interval, group) in groups {
         let rx = shutdown.clone();
-        tasks.push(tokio::spawn(run_group(interval, group, rx)));
+        tasks.push(tokio::spawn(run_group(interval, group, settings, rx)));
     }
     let _ = shutdown.wait_for(|stop| *stop).await;
     for t in tasks {
@@ -59,47 +88,87 @@ pub async fn run(runtime: Runtime, mut shutdown: watch::Receiver<bool>) {
 async fn run_group(
     interval: Duration,
     sources: Vec<SourceRuntime>,
+    settings: AgentSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut slots: Vec<Slot> = sources
-        .iter()
-        .enumerate()
-        .flat_map(|(si, s)| {
-            (0..s.pollers.len()).map(move |pi| Slot {
-                source: si,
-                poller: pi,
-                backoff: Backoff::default(),
+    let slots: Arc<Vec<Slot>> = Arc::new(
+        sources
+            .iter()
+            .enumerate()
+            .flat_map(|(si, s)| {
+                (0..s.pollers.len()).map(move |pi| Slot {
+                    source: si,
+                    poller: pi,
+                    backoff: Mutex::new(Backoff::default()),
+                })
             })
-        })
-        .collect();
+            .collect(),
+    );
+    let sources = Arc::new(sources);
+    let flushing = Arc::new(AtomicBool::new(false));
+    let mut cycles = JoinSet::new();
     loop {
         if *shutdown.borrow() {
-            return;
+            break;
         }
         tokio::select! {
-            _ = ticker.tick() => run_cycle(interval, &sources, &mut slots).await,
+            _ = ticker.tick() => {
+                cycles.spawn(run_cycle(
+                    interval,
+                    sources.clone(),
+                    slots.clone(),
+                    settings,
+                    flushing.clone(),
+                    shutdown.clone(),
+                ));
+                while cycles.try_join_next().is_some() {}
+            }
             changed = shutdown.changed() => {
                 if changed.is_err() {
-                    return;
+                    break;
                 }
             }
         }
     }
+    // Cycles abandon their pending polls at shutdown and finish the processing they
+    // started; the final flush comes after.
+    while cycles.join_next().await.is_some() {}
 }
 
-/// One cycle of an interval group. Each poll's samples go to the sinks as soon as
-/// that poll returns, so a slow poller delays nobody else; polls still running at the
-/// end of the interval are abandoned for this cycle. The group's sinks are flushed
-/// last.
-async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [Slot]) {
+/// What one poll's task gives back: the slot, and the poll's result (none: the
+/// poller was still busy with an earlier poll).
+type PollDone = (
+    usize,
+    Option<Result<crate::loader::PollOutput, crate::loader::PluginCallError>>,
+);
+
+/// One cycle of an interval group.
+async fn run_cycle(
+    interval: Duration,
+    sources: Arc<Vec<SourceRuntime>>,
+    slots: Arc<Vec<Slot>>,
+    settings: AgentSettings,
+    flushing: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let started = Instant::now();
-    let deadline = started + interval;
-    let mut polls = tokio::task::JoinSet::new();
+    let poll_deadline = settings.poll_timeout.unwrap_or(interval);
+    let wait_until = started + poll_deadline + DEADLINE_GRACE;
+    let limits = PollLimits {
+        deadline: Some(poll_deadline),
+        max_samples: settings.max_samples_per_poll,
+    };
+    let mut polls: JoinSet<PollDone> = JoinSet::new();
     let mut pending = Vec::new();
     for (i, slot) in slots.iter().enumerate() {
-        if slot.backoff.next_allowed.is_some_and(|t| started < t) {
+        let backed_off = slot
+            .backoff
+            .lock()
+            .map(|b| b.next_allowed.is_some_and(|t| started < t))
+            .unwrap_or(false);
+        if backed_off {
             continue;
         }
         let source = &sources[slot.source];
@@ -107,15 +176,27 @@ async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [S
         let resources = source.resources.clone();
         polls.spawn_blocking(move || {
             // A poll from an earlier cycle still holding the instance: skip this one.
-            let result = poller.try_lock().ok().map(|mut p| p.poll(&resources));
+            let result = poller
+                .try_lock()
+                .ok()
+                .map(|mut p| p.poll_within(&resources, &limits));
             (i, result)
         });
         pending.push(i);
     }
 
+    let mut processing: JoinSet<(usize, usize, Duration)> = JoinSet::new();
+    let mut aborted = false;
     loop {
-        let next = match tokio::time::timeout_at(deadline, polls.join_next()).await {
-            Err(_) => break,   // the interval is over
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(wait_until, polls.join_next()) => next,
+            _ = shutdown.changed() => {
+                aborted = true;
+                break;
+            }
+        };
+        let (i, result) = match next {
+            Err(_) => break,   // past the deadline
             Ok(None) => break, // every poll returned
             Ok(Some(Err(join))) => {
                 tracing::error!(target: "ceilo::agent", "a poll task failed: {join}");
@@ -123,86 +204,163 @@ async fn run_cycle(interval: Duration, sources: &[SourceRuntime], slots: &mut [S
             }
             Ok(Some(Ok(done))) => done,
         };
-        let (i, result) = next;
         pending.retain(|p| *p != i);
-        let slot = &mut slots[i];
-        let source = &sources[slot.source];
-        let name = &source.pollers[slot.poller].name;
-        match result {
-            None => tracing::warn!(
-                target: "ceilo::agent",
-                source = %source.name,
-                "poller `{name}` is still busy with an earlier poll: this cycle's poll is skipped"
-            ),
-            Some(Ok(batch)) => {
-                if slot.backoff.failures > 0 {
-                    tracing::info!(
-                        target: "ceilo::agent",
-                        source = %source.name,
-                        "poller `{name}` recovered after {} failure(s): polling every {}s again",
-                        slot.backoff.failures,
-                        interval.as_secs()
-                    );
-                }
-                slot.backoff = Backoff::default();
-                crate::metrics::global().polled(batch.len() as u64);
-                let selected: SampleBatch = batch
-                    .into_iter()
-                    .filter(|s| source.filter.allows(s.name()))
-                    .collect();
-                send_to_sinks(&source.sinks, selected).await;
-            }
-            Some(Err(e)) => {
-                crate::metrics::global().plugin_error(name);
-                slot.backoff.failures += 1;
-                let delay = backoff_delay(interval, slot.backoff.failures);
-                slot.backoff.next_allowed = Some(Instant::now() + delay);
-                tracing::warn!(
-                    target: "ceilo::agent",
-                    source = %source.name,
-                    failures = slot.backoff.failures,
-                    "{e}; backing off: next poll of `{name}` in {}s (interval {}s)",
-                    delay.as_secs(),
-                    interval.as_secs()
-                );
-            }
+        if let Some(batch) = poll_result(&sources, &slots[i], interval, result) {
+            let sinks = sources[slots[i].source].sinks.clone();
+            let n = batch.len();
+            processing.spawn_blocking(move || {
+                let t = std::time::Instant::now();
+                process_in_sinks(&sinks, batch);
+                (i, n, t.elapsed())
+            });
         }
     }
-    for i in pending {
+    for &i in &pending {
         let slot = &slots[i];
         let source = &sources[slot.source];
+        crate::metrics::global().poll_overrun();
         tracing::warn!(
             target: "ceilo::agent",
             source = %source.name,
-            "poller `{}` did not return within its interval ({}s): this cycle's poll is skipped",
+            "poller `{}` did not return within its deadline ({:.1}s): this cycle goes on without it",
             source.pollers[slot.poller].name,
-            interval.as_secs()
+            poll_deadline.as_secs_f64()
         );
     }
     // Abandoned polls finish in the background; their instances stay locked until then.
     polls.detach_all();
 
+    let mut slowest: Option<(usize, usize, Duration)> = None;
+    while let Some(done) = processing.join_next().await {
+        match done {
+            Ok(d) if slowest.is_none_or(|s| d.2 > s.2) => slowest = Some(d),
+            Ok(_) => {}
+            Err(e) => tracing::error!(target: "ceilo::agent", "sink processing failed: {e}"),
+        }
+    }
+    if aborted || *shutdown.borrow() {
+        return;
+    }
+    let took = started.elapsed();
+    if took > interval {
+        let cause = match (pending.first(), slowest) {
+            (Some(&i), _) => format!(
+                "poller `{}` did not return",
+                sources[slots[i].source].pollers[slots[i].poller].name
+            ),
+            (None, Some((i, n, d))) => format!(
+                "the sinks took {:.1}s over the {n} samples of poller `{}`",
+                d.as_secs_f64(),
+                sources[slots[i].source].pollers[slots[i].poller].name
+            ),
+            (None, None) => "flushing the sinks".into(),
+        };
+        tracing::warn!(
+            target: "ceilo::agent",
+            "a {}s cycle took {:.1}s: {cause} (the next cycles start on time regardless)",
+            interval.as_secs(),
+            took.as_secs_f64()
+        );
+    }
+
+    if flushing.swap(true, Ordering::AcqRel) {
+        tracing::warn!(target: "ceilo::agent", "the previous cycle's flush is still running: this cycle's flush is skipped");
+        return;
+    }
     let mut to_flush: Vec<Arc<Mutex<Sink>>> = Vec::new();
     for sink in sources.iter().flat_map(|s| &s.sinks) {
         if !to_flush.iter().any(|s| Arc::ptr_eq(s, sink)) {
             to_flush.push(sink.clone());
         }
     }
-    let flushed = tokio::task::spawn_blocking(move || to_flush.iter().for_each(flush_sink)).await;
+    let flag = flushing.clone();
+    let flushed = tokio::task::spawn_blocking(move || {
+        to_flush.iter().for_each(flush_sink);
+        flag.store(false, Ordering::Release);
+    })
+    .await;
     if let Err(e) = flushed {
+        flushing.store(false, Ordering::Release);
         tracing::error!(target: "ceilo::agent", "flushing sinks failed: {e}");
     }
     tracing::debug!(target: "ceilo::agent", "cycle ({}s) took {:?}", interval.as_secs(), started.elapsed());
 }
 
-async fn send_to_sinks(sinks: &[Arc<Mutex<Sink>>], batch: SampleBatch) {
-    if batch.is_empty() {
-        return;
-    }
-    let sinks = sinks.to_vec();
-    let done = tokio::task::spawn_blocking(move || process_in_sinks(&sinks, batch)).await;
-    if let Err(e) = done {
-        tracing::error!(target: "ceilo::agent", "sink processing failed: {e}");
+/// Books one poll's result (backoff, counters, logs) and returns the samples its
+/// source's filter lets through.
+fn poll_result(
+    sources: &[SourceRuntime],
+    slot: &Slot,
+    interval: Duration,
+    result: Option<Result<crate::loader::PollOutput, crate::loader::PluginCallError>>,
+) -> Option<SampleBatch> {
+    let source = &sources[slot.source];
+    let name = &source.pollers[slot.poller].name;
+    let Ok(mut backoff) = slot.backoff.lock() else {
+        return None;
+    };
+    match result {
+        None => {
+            backoff.busy += 1;
+            // Once, then every 60th skip: a poller stuck for good must not flood the log.
+            if backoff.busy % 60 == 1 {
+                tracing::warn!(
+                    target: "ceilo::agent",
+                    source = %source.name,
+                    skipped = backoff.busy,
+                    "poller `{name}` is still busy with an earlier poll: this cycle's poll is skipped"
+                );
+            }
+            None
+        }
+        Some(Ok(out)) => {
+            if backoff.failures > 0 {
+                tracing::info!(
+                    target: "ceilo::agent",
+                    source = %source.name,
+                    "poller `{name}` recovered after {} failure(s): polling every {}s again",
+                    backoff.failures,
+                    interval.as_secs()
+                );
+            }
+            *backoff = Backoff::default();
+            let metrics = crate::metrics::global();
+            metrics.polled(out.samples.len() as u64 + out.cut);
+            if out.cut > 0 {
+                metrics.samples_cut(out.cut);
+                tracing::warn!(
+                    target: "ceilo::agent",
+                    source = %source.name,
+                    cut = out.cut,
+                    "poller `{name}` returned {} samples in one poll: kept {}, cut {} (--max-samples-per-poll)",
+                    out.samples.len() as u64 + out.cut,
+                    out.samples.len(),
+                    out.cut
+                );
+            }
+            let selected: SampleBatch = out
+                .samples
+                .into_iter()
+                .filter(|s| source.filter.allows(s.name()))
+                .collect();
+            (!selected.is_empty()).then_some(selected)
+        }
+        Some(Err(e)) => {
+            crate::metrics::global().plugin_error(name);
+            backoff.busy = 0;
+            backoff.failures += 1;
+            let delay = backoff_delay(interval, backoff.failures);
+            backoff.next_allowed = Some(Instant::now() + delay);
+            tracing::warn!(
+                target: "ceilo::agent",
+                source = %source.name,
+                failures = backoff.failures,
+                "{e}; backing off: next poll of `{name}` in {}s (interval {}s)",
+                delay.as_secs(),
+                interval.as_secs()
+            );
+            None
+        }
     }
 }
 

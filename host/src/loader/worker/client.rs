@@ -1,0 +1,403 @@
+//! The host's side of a plugin worker: one `ceilo plugin-worker LIB` process per
+//! plugin instance, spoken to over its stdin and stdout. Every call has a deadline; a
+//! worker that dies (signal, abort, exit) or misses a deadline fails that call like a
+//! plugin error, is logged once, and is started again (its instance re-created with
+//! the same parameters) with backoff, on the next call after the delay.
+
+use std::collections::BTreeSet;
+use std::io::{self, BufReader, BufWriter};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ceilo_plugin_api::{ErrorKind, PluginError};
+
+use super::protocol::{read_frame, write_frame, Reply, Request};
+use crate::loader::isolation::WorkerSettings;
+
+/// The longest wait before a dead worker is started again.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
+/// How long a worker may take to exit after its stdin closes.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Process ids of the workers alive now, so that a host that stops while a worker is
+/// stuck can still end it.
+fn live() -> &'static Mutex<BTreeSet<u32>> {
+    static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+    &LIVE
+}
+
+/// Kills every worker still running (at the end of a bounded shutdown).
+pub fn kill_all_workers() {
+    let pids: Vec<u32> = live()
+        .lock()
+        .map(|l| l.iter().copied().collect())
+        .unwrap_or_default();
+    for pid in pids {
+        if let Ok(pid) = i32::try_from(pid) {
+            // SAFETY: kill(2) on a pid this process started and has not reaped.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// One running worker process.
+struct Conn {
+    child: Child,
+    to_worker: Option<mpsc::Sender<Vec<u8>>>,
+    from_worker: mpsc::Receiver<io::Result<Vec<u8>>>,
+}
+
+impl Conn {
+    fn spawn(settings: &WorkerSettings, library: &Path) -> io::Result<Conn> {
+        let mut cmd = Command::new(&settings.program);
+        cmd.args(&settings.args)
+            .arg("plugin-worker")
+            .arg(library)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(limit) = settings.memory_limit {
+            cmd.env("CEILO_WORKER_MEMORY_LIMIT", limit.to_string());
+        }
+        let mut child = cmd.spawn()?;
+        if let Ok(mut l) = live().lock() {
+            l.insert(child.id());
+        }
+        let (stdin, stdout) = match (child.stdin.take(), child.stdout.take()) {
+            (Some(i), Some(o)) => (i, o),
+            _ => {
+                let _ = child.kill();
+                return Err(io::Error::other("worker pipes missing"));
+            }
+        };
+        // Writes and reads happen on threads of their own, so that a worker that stops
+        // reading or answering never blocks the caller past its deadline.
+        let (to_tx, to_rx) = mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("ceilo-worker-write".into())
+            .spawn(move || {
+                let mut w = BufWriter::new(stdin);
+                while let Ok(frame) = to_rx.recv() {
+                    if write_frame(&mut w, &frame).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        let (from_tx, from_rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("ceilo-worker-read".into())
+            .spawn(move || {
+                let mut r = BufReader::new(stdout);
+                loop {
+                    match read_frame(&mut r) {
+                        Ok(Some(frame)) => {
+                            if from_tx.send(Ok(frame)).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {
+                            let _ = from_tx.send(Err(io::ErrorKind::UnexpectedEof.into()));
+                            break;
+                        }
+                        Err(e) => {
+                            let _ = from_tx.send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            })?;
+        Ok(Conn {
+            child,
+            to_worker: Some(to_tx),
+            from_worker: from_rx,
+        })
+    }
+
+    /// Sends one request and waits for its reply until `timeout`.
+    fn call(&mut self, body: Vec<u8>, timeout: Duration) -> Outcome {
+        let sent = self
+            .to_worker
+            .as_ref()
+            .is_some_and(|t| t.send(body).is_ok());
+        if !sent {
+            return Outcome::Died;
+        }
+        match self.from_worker.recv_timeout(timeout) {
+            Ok(Ok(frame)) => match Reply::decode(&frame) {
+                Ok(r) => Outcome::Reply(r),
+                Err(e) => Outcome::Garbled(e.to_string()),
+            },
+            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Outcome::Died,
+            Err(RecvTimeoutError::Timeout) => Outcome::TimedOut,
+        }
+    }
+
+    /// Waits for the process to end (killing it after `grace`) and reaps it.
+    fn reap(mut self, grace: Duration) -> Option<ExitStatus> {
+        self.to_worker = None;
+        let started = Instant::now();
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if started.elapsed() < grace => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    break self.child.wait().ok();
+                }
+                Err(_) => break None,
+            }
+        };
+        if let Ok(mut l) = live().lock() {
+            l.remove(&self.child.id());
+        }
+        status
+    }
+
+    fn kill(mut self) -> Option<ExitStatus> {
+        let _ = self.child.kill();
+        self.reap(Duration::ZERO)
+    }
+}
+
+enum Outcome {
+    Reply(Reply),
+    Died,
+    TimedOut,
+    Garbled(String),
+}
+
+/// A plugin instance living in a worker process.
+pub(crate) struct Isolated {
+    settings: Arc<WorkerSettings>,
+    library: Arc<Path>,
+    /// `poller `crash` (libx.so)`, for logs.
+    who: String,
+    create: Vec<u8>,
+    conn: Option<Conn>,
+    deaths: u32,
+    retry_at: Option<Instant>,
+    /// Whether the publisher in the worker reports counters.
+    pub(crate) has_stats: bool,
+}
+
+impl Isolated {
+    /// Starts a worker and creates the instance in it. A failure here (the factory's
+    /// error, or a worker that dies while creating) is the plugin's create failing.
+    pub(crate) fn start(
+        settings: Arc<WorkerSettings>,
+        library: Arc<Path>,
+        who: String,
+        create: Request,
+    ) -> Result<Isolated, PluginError> {
+        let mut me = Isolated {
+            settings,
+            library,
+            who,
+            create: create.encode(),
+            conn: None,
+            deaths: 0,
+            retry_at: None,
+            has_stats: false,
+        };
+        me.connect("create")?;
+        Ok(me)
+    }
+
+    fn connect(&mut self, what: &str) -> Result<(), PluginError> {
+        let mut conn = Conn::spawn(&self.settings, &self.library).map_err(|e| {
+            PluginError::unavailable(format!(
+                "cannot start its worker process ({}): {e}",
+                self.settings.program.display()
+            ))
+        })?;
+        match conn.call(self.create.clone(), self.settings.call_timeout) {
+            Outcome::Reply(Reply::Created { has_stats }) => {
+                self.has_stats = has_stats;
+                self.conn = Some(conn);
+                Ok(())
+            }
+            Outcome::Reply(Reply::Error(e)) => {
+                conn.reap(EXIT_GRACE);
+                Err(e)
+            }
+            Outcome::Reply(other) => {
+                conn.kill();
+                Err(PluginError::new(format!(
+                    "its worker answered `create` with {other:?}"
+                )))
+            }
+            Outcome::Garbled(e) => {
+                conn.kill();
+                Err(PluginError::new(format!(
+                    "its worker, during `{what}`: {e}"
+                )))
+            }
+            Outcome::TimedOut => {
+                conn.kill();
+                Err(PluginError::new(format!(
+                    "its worker did not finish `create` within {}s and was killed",
+                    self.settings.call_timeout.as_secs()
+                )))
+            }
+            Outcome::Died => {
+                let status = conn.reap(EXIT_GRACE);
+                Err(PluginError::new(format!(
+                    "its worker process died during `{what}`: {}",
+                    describe(status)
+                )))
+            }
+        }
+    }
+
+    /// The default deadline of calls other than `poll`.
+    pub(crate) fn call_timeout(&self) -> Duration {
+        self.settings.call_timeout
+    }
+
+    /// One call: the reply, or the call's failure as a plugin error.
+    pub(crate) fn call(
+        &mut self,
+        body: Vec<u8>,
+        what: &str,
+        timeout: Duration,
+    ) -> Result<Reply, PluginError> {
+        if self.conn.is_none() {
+            self.revive(what)?;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(PluginError::unavailable("its worker is not running"));
+        };
+        match conn.call(body, timeout) {
+            Outcome::Reply(Reply::Error(e)) => Err(e),
+            Outcome::Reply(r) => {
+                self.deaths = 0;
+                Ok(r)
+            }
+            Outcome::Died => {
+                let status = self.conn.take().and_then(|c| c.reap(EXIT_GRACE));
+                Err(self.lost(
+                    what,
+                    format!(
+                        "its worker process died during `{what}`: {}",
+                        describe(status)
+                    ),
+                ))
+            }
+            Outcome::TimedOut => {
+                if let Some(c) = self.conn.take() {
+                    c.kill();
+                }
+                Err(self.lost(
+                    what,
+                    format!(
+                        "did not finish `{what}` within {:.1}s: its worker process was killed",
+                        timeout.as_secs_f64()
+                    ),
+                ))
+            }
+            Outcome::Garbled(e) => {
+                if let Some(c) = self.conn.take() {
+                    c.kill();
+                }
+                Err(self.lost(
+                    what,
+                    format!("its worker sent garbage during `{what}`: {e}"),
+                ))
+            }
+        }
+    }
+
+    /// Records the loss of the worker, logs it once, and schedules the restart.
+    fn lost(&mut self, _what: &str, why: String) -> PluginError {
+        self.deaths += 1;
+        let delay = restart_delay(self.deaths);
+        self.retry_at = Some(Instant::now() + delay);
+        crate::metrics::global().worker_restart(&self.who);
+        tracing::error!(
+            target: "ceilo::worker",
+            plugin = %self.who,
+            deaths = self.deaths,
+            "{}: {why}; restarting it in {}s",
+            self.who,
+            delay.as_secs()
+        );
+        PluginError::with_kind(ErrorKind::FAILED, why)
+    }
+
+    fn revive(&mut self, what: &str) -> Result<(), PluginError> {
+        if let Some(at) = self.retry_at {
+            let now = Instant::now();
+            if now < at {
+                return Err(PluginError::unavailable(format!(
+                    "its worker process is restarting (in {:.1}s)",
+                    (at - now).as_secs_f64()
+                )));
+            }
+        }
+        match self.connect(what) {
+            Ok(()) => {
+                tracing::info!(target: "ceilo::worker", plugin = %self.who, "{}: worker process restarted", self.who);
+                self.retry_at = None;
+                Ok(())
+            }
+            Err(e) => Err(self.lost("create", format!("restarting its worker failed: {e}"))),
+        }
+    }
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        // Closing stdin lets the worker drop the instance (plugins flush in `drop`)
+        // and exit; one that does not within the grace period is killed.
+        if let Some(c) = self.conn.take() {
+            c.reap(EXIT_GRACE);
+        }
+    }
+}
+
+/// 1 s, doubling per consecutive death, up to [`MAX_RESTART_DELAY`].
+fn restart_delay(deaths: u32) -> Duration {
+    let secs = 1u64 << deaths.saturating_sub(1).min(10);
+    Duration::from_secs(secs).min(MAX_RESTART_DELAY)
+}
+
+/// "killed by signal 11 (SIGSEGV)", "exited with status 3".
+pub(crate) fn describe(status: Option<ExitStatus>) -> String {
+    let Some(status) = status else {
+        return "its exit status is unknown".into();
+    };
+    if let Some(sig) = status.signal() {
+        let name = match sig {
+            libc::SIGSEGV => " (SIGSEGV: invalid memory access)",
+            libc::SIGABRT => " (SIGABRT: aborted, e.g. out of memory under --worker-memory-limit)",
+            libc::SIGKILL => " (SIGKILL: killed, e.g. by the kernel's out-of-memory killer)",
+            libc::SIGBUS => " (SIGBUS)",
+            libc::SIGILL => " (SIGILL)",
+            libc::SIGFPE => " (SIGFPE)",
+            libc::SIGTERM => " (SIGTERM)",
+            _ => "",
+        };
+        return format!("killed by signal {sig}{name}");
+    }
+    match status.code() {
+        Some(c) => format!("exited with status {c}"),
+        None => "ended".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_then_cap() {
+        let d: Vec<u64> = (1..=9).map(|n| restart_delay(n).as_secs()).collect();
+        assert_eq!(d, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+}
