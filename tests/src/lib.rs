@@ -155,7 +155,6 @@ pub fn build_example(change: ApiChange) -> PathBuf {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let root = workspace_root();
     let example = root.join("examples/third-party-plugin");
-    let target = target_dir().join("out-of-tree");
     let (manifest, lib_name, _keep) = match change {
         ApiChange::None => (
             example.join("Cargo.toml"),
@@ -211,9 +210,17 @@ pub fn build_example(change: ApiChange) -> PathBuf {
             (ex.join("Cargo.toml"), package.replace('-', "_"), Some(work))
         }
     };
+    build_out_of_tree(&manifest, &[&lib_name]).remove(0)
+}
+
+/// Builds the workspace of `manifest` the way a third party builds plugins
+/// (`cargo build --manifest-path`, into `target/out-of-tree`, shared by every such
+/// build so dependencies build once) and returns the libraries named `libs`.
+fn build_out_of_tree(manifest: &Path, libs: &[&str]) -> Vec<PathBuf> {
+    let target = target_dir().join("out-of-tree");
     let out = cargo()
-        .args(["build", "--quiet", "--manifest-path"])
-        .arg(&manifest)
+        .args(["build", "--quiet", "--workspace", "--manifest-path"])
+        .arg(manifest)
         .arg("--target-dir")
         .arg(&target)
         .env_remove("CARGO_TARGET_DIR")
@@ -225,13 +232,13 @@ pub fn build_example(change: ApiChange) -> PathBuf {
         manifest.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    let built = target.join("debug").join(format!("lib{lib_name}.so"));
-    assert!(
-        built.is_file(),
-        "{} missing after the build",
-        built.display()
-    );
-    built
+    libs.iter()
+        .map(|n| {
+            let p = target.join("debug").join(format!("lib{n}.so"));
+            assert!(p.is_file(), "{} missing after the build", p.display());
+            p
+        })
+        .collect()
 }
 
 /// The plugin libraries built for the released plugin ABIs: `tests/released-abi`, a
@@ -243,27 +250,9 @@ pub fn build_released_abi_plugins() -> (PathBuf, PathBuf) {
     BUILT
         .get_or_init(|| {
             let manifest = workspace_root().join("tests/released-abi/Cargo.toml");
-            let target = target_dir().join("out-of-tree");
-            let out = cargo()
-                .args(["build", "--quiet", "--workspace", "--manifest-path"])
-                .arg(&manifest)
-                .arg("--target-dir")
-                .arg(&target)
-                .env_remove("CARGO_TARGET_DIR")
-                .output()
-                .expect("cannot run cargo");
-            assert!(
-                out.status.success(),
-                "building {} failed:\n{}",
-                manifest.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let lib = |n: &str| {
-                let p = target.join("debug").join(format!("lib{n}.so"));
-                assert!(p.is_file(), "{} missing after the build", p.display());
-                p
-            };
-            (lib("released_abi_1_0"), lib("released_abi_1_1"))
+            let mut libs = build_out_of_tree(&manifest, &["released_abi_1_0", "released_abi_1_1"]);
+            let v1_1 = libs.remove(1);
+            (libs.remove(0), v1_1)
         })
         .clone()
 }

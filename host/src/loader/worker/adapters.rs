@@ -31,7 +31,9 @@ impl Isolated {
             r => Err(unexpected(what, r)),
         }
     }
-    fn transform(&mut self, req: Request, what: &str) -> RawTransformOutput {
+    /// A transformer call; when it never reaches the plugin, its `inputs` samples are
+    /// lost to this sink and counted as failed.
+    fn transform(&mut self, req: Request, what: &str, inputs: u64) -> RawTransformOutput {
         let t = self.call_timeout();
         match self.call(req.encode(), what, t) {
             Ok(Reply::Transformed {
@@ -43,18 +45,17 @@ impl Isolated {
                 failed,
                 first_error,
             },
-            Ok(r) => failed_output(unexpected(what, r)),
-            Err(e) => failed_output(e),
+            Ok(r) => failed_output(unexpected(what, r), inputs),
+            Err(e) => failed_output(e, inputs),
         }
     }
 }
 
-/// A transformer call that never reached the plugin: its input is lost to this sink
-/// (counted as one failure; the count of the batch is not known here).
-fn failed_output(e: PluginError) -> RawTransformOutput {
+/// A transformer call that never reached the plugin (a flush counts as one failure).
+fn failed_output(e: PluginError, inputs: u64) -> RawTransformOutput {
     RawTransformOutput {
         samples: SampleBatch::new(),
-        failed: 1,
+        failed: inputs.max(1),
         first_error: Some(e),
     }
 }
@@ -114,14 +115,10 @@ pub(crate) struct IsolatedTransformer(pub(crate) Isolated);
 impl TransformerAbi for IsolatedTransformer {
     fn handle(&mut self, batch: SampleBatch) -> RawTransformOutput {
         let n = batch.len() as u64;
-        let mut out = self.0.transform(Request::Transform { batch }, "handle");
-        if out.samples.is_empty() && out.first_error.is_some() && out.failed == 1 {
-            out.failed = n.max(1);
-        }
-        out
+        self.0.transform(Request::Transform { batch }, "handle", n)
     }
     fn flush(&mut self) -> RawTransformOutput {
-        self.0.transform(Request::TransformFlush, "flush")
+        self.0.transform(Request::TransformFlush, "flush", 0)
     }
 }
 

@@ -281,40 +281,31 @@ impl Isolated {
             }
             Outcome::Died => {
                 let status = self.conn.take().and_then(|c| c.reap(EXIT_GRACE));
-                Err(self.lost(
-                    what,
-                    format!(
-                        "its worker process died during `{what}`: {}",
-                        describe(status)
-                    ),
-                ))
+                Err(self.lost(format!(
+                    "its worker process died during `{what}`: {}",
+                    describe(status)
+                )))
             }
             Outcome::TimedOut => {
                 if let Some(c) = self.conn.take() {
                     c.kill();
                 }
-                Err(self.lost(
-                    what,
-                    format!(
-                        "did not finish `{what}` within {:.1}s: its worker process was killed",
-                        timeout.as_secs_f64()
-                    ),
-                ))
+                Err(self.lost(format!(
+                    "did not finish `{what}` within {:.1}s: its worker process was killed",
+                    timeout.as_secs_f64()
+                )))
             }
             Outcome::Garbled(e) => {
                 if let Some(c) = self.conn.take() {
                     c.kill();
                 }
-                Err(self.lost(
-                    what,
-                    format!("its worker sent garbage during `{what}`: {e}"),
-                ))
+                Err(self.lost(format!("its worker sent garbage during `{what}`: {e}")))
             }
         }
     }
 
     /// Records the loss of the worker, logs it once, and schedules the restart.
-    fn lost(&mut self, _what: &str, why: String) -> PluginError {
+    fn lost(&mut self, why: String) -> PluginError {
         self.deaths += 1;
         let delay = restart_delay(self.deaths);
         self.retry_at = Some(Instant::now() + delay);
@@ -346,7 +337,7 @@ impl Isolated {
                 self.retry_at = None;
                 Ok(())
             }
-            Err(e) => Err(self.lost("create", format!("restarting its worker failed: {e}"))),
+            Err(e) => Err(self.lost(format!("restarting its worker failed: {e}"))),
         }
     }
 }

@@ -275,7 +275,7 @@ impl Request {
     }
 }
 
-/// Encodes the reply to a publish without copying the batch into a request first.
+/// Encodes a publish request from a borrowed batch (no copy into a `Request`).
 pub(crate) fn encode_publish(batch: &[Sample]) -> Vec<u8> {
     let mut e = Enc(Vec::with_capacity(64 + batch.len() * 160));
     e.u8(8);
