@@ -81,7 +81,8 @@ pub use notification::Notification;
 pub use params::Parameters;
 pub use plugin::{Counter, NotificationHandler, Plugin, Poller, Publisher, Transformer};
 pub use sample::{
-    format_timestamp, parse_timestamp, Sample, SampleType, UnknownSampleType, DEFAULT_SOURCE,
+    format_timestamp, parse_timestamp, Sample, SampleParts, SampleType, UnknownSampleType,
+    DEFAULT_SOURCE,
 };
 
 /// Re-exports for [`export_plugins!`]; not part of the API.

@@ -5,23 +5,26 @@
 //! the same parameters) with backoff, on the next call after the delay.
 
 use std::collections::BTreeSet;
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ceilo_plugin_api::{ErrorKind, PluginError};
 
-use super::protocol::{read_frame, write_frame, Reply, Request};
+use super::protocol::{frame_len, Reply, Request};
 use crate::loader::isolation::WorkerSettings;
 
 /// The longest wait before a dead worker is started again.
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
 /// How long a worker may take to exit after its stdin closes.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// The pipe size asked for: a 1 000-sample batch (~200 KiB) fits whole. 1 MiB is
+/// Linux's default `fs.pipe-max-size` for unprivileged processes.
+const PIPE_SIZE: libc::c_int = 1 << 20;
 
 /// Process ids of the workers alive now, so that a host that stops while a worker is
 /// stuck can still end it.
@@ -47,8 +50,13 @@ pub fn kill_all_workers() {
 /// One running worker process.
 struct Conn {
     child: Child,
-    to_worker: Option<mpsc::Sender<Vec<u8>>>,
-    from_worker: mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// The worker's stdin and stdout, non-blocking on our side: the caller's own thread
+    /// writes and reads with `poll(2)`, so a worker that stops reading or answering
+    /// never blocks it past its deadline, and a call costs no thread hand-offs.
+    to_worker: Option<ChildStdin>,
+    from_worker: ChildStdout,
+    /// The last reply's bytes: one allocation reused from call to call.
+    reply: Vec<u8>,
 }
 
 impl Conn {
@@ -74,65 +82,39 @@ impl Conn {
                 return Err(io::Error::other("worker pipes missing"));
             }
         };
-        // Writes and reads happen on threads of their own, so that a worker that stops
-        // reading or answering never blocks the caller past its deadline.
-        let (to_tx, to_rx) = mpsc::channel::<Vec<u8>>();
-        std::thread::Builder::new()
-            .name("ceilo-worker-write".into())
-            .spawn(move || {
-                let mut w = BufWriter::new(stdin);
-                while let Ok(frame) = to_rx.recv() {
-                    if write_frame(&mut w, &frame).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        let (from_tx, from_rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("ceilo-worker-read".into())
-            .spawn(move || {
-                let mut r = BufReader::new(stdout);
-                loop {
-                    match read_frame(&mut r) {
-                        Ok(Some(frame)) => {
-                            if from_tx.send(Ok(frame)).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => {
-                            let _ = from_tx.send(Err(io::ErrorKind::UnexpectedEof.into()));
-                            break;
-                        }
-                        Err(e) => {
-                            let _ = from_tx.send(Err(e));
-                            break;
-                        }
-                    }
-                }
-            })?;
+        for fd in [stdin.as_raw_fd(), stdout.as_raw_fd()] {
+            if let Err(e) = prepare_pipe(fd) {
+                let _ = child.kill();
+                return Err(e);
+            }
+        }
         Ok(Conn {
             child,
-            to_worker: Some(to_tx),
-            from_worker: from_rx,
+            to_worker: Some(stdin),
+            from_worker: stdout,
+            reply: Vec::new(),
         })
     }
 
     /// Sends one request and waits for its reply until `timeout`.
     fn call(&mut self, body: Vec<u8>, timeout: Duration) -> Outcome {
-        let sent = self
-            .to_worker
-            .as_ref()
-            .is_some_and(|t| t.send(body).is_ok());
-        if !sent {
+        let deadline = Instant::now().checked_add(timeout);
+        let Some(stdin) = self.to_worker.as_mut() else {
             return Outcome::Died;
+        };
+        match send(stdin, &body, deadline) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Outcome::TimedOut,
+            Err(_) => return Outcome::Died,
         }
-        match self.from_worker.recv_timeout(timeout) {
-            Ok(Ok(frame)) => match Reply::decode(&frame) {
+        match receive(&mut self.from_worker, &mut self.reply, deadline) {
+            Ok(()) => match Reply::decode(&self.reply) {
                 Ok(r) => Outcome::Reply(r),
                 Err(e) => Outcome::Garbled(e.to_string()),
             },
-            Ok(Err(_)) | Err(RecvTimeoutError::Disconnected) => Outcome::Died,
-            Err(RecvTimeoutError::Timeout) => Outcome::TimedOut,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::TimedOut,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Outcome::Garbled(e.to_string()),
+            Err(_) => Outcome::Died,
         }
     }
 
@@ -350,6 +332,106 @@ impl Drop for Isolated {
             c.reap(EXIT_GRACE);
         }
     }
+}
+
+/// Makes our end of a worker pipe non-blocking and, where the kernel allows, large
+/// enough for a whole batch, so that a frame crosses in one write and one wake-up.
+fn prepare_pipe(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl(2) on a descriptor this process owns.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // A smaller pipe only costs more wake-ups: failure is not an error.
+        libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE);
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is ready for `events` or the deadline passes (`None`: no deadline).
+fn wait_ready(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> io::Result<()> {
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                // Round up, so that a wait never ends just before its deadline.
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            }
+        };
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: poll(2) on one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n > 0 {
+            // Ready, or hung up / in error: the next read or write says which.
+            return Ok(());
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Writes one frame (length prefix and body in one `writev` where the pipe has room).
+fn send(w: &mut ChildStdin, body: &[u8], deadline: Option<Instant>) -> io::Result<()> {
+    let len = u32::try_from(body.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?
+        .to_le_bytes();
+    let mut bufs = [IoSlice::new(&len), IoSlice::new(body)];
+    let mut bufs = &mut bufs[..];
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_ready(w.as_raw_fd(), libc::POLLOUT, deadline)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads one frame into `body`.
+fn receive(r: &mut ChildStdout, body: &mut Vec<u8>, deadline: Option<Instant>) -> io::Result<()> {
+    let mut header = [0u8; 4];
+    read_exact_by(r, &mut header, deadline)?;
+    let len = frame_len(header)?;
+    body.clear();
+    body.resize(len, 0);
+    read_exact_by(r, body, deadline)
+}
+
+/// Fills `buf` from the non-blocking pipe, waiting for data until the deadline.
+fn read_exact_by(
+    r: &mut ChildStdout,
+    mut buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match r.read(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_ready(r.as_raw_fd(), libc::POLLIN, deadline)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// 1 s, doubling per consecutive death, up to [`MAX_RESTART_DELAY`].

@@ -3,15 +3,17 @@
 //! in a compact binary form (samples cross in batches; strings as length + UTF-8).
 //! Both ends are the same `ceilo` binary, so the format needs no version of its own.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
-use ceilo_plugin_api::{Counter, ErrorKind, PluginError, Sample, SampleBatch, SampleType};
+use ceilo_plugin_api::{
+    Counter, ErrorKind, PluginError, Sample, SampleBatch, SampleParts, SampleType,
+};
 
 use crate::loader::PluginKind;
 
 /// The largest frame either side accepts: far above any sane batch, low enough that a
 /// corrupt length cannot make the host allocate without bound.
-const MAX_FRAME: usize = 1 << 30;
+pub(crate) const MAX_FRAME: usize = 1 << 30;
 
 /// A call into the worker's one plugin instance.
 #[derive(Debug, Clone)]
@@ -70,36 +72,64 @@ pub(crate) enum Reply {
 #[error("malformed worker message: {0}")]
 pub(crate) struct ProtocolError(pub String);
 
-/// Writes one frame.
+/// Writes one frame and flushes it: one `writev` for the length and a large body.
 pub(crate) fn write_frame(w: &mut impl Write, body: &[u8]) -> io::Result<()> {
     let len = u32::try_from(body.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
-    w.write_all(&len.to_le_bytes())?;
-    w.write_all(body)?;
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?
+        .to_le_bytes();
+    let mut bufs = [IoSlice::new(&len), IoSlice::new(body)];
+    let mut bufs = &mut bufs[..];
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
     w.flush()
 }
 
-/// Reads one frame; `None` at a clean end of stream.
-pub(crate) fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+/// Reads one frame into `body` (its allocation reused from frame to frame); `false` at
+/// a clean end of stream.
+pub(crate) fn read_frame_into(r: &mut impl Read, body: &mut Vec<u8>) -> io::Result<bool> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(e) => return Err(e),
     }
-    let len = u32::from_le_bytes(len) as usize;
+    let len = frame_len(len)?;
+    body.clear();
+    body.resize(len, 0);
+    r.read_exact(body)?;
+    Ok(true)
+}
+
+/// The length a frame header announces, refused over [`MAX_FRAME`].
+pub(crate) fn frame_len(header: [u8; 4]) -> io::Result<usize> {
+    let len = u32::from_le_bytes(header) as usize;
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("frame of {len} bytes is over the limit"),
         ));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    Ok(Some(body))
+    Ok(len)
+}
+
+/// Reads one frame; `None` at a clean end of stream.
+#[cfg(test)]
+pub(crate) fn read_frame(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    Ok(read_frame_into(r, &mut body)?.then_some(body))
 }
 
 // --- encoding ---
+
+/// A sample's encoded size besides its strings: six string lengths, the type, volume,
+/// timestamp, the two option tags and the monotonic time.
+const SAMPLE_FIXED_BYTES: usize = 6 * 8 + 1 + 8 + 8 + 1 + 8;
 
 struct Enc(Vec<u8>);
 
@@ -135,6 +165,23 @@ impl Enc {
         self.str(e.message());
     }
     fn samples(&mut self, batch: &[Sample]) {
+        // Sized up front: a batch is encoded in one allocation, never regrown.
+        let opt = |s: Option<&str>| 1 + s.map_or(0, |s| 8 + s.len());
+        let bytes: usize = batch
+            .iter()
+            .map(|s| {
+                SAMPLE_FIXED_BYTES
+                    + s.name().len()
+                    + s.unit().len()
+                    + opt(s.user_id())
+                    + opt(s.project_id())
+                    + s.resource_id().len()
+                    + s.resource_metadata_json().len()
+                    + s.source().len()
+                    + s.message_id().len()
+            })
+            .sum();
+        self.0.reserve(8 + bytes);
         self.u64(batch.len() as u64);
         for s in batch {
             self.str(s.name());
@@ -440,33 +487,31 @@ impl<'a> Dec<'a> {
         let n = self.len()?;
         let mut batch = SampleBatch::with_capacity(n);
         for _ in 0..n {
-            let name = self.str()?;
+            let name = self.string()?;
             let sample_type = match self.u8()? {
                 0 => SampleType::Gauge,
                 1 => SampleType::Delta,
                 2 => SampleType::Cumulative,
                 t => return Err(ProtocolError(format!("unknown sample type {t}"))),
             };
-            let unit = self.str()?;
-            let volume = self.f64()?;
-            let user = self.opt_str()?;
-            let project = self.opt_str()?;
-            let resource = self.str()?;
-            let mut s = Sample::new(name, sample_type, unit, volume, resource);
-            s.set_user_id(user);
-            s.set_project_id(project);
-            let ts = self.u64()? as i64;
-            let ts = chrono::DateTime::from_timestamp_micros(ts)
-                .ok_or_else(|| ProtocolError(format!("timestamp {ts} out of range")))?;
-            s.set_timestamp(ts);
-            s.set_resource_metadata_json(self.str()?)
-                .map_err(|e| ProtocolError(e.to_string()))?;
-            s.set_source(self.str()?);
-            s.set_message_id(self.str()?);
-            if self.u8()? != 0 {
-                s.set_monotonic_time(Some(self.f64()?));
-            }
-            batch.push(s);
+            let parts = SampleParts {
+                name,
+                sample_type,
+                unit: self.string()?,
+                volume: self.f64()?,
+                user_id: self.opt_str()?,
+                project_id: self.opt_str()?,
+                resource_id: self.string()?,
+                timestamp_micros: self.u64()? as i64,
+                resource_metadata_json: self.string()?,
+                source: self.string()?,
+                message_id: self.string()?,
+                monotonic_time: match self.u8()? {
+                    0 => None,
+                    _ => Some(self.f64()?),
+                },
+            };
+            batch.push(Sample::from_parts(parts).map_err(|e| ProtocolError(e.to_string()))?);
         }
         Ok(batch)
     }

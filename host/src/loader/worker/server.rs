@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ceilo_plugin_api::PluginError;
 
-use super::protocol::{read_frame, write_frame, Reply, Request};
+use super::protocol::{read_frame_into, write_frame, Reply, Request};
 use crate::loader::abi_adapters::{self, Entry};
 use crate::loader::instance::{
     NotificationAbi, PollLimits, PollerAbi, PublisherAbi, TransformerAbi,
@@ -57,10 +57,12 @@ pub fn serve(library: &Path) -> Result<(), WorkerError> {
     let mut input = BufReader::new(std::io::stdin().lock());
     let mut output = BufWriter::new(protocol_out);
 
-    let Some(first) = read_frame(&mut input).map_err(io)? else {
+    let mut frame = Vec::new();
+    if !read_frame_into(&mut input, &mut frame).map_err(io)? {
         return Ok(());
-    };
-    let created = match Request::decode(&first) {
+    }
+    let first = &frame;
+    let created = match Request::decode(first) {
         Ok(Request::Create {
             kind,
             name,
@@ -82,7 +84,7 @@ pub fn serve(library: &Path) -> Result<(), WorkerError> {
     let has_stats = matches!(&instance, Instance::Publisher(p) if p.has_stats());
     write_frame(&mut output, &Reply::Created { has_stats }.encode()).map_err(io)?;
 
-    while let Some(frame) = read_frame(&mut input).map_err(io)? {
+    while read_frame_into(&mut input, &mut frame).map_err(io)? {
         let reply = match Request::decode(&frame) {
             Ok(req) => answer(&mut instance, req),
             Err(e) => return Err(WorkerError::Io(e.to_string())),
