@@ -51,6 +51,8 @@ fn fixture() -> Vec<Sample> {
 
 struct Api {
     base: String,
+    /// The store behind it, for tests that write beside the API.
+    url: String,
     child: Option<std::process::Child>,
     _dir: tempfile::TempDir,
 }
@@ -93,6 +95,7 @@ fn start(url: &str, dir: tempfile::TempDir) -> Api {
     ]);
     Api {
         base: format!("http://{listen}"),
+        url: url.to_owned(),
         child: Some(child),
         _dir: dir,
     }
@@ -681,6 +684,85 @@ fn access_control(api: &Api) {
         None,
     );
     assert_eq!(s, 401);
+
+    cross_project_resource_ids(api);
+}
+
+/// Project A writes a later sample on B's resource id `rb1` (as a POST through a
+/// pipeline would store it): A gets a resource of its own, B's stays B's.
+fn cross_project_resource_ids(api: &Api) {
+    let (s, b_before) = get(api, "/v2/resources/rb1", TOKEN_B);
+    assert_eq!(s, 200, "{b_before}");
+    let probe = Sample::new("probe.a", SampleType::Gauge, "u", 1.0, "rb1")
+        .with_project_id("A")
+        .with_timestamp(secs(500))
+        .with_resource_metadata(json!({"probe": true}));
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = storage::open(Some(&api.url), dir.path(), Retention::default())
+            .await
+            .unwrap();
+        store.record(&[probe]).await.unwrap();
+    });
+    let (s, b_after) = get(api, "/v2/resources/rb1", TOKEN_B);
+    assert_eq!(s, 200, "B still owns its resource: {b_after}");
+    assert_eq!(b_after, b_before, "B's record is untouched");
+    let (s, a_view) = get(api, "/v2/resources/rb1", TOKEN_A);
+    assert_eq!(s, 200, "{a_view}");
+    assert_eq!(a_view["project_id"], "A");
+    assert_ne!(
+        a_view["first_sample_timestamp"], b_before["first_sample_timestamp"],
+        "B's first sample time leaked: {a_view}"
+    );
+    assert_eq!(a_view["metadata"]["probe"], "True", "{a_view}");
+    let names = |v: &Value| -> Vec<String> {
+        let mut n: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let (_, a_meters) = get(api, "/v2/meters?q.field=resource_id&q.value=rb1", TOKEN_A);
+    assert_eq!(
+        names(&a_meters),
+        ["probe.a"],
+        "B's meters leaked: {a_meters}"
+    );
+    let (_, b_meters) = get(api, "/v2/meters?q.field=resource_id&q.value=rb1", TOKEN_B);
+    assert_eq!(names(&b_meters), ["cpu_util"], "{b_meters}");
+    let (_, a_all) = get(api, "/v2/meters", TOKEN_A);
+    assert!(
+        a_all
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["resource_id"] != "rb1" || m["name"] == "probe.a"),
+        "{a_all}"
+    );
+    let (_, a_samples) = get(api, "/v2/samples?q.field=resource_id&q.value=rb1", TOKEN_A);
+    assert_eq!(a_samples.as_array().unwrap().len(), 1, "{a_samples}");
+    let (_, st) = get(
+        api,
+        "/v2/meters/cpu_util/statistics?q.field=resource_id&q.value=rb1",
+        TOKEN_A,
+    );
+    assert_eq!(st, json!([]), "B's cpu_util on rb1 is not A's");
+    let (_, b_resources) = get(api, "/v2/resources", TOKEN_B);
+    assert_eq!(b_resources.as_array().unwrap().len(), 1, "{b_resources}");
+    // An admin sees both records; by id, the one measured last.
+    let (_, both) = get(api, "/v2/resources?q.field=resource_id&q.value=rb1", ADMIN);
+    let mut projects: Vec<&str> = both
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["project_id"].as_str().unwrap())
+        .collect();
+    projects.sort();
+    assert_eq!(projects, ["A", "B"], "{both}");
+    assert_eq!(get(api, "/v2/resources/rb1", ADMIN).1["project_id"], "A");
 }
 
 /// `ceilo api` over a fresh embedded store holding the fixture.
@@ -817,6 +899,7 @@ fn posted_samples_go_through_the_pipeline() {
     ]);
     let api = Api {
         base: format!("http://{listen}"),
+        url: url.clone(),
         child: Some(child),
         _dir: dir,
     };

@@ -190,17 +190,20 @@ async fn replayed_batch_is_stored_once(place: Place) {
 async fn resources_move_outward_and_keep_the_newest_metadata(place: Place) {
     let store = place.open(Retention::default()).await;
     let newer = sample("cpu", "vm", at(100, 0))
-        .with_project_id("p-new")
+        .with_project_id("p")
         .with_user_id("u-new")
         .with_resource_metadata(json!({"state": "active"}));
     store.record(&[newer]).await.expect("newer");
     // An older sample arriving later widens the range but does not win the metadata.
     let older = Sample::new("disk", SampleType::Cumulative, "B", 1.0, "vm")
         .with_timestamp(at(50, 0))
-        .with_project_id("p-old")
+        .with_project_id("p")
+        .with_user_id("u-old")
         .with_resource_metadata(json!({"state": "building"}));
     store.record(&[older]).await.expect("older");
-    let middle = sample("cpu", "vm", at(75, 0)).with_resource_metadata(json!({"state": "paused"}));
+    let middle = sample("cpu", "vm", at(75, 0))
+        .with_project_id("p")
+        .with_resource_metadata(json!({"state": "paused"}));
     store.record(&[middle]).await.expect("middle");
     let rs = store
         .resources(&ResourceQuery::default())
@@ -211,7 +214,7 @@ async fn resources_move_outward_and_keep_the_newest_metadata(place: Place) {
     assert_eq!(r.resource_id, "vm");
     assert_eq!(r.first_sample_timestamp, at(50, 0));
     assert_eq!(r.last_sample_timestamp, at(100, 0));
-    assert_eq!(r.project_id.as_deref(), Some("p-new"));
+    assert_eq!(r.project_id.as_deref(), Some("p"));
     assert_eq!(r.user_id.as_deref(), Some("u-new"));
     assert_eq!(r.metadata.get("state"), Some(&json!("active")));
     let names: Vec<(&str, &str)> = r
@@ -221,7 +224,7 @@ async fn resources_move_outward_and_keep_the_newest_metadata(place: Place) {
         .collect();
     assert_eq!(names, vec![("cpu", "gauge"), ("disk", "cumulative")]);
     // A newer sample takes over.
-    let newest = sample("cpu", "vm", at(200, 0)).with_project_id("p-newest");
+    let newest = sample("cpu", "vm", at(200, 0)).with_project_id("p");
     store.record(&[newest]).await.expect("newest");
     let r = store
         .resources(&ResourceQuery {
@@ -230,20 +233,83 @@ async fn resources_move_outward_and_keep_the_newest_metadata(place: Place) {
         })
         .await
         .expect("one");
+    assert_eq!(r.len(), 1);
     assert_eq!(r[0].last_sample_timestamp, at(200, 0));
-    assert_eq!(r[0].project_id.as_deref(), Some("p-newest"));
+    assert_eq!(r[0].user_id, None);
     assert!(r[0].metadata.is_empty());
-    let by_project = store
+}
+
+/// The same resource id in two projects is two resources: a later sample of project A
+/// on B's resource id neither shows A anything of B's nor takes B's record over.
+async fn resources_are_kept_per_project(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let b = sample("b.secret.meter", "shared", at(10, 0))
+        .with_project_id("B")
+        .with_user_id("ub")
+        .with_resource_metadata(json!({"owner": "b"}));
+    let b_later = sample("b.secret.meter", "shared", at(20, 0)).with_project_id("B");
+    store.record(&[b, b_later]).await.expect("B");
+    // A writes later, twice: once in a batch of its own, once beside B's next sample.
+    let a = sample("a.meter", "shared", at(100, 0))
+        .with_project_id("A")
+        .with_resource_metadata(json!({"owner": "a"}));
+    store.record(&[a]).await.expect("A");
+    let b_again = sample("b.secret.meter", "shared", at(30, 0))
+        .with_project_id("B")
+        .with_resource_metadata(json!({"owner": "b", "n": 3}));
+    let a_again = sample("a.meter", "shared", at(110, 0)).with_project_id("A");
+    store.record(&[a_again, b_again]).await.expect("both");
+
+    let of = |p: &str| ResourceQuery {
+        resource_id: Some("shared".into()),
+        project_id: Some(p.into()),
+        ..Default::default()
+    };
+    let rb = store.resources(&of("B")).await.expect("B's");
+    assert_eq!(rb.len(), 1, "{rb:?}");
+    let rb = &rb[0];
+    assert_eq!(rb.project_id.as_deref(), Some("B"));
+    assert_eq!(rb.user_id, None, "B's newest sample has no user");
+    assert_eq!(rb.first_sample_timestamp, at(10, 0));
+    assert_eq!(rb.last_sample_timestamp, at(30, 0));
+    assert_eq!(rb.metadata.get("n"), Some(&json!(3)));
+    let names: Vec<&str> = rb.meters.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["b.secret.meter"]);
+
+    let ra = store.resources(&of("A")).await.expect("A's");
+    assert_eq!(ra.len(), 1, "{ra:?}");
+    let ra = &ra[0];
+    assert_eq!(
+        ra.first_sample_timestamp,
+        at(100, 0),
+        "not B's first sample"
+    );
+    assert_eq!(ra.last_sample_timestamp, at(110, 0));
+    assert_eq!(ra.metadata.get("owner"), None, "A's newest has none");
+    let names: Vec<&str> = ra.meters.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["a.meter"], "B's meters do not leak to A");
+
+    // Unconfined (an admin), both records, in project order.
+    let both = store
         .resources(&ResourceQuery {
-            project_id: Some("p-new".into()),
+            resource_id: Some("shared".into()),
             ..Default::default()
         })
         .await
-        .expect("by project");
-    assert!(
-        by_project.is_empty(),
-        "the resource's project is its newest sample's"
-    );
+        .expect("both");
+    let projects: Vec<Option<&str>> = both.iter().map(|r| r.project_id.as_deref()).collect();
+    assert_eq!(projects, [Some("A"), Some("B")]);
+    // A sample without a project is a resource of its own too.
+    store
+        .record(&[sample("m", "shared", at(200, 0))])
+        .await
+        .expect("no project");
+    let all = store
+        .resources(&ResourceQuery::default())
+        .await
+        .expect("all");
+    assert_eq!(all.len(), 3);
+    assert_eq!(store.resources(&of("B")).await.expect("B").len(), 1);
 }
 
 async fn metadata_keys_with_dots_and_dollars_come_back_as_given(place: Place) {
@@ -662,6 +728,7 @@ suite!(
     queries_filter_sort_and_limit,
     replayed_batch_is_stored_once,
     resources_move_outward_and_keep_the_newest_metadata,
+    resources_are_kept_per_project,
     metadata_keys_with_dots_and_dollars_come_back_as_given,
     retention_expires_old_samples_and_idle_resources,
     statistics_are_computed_by_the_store,
@@ -747,5 +814,118 @@ mod mongodb_only {
             );
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
+    }
+}
+
+/// Stores written before resources were keyed by project are rebuilt from their
+/// samples on open: each project gets back its own record, with only its meters.
+mod rekeyed_on_upgrade {
+    use super::*;
+
+    fn shared_by_two_projects() -> Vec<Sample> {
+        vec![
+            sample("b.meter", "shared", at(10, 0))
+                .with_project_id("B")
+                .with_resource_metadata(json!({"owner": "b"})),
+            sample("b.meter", "shared", at(20, 0))
+                .with_project_id("B")
+                .with_resource_metadata(json!({"owner": "b", "n": 2})),
+            sample("a.meter", "shared", at(100, 0)).with_project_id("A"),
+        ]
+    }
+
+    async fn assert_rebuilt(store: &dyn Storage) {
+        let rs = store
+            .resources(&ResourceQuery::default())
+            .await
+            .expect("resources");
+        let got: Vec<(Option<&str>, i64, i64, Vec<&str>)> = rs
+            .iter()
+            .map(|r| {
+                (
+                    r.project_id.as_deref(),
+                    r.first_sample_timestamp.timestamp() - at(0, 0).timestamp(),
+                    r.last_sample_timestamp.timestamp() - at(0, 0).timestamp(),
+                    r.meters.iter().map(|m| m.name.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("A"), 100, 100, vec!["a.meter"]),
+                (Some("B"), 10, 20, vec!["b.meter"]),
+            ]
+        );
+        assert_eq!(rs[1].metadata.get("n"), Some(&json!(2)), "B's newest wins");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn embedded_schema_2() {
+        let place = Place::embedded();
+        let file = place.dir.path().join("ceilo.db");
+        {
+            // Write the samples, then turn the file back into schema 2: one resource
+            // row per id (A's, having the newest sample) holding both projects' meters.
+            let store = place.open(Retention::default()).await;
+            store
+                .record(&shared_by_two_projects())
+                .await
+                .expect("record");
+        }
+        let c = rusqlite::Connection::open(&file).expect("open");
+        c.execute_batch(
+            "DROP TABLE resource; DROP TABLE resource_meter;
+             CREATE TABLE resource (resource_id TEXT PRIMARY KEY, project_id TEXT, user_id TEXT,
+                 source TEXT NOT NULL, first_sample_timestamp INTEGER NOT NULL,
+                 last_sample_timestamp INTEGER NOT NULL, metadata TEXT NOT NULL) WITHOUT ROWID;
+             CREATE TABLE resource_meter (resource_id TEXT NOT NULL, counter_name TEXT NOT NULL,
+                 counter_type TEXT NOT NULL, counter_unit TEXT NOT NULL,
+                 PRIMARY KEY (resource_id, counter_name, counter_type, counter_unit)) WITHOUT ROWID;
+             INSERT INTO resource SELECT 'shared', 'A', NULL, 'ceilo', min(timestamp), max(timestamp), '{}' FROM meter;
+             INSERT INTO resource_meter VALUES ('shared', 'a.meter', 'gauge', '%'), ('shared', 'b.meter', 'gauge', '%');
+             PRAGMA user_version = 2;",
+        )
+        .expect("schema 2");
+        drop(c);
+        let store = place.open(Retention::default()).await;
+        assert_rebuilt(store.as_ref()).await;
+        // Still upgraded (and still right) when opened again.
+        drop(store);
+        let store = place.open(Retention::default()).await;
+        assert_rebuilt(store.as_ref()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn mongodb_resources_keyed_by_id_alone() {
+        use ::mongodb::bson::{doc, Document};
+        let Some(place) = Place::mongo() else { return };
+        let url = place.url.clone().expect("url");
+        {
+            let store = place.open(Retention::default()).await;
+            store
+                .record(&shared_by_two_projects())
+                .await
+                .expect("record");
+        }
+        // The earlier layout: `_id` the resource id, A's record holding B's meters.
+        let client = ::mongodb::Client::with_uri_str(&url).await.expect("client");
+        let db = client.database(url.rsplit('/').next().expect("db"));
+        let resource = db.collection::<Document>("resource");
+        resource.delete_many(doc! {}).await.expect("clear");
+        resource
+            .insert_one(doc! {
+                "_id": "shared", "project_id": "A", "source": "ceilo",
+                "first_us": at(10, 0).timestamp_micros(), "last_us": at(100, 0).timestamp_micros(),
+                "meter": [
+                    {"counter_name": "a.meter", "counter_type": "gauge", "counter_unit": "%"},
+                    {"counter_name": "b.meter", "counter_type": "gauge", "counter_unit": "%"},
+                ],
+                "metadata": {},
+            })
+            .await
+            .expect("old layout");
+        let store = place.open(Retention::default()).await;
+        assert_rebuilt(store.as_ref()).await;
     }
 }

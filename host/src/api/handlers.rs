@@ -178,7 +178,7 @@ pub async fn resources(
     Ok(Json(Value::Array(out)))
 }
 
-/// `GET /v2/resources/{id}`: 404 when unknown, or in another project.
+/// `GET /v2/resources/{id}`: 404 when unknown, or only in another project.
 pub async fn resource(
     State(st): State<ApiState>,
     headers: HeaderMap,
@@ -190,7 +190,11 @@ pub async fn resource(
         project_id: who.project().map(str::to_owned),
         ..ResourceQuery::default()
     };
-    match st.store.resources(&q).await?.first() {
+    // A project sees its own record only. An admin may find the id in several
+    // projects (each its own resource): the one measured last answers, as one id
+    // names one resource in this endpoint.
+    let found = st.store.resources(&q).await?;
+    match found.iter().max_by_key(|r| r.last_sample_timestamp) {
         Some(r) => Ok(Json(models::resource(r, &base_url(&headers)))),
         None => Err(ApiError::not_found(format!("Resource {id} Not Found"))),
     }

@@ -25,7 +25,7 @@ use super::{
 };
 
 /// Bumped when the schema changes; older files are migrated on open.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meter (
@@ -49,23 +49,29 @@ CREATE TABLE IF NOT EXISTS meter (
 CREATE INDEX IF NOT EXISTS meter_stats ON meter (counter_name, resource_id, timestamp, counter_volume, counter_unit);
 CREATE INDEX IF NOT EXISTS meter_project_time ON meter (project_id, timestamp);
 CREATE INDEX IF NOT EXISTS meter_time ON meter (timestamp);
+-- A resource is keyed by its id *and* its project (`project_key`: the project id, or
+-- '' for none), so a sample of one project can never read or overwrite another
+-- project's record of the same resource id.
 CREATE TABLE IF NOT EXISTS resource (
-    resource_id TEXT PRIMARY KEY,
+    resource_id TEXT NOT NULL,
+    project_key TEXT NOT NULL,
     project_id TEXT,
     user_id TEXT,
     source TEXT NOT NULL,
     first_sample_timestamp INTEGER NOT NULL,
     last_sample_timestamp INTEGER NOT NULL,
-    metadata TEXT NOT NULL
+    metadata TEXT NOT NULL,
+    PRIMARY KEY (resource_id, project_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS resource_project ON resource (project_id);
 CREATE INDEX IF NOT EXISTS resource_last ON resource (last_sample_timestamp);
 CREATE TABLE IF NOT EXISTS resource_meter (
     resource_id TEXT NOT NULL,
+    project_key TEXT NOT NULL,
     counter_name TEXT NOT NULL,
     counter_type TEXT NOT NULL,
     counter_unit TEXT NOT NULL,
-    PRIMARY KEY (resource_id, counter_name, counter_type, counter_unit)
+    PRIMARY KEY (resource_id, project_key, counter_name, counter_type, counter_unit)
 ) WITHOUT ROWID;
 -- The units a meter was recorded in (statistics ask it before grouping).
 CREATE INDEX IF NOT EXISTS resource_meter_unit ON resource_meter (counter_name, counter_unit);
@@ -79,12 +85,10 @@ const INSERT_SAMPLE: &str = "INSERT INTO meter (message_id, counter_name, counte
 
 // The newest sample's project, user, source and metadata win; timestamps only move
 // outward (samples may arrive out of order).
-const UPSERT_RESOURCE: &str = "INSERT INTO resource (resource_id, project_id, user_id, source, \
-     first_sample_timestamp, last_sample_timestamp, metadata) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-     ON CONFLICT (resource_id) DO UPDATE SET \
-       project_id = CASE WHEN excluded.last_sample_timestamp >= resource.last_sample_timestamp \
-                    THEN excluded.project_id ELSE resource.project_id END, \
+const UPSERT_RESOURCE: &str = "INSERT INTO resource (resource_id, project_key, project_id, \
+     user_id, source, first_sample_timestamp, last_sample_timestamp, metadata) \
+     VALUES (?1, COALESCE(?2, ''), ?2, ?3, ?4, ?5, ?6, ?7) \
+     ON CONFLICT (resource_id, project_key) DO UPDATE SET \
        user_id = CASE WHEN excluded.last_sample_timestamp >= resource.last_sample_timestamp \
                  THEN excluded.user_id ELSE resource.user_id END, \
        source = CASE WHEN excluded.last_sample_timestamp >= resource.last_sample_timestamp \
@@ -95,7 +99,33 @@ const UPSERT_RESOURCE: &str = "INSERT INTO resource (resource_id, project_id, us
        last_sample_timestamp = max(resource.last_sample_timestamp, excluded.last_sample_timestamp)";
 
 const INSERT_RESOURCE_METER: &str = "INSERT OR IGNORE INTO resource_meter \
-     (resource_id, counter_name, counter_type, counter_unit) VALUES (?1, ?2, ?3, ?4)";
+     (resource_id, project_key, counter_name, counter_type, counter_unit) \
+     VALUES (?1, COALESCE(?2, ''), ?3, ?4, ?5)";
+
+/// Schema 3 keys resources by project: older files get their resources rebuilt from
+/// the samples, per (resource, project), the newest sample of each winning.
+const REBUILD_RESOURCES: &str = "
+DROP TABLE IF EXISTS resource;
+DROP TABLE IF EXISTS resource_meter;
+DROP INDEX IF EXISTS resource_project;
+DROP INDEX IF EXISTS resource_last;
+DROP INDEX IF EXISTS resource_meter_unit;
+";
+// Run after SCHEMA has created the new tables. A bare column beside a single max()
+// comes from the row holding that maximum (SQLite's documented rule).
+const FILL_RESOURCES: &str = "
+INSERT INTO resource (resource_id, project_key, project_id, user_id, source,
+                      first_sample_timestamp, last_sample_timestamp, metadata)
+SELECT l.resource_id, l.pk, l.project_id, l.user_id, l.source, f.first, l.last, l.resource_metadata
+FROM (SELECT resource_id, COALESCE(project_id, '') AS pk, max(timestamp) AS last,
+             project_id, user_id, source, resource_metadata
+      FROM meter GROUP BY resource_id, COALESCE(project_id, '')) AS l
+JOIN (SELECT resource_id, COALESCE(project_id, '') AS pk, min(timestamp) AS first
+      FROM meter GROUP BY resource_id, COALESCE(project_id, '')) AS f
+  ON f.resource_id = l.resource_id AND f.pk = l.pk;
+INSERT OR IGNORE INTO resource_meter (resource_id, project_key, counter_name, counter_type, counter_unit)
+SELECT DISTINCT resource_id, COALESCE(project_id, ''), counter_name, counter_type, counter_unit FROM meter;
+";
 
 const SAMPLE_COLUMNS: &str = "message_id, counter_name, counter_type, counter_unit, \
      counter_volume, user_id, project_id, resource_id, source, timestamp, recorded_at, \
@@ -200,7 +230,7 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
         })?;
     }
     let e = sql_err(path);
-    let writer = Connection::open(path).map_err(&e)?;
+    let mut writer = Connection::open(path).map_err(&e)?;
     configure(&writer).map_err(&e)?;
     let version: i64 = writer
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -217,10 +247,19 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
             .execute_batch("DROP INDEX IF EXISTS meter_name_resource_time")
             .map_err(&e)?;
     }
-    writer.execute_batch(SCHEMA).map_err(&e)?;
-    writer
-        .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+    let rebuild = (1..3).contains(&version);
+    let tx = writer.transaction().map_err(&e)?;
+    if rebuild {
+        tx.execute_batch(REBUILD_RESOURCES).map_err(&e)?;
+    }
+    tx.execute_batch(SCHEMA).map_err(&e)?;
+    if rebuild {
+        tx.execute_batch(FILL_RESOURCES).map_err(&e)?;
+        tracing::info!(target: "ceilo::storage", "embedded store {}: schema {version} → {SCHEMA_VERSION}: resources rebuilt per project from the samples", path.display());
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
         .map_err(&e)?;
+    tx.commit().map_err(&e)?;
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -248,9 +287,10 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// (resource, meter, type, unit) rows known to be in `resource_meter`, so that a
-/// batch only inserts new ones. Bounded; cleared by retention sweeps (which delete rows).
-type KnownMeters = HashSet<(String, String, String, String)>;
+/// (resource, project, meter, type, unit) rows known to be in `resource_meter`, so
+/// that a batch only inserts new ones. Bounded; cleared by retention sweeps (which
+/// delete rows).
+type KnownMeters = HashSet<(String, Option<String>, String, String, String)>;
 const KNOWN_METERS_MAX: usize = 200_000;
 
 fn write_batch(
@@ -291,7 +331,7 @@ fn write_batch(
         for u in resource_updates(samples) {
             upsert.execute(params![
                 u.resource_id,
-                u.latest.project_id(),
+                u.project_id,
                 u.latest.user_id(),
                 u.latest.source(),
                 u.first,
@@ -301,12 +341,13 @@ fn write_batch(
             for m in &u.meters {
                 let key = (
                     u.resource_id.to_owned(),
+                    u.project_id.map(str::to_owned),
                     m.name.clone(),
                     m.sample_type.clone(),
                     m.unit.clone(),
                 );
                 if !known.contains(&key) {
-                    meter.execute(params![key.0, key.1, key.2, key.3])?;
+                    meter.execute(params![key.0, key.1, key.2, key.3, key.4])?;
                     added.push(key);
                 }
             }
@@ -645,25 +686,27 @@ fn query_resources(
         }
     }
     let mut sql = "SELECT resource_id, project_id, user_id, source, first_sample_timestamp, \
-                   last_sample_timestamp, metadata FROM resource"
+                   last_sample_timestamp, metadata, project_key FROM resource"
         .to_owned();
     if !clauses.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&clauses.join(" AND "));
     }
-    sql.push_str(" ORDER BY resource_id");
+    sql.push_str(" ORDER BY resource_id, project_key");
     let mut stmt = c.prepare_cached(&sql)?;
     let mut meters = c.prepare_cached(
         "SELECT counter_name, counter_type, counter_unit FROM resource_meter \
-         WHERE resource_id = ?1 ORDER BY counter_name, counter_type, counter_unit",
+         WHERE resource_id = ?1 AND project_key = ?2 \
+         ORDER BY counter_name, counter_type, counter_unit",
     )?;
     let mut out = Vec::new();
     let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
         let metadata: String = r.get(6)?;
+        let project_key: String = r.get(7)?;
         let ms = meters
-            .query_map([&id], |m| {
+            .query_map([&id, &project_key], |m| {
                 Ok(ResourceMeter {
                     name: m.get(0)?,
                     sample_type: m.get(1)?,
@@ -710,7 +753,8 @@ fn expire_before(c: &mut Connection, cutoff: i64) -> rusqlite::Result<u64> {
         [cutoff],
     )?;
     tx.execute(
-        "DELETE FROM resource_meter WHERE resource_id NOT IN (SELECT resource_id FROM resource)",
+        "DELETE FROM resource_meter WHERE (resource_id, project_key) NOT IN \
+         (SELECT resource_id, project_key FROM resource)",
         [],
     )?;
     tx.commit()?;

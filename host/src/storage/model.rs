@@ -25,12 +25,14 @@ pub struct ResourceMeter {
     pub unit: String,
 }
 
-/// A resource: what the store knows of everything measured on one resource id.
+/// A resource: what the store knows of everything one project measured on one resource
+/// id. The same id in two projects is two resources: neither sees the other's meters,
+/// times or metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
     /// The resource id.
     pub resource_id: String,
-    /// Project of the latest sample.
+    /// The project it belongs to (part of its key).
     pub project_id: Option<String>,
     /// User of the latest sample.
     pub user_id: Option<String>,
@@ -76,7 +78,7 @@ pub struct SampleQuery {
 pub struct ResourceQuery {
     /// Resource id.
     pub resource_id: Option<String>,
-    /// Project id (of the latest sample).
+    /// Project id.
     pub project_id: Option<String>,
     /// User id (of the latest sample).
     pub user_id: Option<String>,
@@ -100,21 +102,25 @@ impl std::ops::AddAssign for WriteOutcome {
     }
 }
 
-/// A resource's summary of one batch: what the upsert moves outward or replaces.
+/// A resource's summary of one batch, per (resource id, project): what the upsert
+/// moves outward or replaces. Resources are keyed by project, so that one project's
+/// samples never touch another project's record of the same resource id.
 #[derive(Debug, Clone)]
 pub(crate) struct ResourceUpdate<'a> {
     pub resource_id: &'a str,
+    pub project_id: Option<&'a str>,
     pub first: i64,
     pub last: i64,
-    /// The sample with the newest timestamp (its project, user, source, metadata win).
+    /// The sample with the newest timestamp (its user, source, metadata win).
     pub latest: &'a Sample,
     pub meters: Vec<ResourceMeter>,
 }
 
-/// Summarises a batch per resource, in first-seen order.
+/// Summarises a batch per (resource, project), in first-seen order.
 pub(crate) fn resource_updates(samples: &[Sample]) -> Vec<ResourceUpdate<'_>> {
     let mut out: Vec<ResourceUpdate<'_>> = Vec::new();
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<(&str, Option<&str>), usize> =
+        std::collections::HashMap::new();
     for s in samples {
         let t = s.timestamp_micros();
         let meter = ResourceMeter {
@@ -122,7 +128,8 @@ pub(crate) fn resource_updates(samples: &[Sample]) -> Vec<ResourceUpdate<'_>> {
             sample_type: s.sample_type().as_str().to_owned(),
             unit: s.unit().to_owned(),
         };
-        match index.get(s.resource_id()) {
+        let key = (s.resource_id(), s.project_id());
+        match index.get(&key) {
             Some(&i) => {
                 let u = &mut out[i];
                 u.first = u.first.min(t);
@@ -135,9 +142,10 @@ pub(crate) fn resource_updates(samples: &[Sample]) -> Vec<ResourceUpdate<'_>> {
                 }
             }
             None => {
-                index.insert(s.resource_id(), out.len());
+                index.insert(key, out.len());
                 out.push(ResourceUpdate {
                     resource_id: s.resource_id(),
+                    project_id: s.project_id(),
                     first: t,
                     last: t,
                     latest: s,
@@ -168,17 +176,25 @@ mod tests {
         let t0 = Utc::now();
         let a = Sample::new("cpu", SampleType::Cumulative, "ns", 1.0, "r1")
             .with_timestamp(t0)
-            .with_project_id("old");
+            .with_project_id("p")
+            .with_user_id("new");
         let b = Sample::new("mem", SampleType::Gauge, "MB", 1.0, "r1")
             .with_timestamp(t0 - chrono::Duration::seconds(10))
-            .with_project_id("older");
+            .with_project_id("p")
+            .with_user_id("old");
+        // The same resource id in another project is another resource.
+        let other = Sample::new("cpu", SampleType::Cumulative, "ns", 1.0, "r1")
+            .with_timestamp(t0 + chrono::Duration::seconds(10))
+            .with_project_id("q");
         let c = Sample::new("cpu", SampleType::Cumulative, "ns", 2.0, "r2").with_timestamp(t0);
-        let batch = [a.clone(), b.clone(), c];
+        let batch = [a.clone(), b.clone(), other, c];
         let u = resource_updates(&batch);
-        assert_eq!(u.len(), 2);
+        assert_eq!(u.len(), 3);
         assert_eq!(u[0].first, b.timestamp_micros());
         assert_eq!(u[0].last, a.timestamp_micros());
-        assert_eq!(u[0].latest.project_id(), Some("old"));
+        assert_eq!(u[0].latest.user_id(), Some("new"));
         assert_eq!(u[0].meters.len(), 2);
+        assert_eq!((u[1].resource_id, u[1].project_id), ("r1", Some("q")));
+        assert_eq!(u[1].meters.len(), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! The MongoDB store, in Ceilometer's layout: collection `meter` (one document per
-//! sample, unique `message_id`) and `resource` (one per resource id, upserted).
+//! sample, unique `message_id`) and `resource` (one per resource id and project,
+//! upserted).
 //!
 //! Timestamps are kept twice: as BSON dates (`timestamp`, what TTL indexes and people
 //! read) and as microseconds (`timestamp_us`, what queries sort on), because a BSON
@@ -90,6 +91,7 @@ impl MongoStore {
             retention,
         };
         store.create_indexes(manage_retention).await?;
+        store.rekey_resources().await?;
         tracing::info!(target: "ceilo::storage", "{} (retention: {})", store.shown, describe_retention(retention));
         Ok(store)
     }
@@ -106,6 +108,41 @@ impl MongoStore {
             store: self.shown.clone(),
             reason: e.to_string(),
         }
+    }
+
+    /// Resources written before they were keyed by project (`_id` the resource id
+    /// alone, where the newest sample's project took the record over) are rebuilt from
+    /// the samples, per (resource, project). Once: new records carry `resource_id`.
+    async fn rekey_resources(&self) -> Result<(), StorageError> {
+        let old = doc! { "resource_id": { "$exists": false } };
+        let found = self
+            .resource
+            .find_one(old.clone())
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        if found.is_none() {
+            return Ok(());
+        }
+        tracing::info!(target: "ceilo::storage", "{}: resources are now kept per project; rebuilding them from the samples", self.shown);
+        self.resource
+            .delete_many(old)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut cursor = self
+            .meter
+            .find(doc! {})
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut batch = Vec::with_capacity(1000);
+        while let Some(d) = cursor.next().await {
+            let d = d.map_err(|e| self.unavailable(e))?;
+            batch.push(sample_from(&d).map_err(|e| self.corrupt(e))?.sample);
+            if batch.len() == 1000 {
+                self.upsert_resources(&batch).await?;
+                batch.clear();
+            }
+        }
+        self.upsert_resources(&batch).await
     }
 
     async fn create_indexes(&self, manage_retention: bool) -> Result<(), StorageError> {
@@ -137,7 +174,10 @@ impl MongoStore {
             .await
             .map_err(|e| self.unavailable(format!("cannot create indexes on `meter`: {e}")))?;
         self.resource
-            .create_indexes([named(doc! { "project_id": 1 }, "resource_project", false)])
+            .create_indexes([
+                named(doc! { "project_id": 1 }, "resource_project", false),
+                named(doc! { "resource_id": 1 }, "resource_id", false),
+            ])
             .await
             .map_err(|e| self.unavailable(format!("cannot create indexes on `resource`: {e}")))?;
         if !manage_retention {
@@ -294,15 +334,16 @@ impl MongoStore {
                 doc! { "$cond": [newer.clone(), { "$literal": value }, format!("${field}")] }
             };
             ops.push(doc! {
-                "q": { "_id": u.resource_id },
+                "q": { "_id": { "resource_id": u.resource_id, "project_id": u.project_id } },
                 "u": [ { "$set": {
+                    "resource_id": { "$literal": u.resource_id },
+                    "project_id": { "$literal": u.project_id },
                     "first_us": { "$min": [{ "$ifNull": ["$first_us", u.first] }, u.first] },
                     "first_sample_timestamp": { "$min": [{ "$ifNull": ["$first_sample_timestamp", first] }, first] },
                     "last_us": { "$max": [{ "$ifNull": ["$last_us", u.last] }, u.last] },
                     "last_sample_timestamp": { "$max": [{ "$ifNull": ["$last_sample_timestamp", last] }, last] },
                     "meter": { "$setUnion": [{ "$ifNull": ["$meter", []] }, { "$literal": meters }] },
                     "latest_us": { "$max": [{ "$ifNull": ["$latest_us", u.last] }, u.last] },
-                    "project_id": pick(s.project_id().into(), "project_id"),
                     "user_id": pick(s.user_id().into(), "user_id"),
                     "source": pick(s.source().into(), "source"),
                     "metadata": pick(Bson::Document(metadata), "metadata"),
@@ -451,8 +492,8 @@ fn sample_from(d: &Document) -> Result<StoredSample, String> {
 
 fn resource_from(d: &Document) -> Result<Resource, String> {
     let id = d
-        .get_str("_id")
-        .map_err(|e| format!("_id: {e}"))?
+        .get_str("resource_id")
+        .map_err(|e| format!("resource_id: {e}"))?
         .to_owned();
     let int = |k: &str| d.get_i64(k).map_err(|e| format!("resource {id}: {k}: {e}"));
     let mut meters: Vec<ResourceMeter> = d
@@ -732,7 +773,7 @@ impl Storage for MongoStore {
     async fn resources(&self, q: &ResourceQuery) -> Result<Vec<Resource>, StorageError> {
         let mut filter = Document::new();
         if let Some(r) = &q.resource_id {
-            filter.insert("_id", r.as_str());
+            filter.insert("resource_id", r.as_str());
         }
         for (key, v) in [
             ("project_id", &q.project_id),
@@ -746,7 +787,7 @@ impl Storage for MongoStore {
         let mut cursor = self
             .resource
             .find(filter)
-            .sort(doc! { "_id": 1 })
+            .sort(doc! { "resource_id": 1, "project_id": 1 })
             .await
             .map_err(|e| self.unavailable(e))?;
         let mut out = Vec::new();
