@@ -241,14 +241,23 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
             format!("written by a newer ceilo (schema {version}, this one knows {SCHEMA_VERSION}); upgrade ceilo or use another file"),
         ));
     }
-    if version == 1 {
-        // Schema 1 had the same index without the covered columns.
-        writer
-            .execute_batch("DROP INDEX IF EXISTS meter_name_resource_time")
-            .map_err(&e)?;
+    if version == SCHEMA_VERSION {
+        // Current: nothing to write (a process opening a store another one is writing
+        // must not need the write lock).
+        writer.execute_batch(SCHEMA).map_err(&e)?;
+        return open_reader(path, writer);
     }
     let rebuild = (1..3).contains(&version);
-    let tx = writer.transaction().map_err(&e)?;
+    // IMMEDIATE: the write lock is taken (waiting out the busy timeout) before
+    // anything is read, so a concurrent writer cannot invalidate this snapshot.
+    let tx = writer
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&e)?;
+    if version == 1 {
+        // Schema 1 had the same index without the covered columns.
+        tx.execute_batch("DROP INDEX IF EXISTS meter_name_resource_time")
+            .map_err(&e)?;
+    }
     if rebuild {
         tx.execute_batch(REBUILD_RESOURCES).map_err(&e)?;
     }
@@ -260,6 +269,12 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
         .map_err(&e)?;
     tx.commit().map_err(&e)?;
+    open_reader(path, writer)
+}
+
+/// Opens the read connection beside `writer`.
+fn open_reader(path: &Path, writer: Connection) -> Result<(Connection, Connection), StorageError> {
+    let e = sql_err(path);
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
