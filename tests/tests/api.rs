@@ -503,11 +503,34 @@ fn every_endpoint(api: &Api) {
         ),
         ("limit=-3", "Limit must be positive"),
         ("q.field=meter", "q.value"),
+        // Metadata keys neither store's path syntax carries: a 400, not a 503.
+        ("q.field=metadata.a%5C&q.value=1", "cannot be queried"),
+        ("q.field=metadata.%00&q.value=1", "cannot be queried"),
+        (
+            "q.field=resource_metadata.a%22b&q.value=1",
+            "cannot be queried",
+        ),
+        ("q.field=metadata.a..b&q.value=1", "between every two dots"),
     ] {
         let (s, v) = get(api, &format!("/v2/samples?{query}"), ADMIN);
         assert_eq!(s, 400, "{query}: {v}");
         assert!(fault(&v).contains(needle), "{query}: {v}");
     }
+    for path in [
+        "/v2/meters/cpu_util/statistics?groupby=resource_metadata.a%5C",
+        "/v2/meters/cpu_util/statistics?groupby=resource_metadata.%00",
+        "/v2/meters/cpu_util/statistics?q.field=metadata.a%5C&q.value=1",
+        "/v2/meters/cpu_util?q.field=metadata.%00&q.value=1",
+    ] {
+        let (s, v) = get(api, path, ADMIN);
+        assert_eq!(s, 400, "{path}: {v}");
+        assert!(fault(&v).contains("cannot be queried"), "{path}: {v}");
+    }
+    // Quoted input is cut to a readable length.
+    let long = "x".repeat(5000);
+    let (s, v) = get(api, &format!("/v2/samples?q.field={long}&q.value=1"), ADMIN);
+    assert_eq!(s, 400);
+    assert!(fault(&v).len() < 1000, "{}", fault(&v).len());
     let (s, v) = get(
         api,
         "/v2/meters/cpu_util/statistics?groupby=counter_volume",

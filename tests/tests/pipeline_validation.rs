@@ -110,6 +110,79 @@ fn every_error_is_reported_with_its_line() {
 }
 
 #[test]
+fn deeply_nested_yaml_is_refused_at_its_line() {
+    let plugins = built_in_plugin_dir();
+    // 100 000 levels of flow sequences on line 3; 1 000 levels of block mappings.
+    let flow = format!(
+        "sources: []\nsinks: []\nx: {}1{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (code, _, err, _dir) = validate(&flow, plugins.path());
+    assert_ne!(code, 0);
+    assert_error(&err, 3, "nested more than 64 levels deep");
+    assert!(err.len() < 2000, "a readable error: {} bytes", err.len());
+    let mut block = String::from("sources: []\nsinks: []\n");
+    for depth in 0..1000 {
+        block.push_str(&" ".repeat(depth));
+        block.push_str("k:\n");
+    }
+    let (code, _, err, _dir) = validate(&block, plugins.path());
+    assert_ne!(code, 0);
+    // The 65th mapping starts on line 3 + 64.
+    assert_error(&err, 67, "nested more than 64 levels deep");
+    // Nesting a real pipeline uses is fine.
+    let nested = format!(
+        "sources: []\nsinks: []\nx: {}1{}\n",
+        "[".repeat(60),
+        "]".repeat(60)
+    );
+    let (_, _, err, _dir) = validate(&nested, plugins.path());
+    assert!(!err.contains("levels deep"), "{err}");
+}
+
+#[test]
+fn refusals_of_the_whole_file_are_located_too() {
+    let plugins = built_in_plugin_dir();
+    // Not UTF-8: the first bad byte, line 2 column 9.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.yaml");
+    std::fs::write(&file, b"sources: []\nsinks: [\"a\xff\"]\n").unwrap();
+    let (code, _, err) = run_ceilo(&[
+        "validate",
+        "--pipeline",
+        file.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert_error(&err, 2, "not UTF-8 text (byte 0xff)");
+    assert!(err.contains("pipeline.yaml:2:11:"), "{err}");
+    // Two documents: where the second starts.
+    let (code, _, err, _dir) =
+        validate("sources: []\nsinks: []\n---\nsources: []\n", plugins.path());
+    assert_ne!(code, 0);
+    assert_error(&err, 3, "a second YAML document");
+    // A root that is not a mapping, and an empty file.
+    for (text, line) in [("- a\n- b\n", 1), ("# nothing\n", 1), ("\n\n42\n", 3)] {
+        let (code, _, err, _dir) = validate(text, plugins.path());
+        assert_ne!(code, 0, "{text:?}");
+        assert_error(&err, line, "must be a mapping");
+    }
+    // An alias bomb: nine levels of nine aliases each.
+    let mut bomb = String::from("sources: []\nsinks: []\na0: &a0 [x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let (code, _, err, _dir) = validate(&bomb, plugins.path());
+    assert_ne!(code, 0);
+    assert!(err.contains("an alias bomb?"), "{err}");
+    assert!(err.contains("pipeline.yaml:"), "{err}");
+    assert!(err.len() < 2000, "{err}");
+}
+
+#[test]
 fn yaml_syntax_errors_are_located() {
     let plugins = built_in_plugin_dir();
     let (code, _, err, _dir) = validate(

@@ -177,12 +177,19 @@ fn field(name: &str) -> Result<(Field, &'static str), ApiError> {
             .strip_prefix("metadata.")
             .or_else(|| other.strip_prefix("resource_metadata."))
         {
-            Some(path) if !path.is_empty() && path.split('.').all(|s| !s.is_empty()) => {
-                (Field::Metadata(path.to_owned()), "auto")
-            }
-            _ => {
+            Some(path) => match crate::storage::metadata_path_problem(path) {
+                None => (Field::Metadata(path.to_owned()), "auto"),
+                Some(why) => {
+                    return Err(ApiError::bad_request(format!(
+                        "field `{}` in q.field: {why}",
+                        crate::redact::shorten(other, 80)
+                    )))
+                }
+            },
+            None => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown field `{other}` in q.field (expected one of {SAMPLE_FIELDS})"
+                    "unknown field `{}` in q.field (expected one of {SAMPLE_FIELDS})",
+                    crate::redact::shorten(other, 80)
                 )))
             }
         },

@@ -89,7 +89,7 @@ pub struct Catalog<'a> {
 
 /// Reads and validates a pipeline file.
 pub fn load(file: &Path, catalog: &Catalog<'_>) -> Result<PipelineConfig, ConfigErrors> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
+    let bytes = std::fs::read(file).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: file.to_owned(),
             pos: None,
@@ -97,8 +97,28 @@ pub fn load(file: &Path, catalog: &Catalog<'_>) -> Result<PipelineConfig, Config
             message: format!("cannot read the pipeline file: {e} (give another with --pipeline or CEILO_PIPELINE)"),
         }])
     })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+        let byte = e.as_bytes()[good.len()];
+        ConfigErrors(vec![ConfigError {
+            file: file.to_owned(),
+            pos: Some(super::positions::Pos { line, column }),
+            context: None,
+            message: format!("not UTF-8 text (byte 0x{byte:02x}): save the file as UTF-8"),
+        }])
+    })?;
     parse(file, &text, catalog)
 }
+
+/// What a pipeline file may hold: nesting 64 deep (a real one has under ten; plugin
+/// parameters get the rest), and 100 000 values with aliases expanded.
+const LIMITS: super::positions::Limits = super::positions::Limits {
+    depth: 64,
+    expanded_nodes: 100_000,
+};
 
 /// Validates pipeline text (`file` is used in messages).
 pub fn parse(
@@ -106,6 +126,14 @@ pub fn parse(
     text: &str,
     catalog: &Catalog<'_>,
 ) -> Result<PipelineConfig, ConfigErrors> {
+    if let Some((pos, message)) = super::positions::prescan(text, LIMITS) {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: file.to_owned(),
+            pos: Some(pos),
+            context: None,
+            message,
+        }]));
+    }
     let mut v = Validator {
         file: file.to_owned(),
         positions: Positions::index(text),
@@ -149,7 +177,13 @@ impl Validator {
     fn err(&mut self, path: &str, context: Option<&str>, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
-            pos: self.positions.get(path),
+            // A document with no nodes at all (empty, comments only) is wrong from
+            // its first line.
+            pos: Some(
+                self.positions
+                    .get(path)
+                    .unwrap_or(super::positions::Pos { line: 1, column: 1 }),
+            ),
             context: context.map(str::to_owned),
             message: message.into(),
         });

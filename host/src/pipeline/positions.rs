@@ -48,6 +48,135 @@ impl Positions {
     }
 }
 
+/// Bounds a configuration file must keep before it is parsed in full.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest nesting of mappings and sequences.
+    pub depth: usize,
+    /// Most nodes the document may stand for once aliases are expanded.
+    pub expanded_nodes: u64,
+}
+
+/// The first place where `text` breaks `limits`, or holds more than one document,
+/// with what is wrong. Reads events only up to there (linear, whatever the file), so
+/// a hostile file never reaches the parts that are quadratic in depth or expand
+/// aliases. `None`: within bounds, or a syntax error (the full parse reports it).
+pub fn prescan(text: &str, limits: Limits) -> Option<(Pos, String)> {
+    if let Some(pos) = flow_too_deep(text, limits.depth) {
+        return Some((pos, too_deep(limits.depth)));
+    }
+    let mut parser = Parser::new_from_str(text);
+    let pos = |m: &Marker| Pos {
+        line: m.line(),
+        column: m.col() + 1,
+    };
+    // Open collections: (anchor id, expanded count when it started).
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    // Expanded size of each anchored node, by anchor id.
+    let mut sizes: HashMap<usize, u64> = HashMap::new();
+    let mut expanded = 0u64;
+    let mut documents = 0usize;
+    loop {
+        let (event, mark) = parser.next_token().ok()?;
+        match event {
+            Event::DocumentStart => {
+                documents += 1;
+                if documents > 1 {
+                    return Some((
+                        pos(&mark),
+                        "a second YAML document (after `---`): a pipeline file holds one".into(),
+                    ));
+                }
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                open.push((anchor, expanded));
+                expanded += 1;
+                if open.len() > limits.depth {
+                    return Some((pos(&mark), too_deep(limits.depth)));
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, started)) = open.pop() {
+                    if anchor > 0 {
+                        sizes.insert(anchor, expanded - started);
+                    }
+                }
+            }
+            Event::Scalar(_, _, anchor, _) => {
+                expanded += 1;
+                if anchor > 0 {
+                    sizes.insert(anchor, 1);
+                }
+            }
+            Event::Alias(id) => {
+                expanded = expanded.saturating_add(sizes.get(&id).copied().unwrap_or(1));
+            }
+            Event::StreamEnd => return None,
+            _ => {}
+        }
+        if expanded > limits.expanded_nodes {
+            return Some((
+                pos(&mark),
+                format!(
+                    "aliases here expand the file past {} values (an alias bomb?): write the values out, or use fewer nested aliases",
+                    limits.expanded_nodes
+                ),
+            ));
+        }
+    }
+}
+
+fn too_deep(depth: usize) -> String {
+    format!(
+        "nested more than {depth} levels deep: a pipeline is a few levels deep; look for unclosed or runaway brackets here"
+    )
+}
+
+/// Where flow brackets (`[`, `{`) first nest deeper than `max`, by a plain scan of
+/// the characters (quotes and comments skipped): the YAML scanner's look-ahead is
+/// quadratic in flow depth, so this runs before it.
+fn flow_too_deep(text: &str, max: usize) -> Option<Pos> {
+    let (mut line, mut column) = (1usize, 0usize);
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut comment = false;
+    let mut prev = '\n';
+    for c in text.chars() {
+        if c == '\n' {
+            line += 1;
+            column = 0;
+            comment = false;
+            prev = c;
+            continue;
+        }
+        column += 1;
+        if comment {
+            continue;
+        }
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '#' if prev.is_whitespace() => comment = true,
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > max {
+                        return Some(Pos { line, column });
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    None
+}
+
 enum Frame {
     Map { path: String, key: Option<String> },
     Seq { path: String, next: usize },

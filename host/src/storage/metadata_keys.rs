@@ -5,6 +5,24 @@
 
 use serde_json::{Map, Value};
 
+/// Why a dotted metadata path (`flavor.name`) cannot be queried or grouped by, if it
+/// cannot: an empty key, or a key with a `"`, a `\` or a control character (NUL
+/// among them), which neither store's path syntax can carry the same way (SQLite's
+/// JSON paths end a quoted key at the next `"`, and read `\` differently from one
+/// version to the next; BSON field names cannot hold NUL).
+pub fn path_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() || path.split('.').any(str::is_empty) {
+        return Some("a metadata path needs a key between every two dots");
+    }
+    if path
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        return Some("metadata keys with `\"`, `\\` or control characters cannot be queried");
+    }
+    None
+}
+
 /// Escapes every key of an object, recursively (objects inside arrays too).
 pub fn escape(v: &Value) -> Value {
     map_keys(v, &escape_key)
@@ -64,5 +82,14 @@ mod tests {
         assert!(e.get("50%25").is_some());
         assert!(e.get("mid$dle").is_some());
         assert_eq!(unescape(&e), v);
+    }
+
+    #[test]
+    fn unqueryable_paths_are_named() {
+        assert_eq!(path_problem("flavor.name"), None);
+        assert_eq!(path_problem("ключ.ü"), None);
+        for bad in ["", "a.", ".a", "a..b", "a\\", "a\u{0}", "a\"b", "x.\n"] {
+            assert!(path_problem(bad).is_some(), "{bad:?}");
+        }
     }
 }

@@ -26,7 +26,10 @@ use chrono::{DateTime, Utc};
 
 pub use condition::{CondValue, Condition, Field, Op};
 pub use embedded::EmbeddedStore;
-pub use metadata_keys::{escape as escape_metadata_keys, unescape as unescape_metadata_keys};
+pub use metadata_keys::{
+    escape as escape_metadata_keys, path_problem as metadata_path_problem,
+    unescape as unescape_metadata_keys,
+};
 pub use model::{Resource, ResourceMeter, ResourceQuery, SampleQuery, StoredSample, WriteOutcome};
 pub use mongo::MongoStore;
 pub use statistics::{Aggregate, GroupBy, Statistics, StatisticsQuery};

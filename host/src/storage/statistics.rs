@@ -34,11 +34,16 @@ impl GroupBy {
             "user_id" => Ok(GroupBy::UserId),
             "source" => Ok(GroupBy::Source),
             other => match other.strip_prefix("resource_metadata.") {
-                Some(path) if !path.is_empty() && path.split('.').all(|p| !p.is_empty()) => {
-                    Ok(GroupBy::Metadata(path.to_owned()))
-                }
-                _ => Err(format!(
-                    "cannot group by `{other}` (expected resource_id, project_id, user_id, source or resource_metadata.<key>)"
+                Some(path) => match super::metadata_keys::path_problem(path) {
+                    None => Ok(GroupBy::Metadata(path.to_owned())),
+                    Some(why) => Err(format!(
+                        "cannot group by `{}`: {why}",
+                        crate::redact::shorten(other, 80)
+                    )),
+                },
+                None => Err(format!(
+                    "cannot group by `{}` (expected resource_id, project_id, user_id, source or resource_metadata.<key>)",
+                    crate::redact::shorten(other, 80)
                 )),
             },
         }

@@ -56,17 +56,52 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// How much of a long expression an error quotes on each side of the problem.
+const QUOTE_AROUND: usize = 40;
+
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "bad expression `{}` at character {}: {}",
-            self.expr,
+            excerpt(&self.expr, self.at),
             self.at + 1,
             self.message
         )
     }
 }
+
+/// The expression, or for a long one the part around byte `at` (`…` where cut).
+fn excerpt(text: &str, at: usize) -> String {
+    if text.chars().count() <= 2 * QUOTE_AROUND {
+        return text.to_owned();
+    }
+    let at = (0..=at.min(text.len()))
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let start = text[..at]
+        .char_indices()
+        .rev()
+        .nth(QUOTE_AROUND - 1)
+        .map_or(0, |(i, _)| i);
+    let end = text[at..]
+        .char_indices()
+        .nth(QUOTE_AROUND)
+        .map_or(text.len(), |(i, _)| at + i);
+    format!(
+        "{}{}{}",
+        if start > 0 { "…" } else { "" },
+        &text[start..end],
+        if end < text.len() { "…" } else { "" }
+    )
+}
+
+/// The most tokens an expression may have: far beyond any real one, and what keeps
+/// parsing and evaluating (both recursive) within a thread's stack.
+const MAX_TOKENS: usize = 2000;
+/// The deepest nesting of parentheses, signs and `**` exponents.
+const MAX_NESTING: usize = 100;
 
 /// Why an expression could not be evaluated for a sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +142,12 @@ enum Tok {
 /// Parses an expression. `meters_allowed`: whether `$(meter)` references may appear.
 pub fn parse(text: &str, meters_allowed: bool) -> Result<Expr, ParseError> {
     let toks = lex(text, meters_allowed)?;
-    let mut p = Parser { text, toks, pos: 0 };
+    let mut p = Parser {
+        text,
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.or_expr()?;
     match p.toks.get(p.pos) {
         None => Ok(e),
@@ -146,6 +186,12 @@ fn lex(text: &str, meters_allowed: bool) -> Result<Vec<(usize, Tok)>, ParseError
     while i < b.len() {
         let c = b[i];
         let at = i;
+        if out.len() >= MAX_TOKENS {
+            return Err(err(
+                at,
+                format!("longer than {MAX_TOKENS} numbers, names and operators"),
+            ));
+        }
         match c {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
             b'0'..=b'9' | b'.' if c != b'.' || b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
@@ -275,6 +321,8 @@ struct Parser<'a> {
     text: &'a str,
     toks: Vec<(usize, Tok)>,
     pos: usize,
+    /// Current nesting (parentheses, signs, exponents), bounded by [`MAX_NESTING`].
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -284,6 +332,22 @@ impl Parser<'_> {
             at,
             message,
         }
+    }
+    /// Runs `f` one nesting level deeper, refusing past [`MAX_NESTING`].
+    fn nested(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<Expr, ParseError>,
+    ) -> Result<Expr, ParseError> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.err(
+                self.here(),
+                format!("nested more than {MAX_NESTING} levels deep (parentheses, signs or `**`)"),
+            ));
+        }
+        self.depth += 1;
+        let e = f(self);
+        self.depth -= 1;
+        e
     }
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|(_, t)| t)
@@ -332,11 +396,11 @@ impl Parser<'_> {
         match self.peek() {
             Some(Tok::Minus) => {
                 self.pos += 1;
-                Ok(Expr::Neg(Box::new(self.unary()?)))
+                Ok(Expr::Neg(Box::new(self.nested(Self::unary)?)))
             }
             Some(Tok::Plus) => {
                 self.pos += 1;
-                self.unary()
+                self.nested(Self::unary)
             }
             _ => self.power(),
         }
@@ -345,7 +409,7 @@ impl Parser<'_> {
         let base = self.atom()?;
         if self.peek() == Some(&Tok::Op(Op::Pow)) {
             self.pos += 1;
-            let exp = self.unary()?; // right-associative; `2 ** -1` is allowed
+            let exp = self.nested(Self::unary)?; // right-associative; `2 ** -1` is allowed
             return Ok(Expr::Bin(Op::Pow, Box::new(base), Box::new(exp)));
         }
         Ok(base)
@@ -361,7 +425,7 @@ impl Parser<'_> {
             Tok::Name(p) => Ok(Expr::Field(p)),
             Tok::Meter(m, p) => Ok(Expr::Meter(m, p)),
             Tok::LParen => {
-                let e = self.or_expr()?;
+                let e = self.nested(Self::or_expr)?;
                 if self.peek() != Some(&Tok::RParen) {
                     return Err(self.err(self.here(), "missing `)`".into()));
                 }
@@ -465,6 +529,61 @@ pub fn json_number(v: &serde_json::Value) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn deep_or_long_expressions_are_refused_not_a_stack_overflow() {
+        let nested = "nested more than 100";
+        let long = "longer than 2000";
+        for (text, needles) in [
+            (
+                format!("{}1{}", "(".repeat(150), ")".repeat(150)),
+                vec![nested],
+            ),
+            (format!("{}1", "-".repeat(150)), vec![nested]),
+            (format!("2{}", " ** 2".repeat(150)), vec![nested]),
+            (
+                format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000)),
+                vec![long],
+            ),
+            (format!("{}1", "-".repeat(100_000)), vec![long]),
+            (format!("{}1", "+".repeat(100_000)), vec![long]),
+            (format!("2{}", " ** 2".repeat(50_000)), vec![long]),
+            (format!("1{}", " + 1".repeat(100_000)), vec![long]),
+        ] {
+            let e = parse(&text, false).unwrap_err().to_string();
+            assert!(
+                needles.iter().any(|n| e.contains(n)),
+                "{}",
+                &e[..e.len().min(300)]
+            );
+            assert!(
+                e.len() < 300,
+                "the error quotes a readable part: {} bytes",
+                e.len()
+            );
+        }
+        // Within the bounds, nesting works and evaluates.
+        let text = format!("{}volume{}", "(".repeat(99), ")".repeat(99));
+        assert!(parse(&text, false).is_ok());
+        let text = format!("1{}", " + 1".repeat(999));
+        struct None_;
+        impl Scope for None_ {
+            fn field(&self, _: &[String]) -> Option<f64> {
+                None
+            }
+        }
+        assert_eq!(parse(&text, false).unwrap().eval(&None_), Ok(1000.0));
+    }
+
+    #[test]
+    fn long_expressions_are_quoted_around_the_problem() {
+        let text = format!("{} + ) + {}", "1 + ".repeat(100), "2 + ".repeat(100));
+        let e = parse(&text, false).unwrap_err().to_string();
+        assert!(e.starts_with("bad expression `… 1 + 1 + "), "{e}");
+        assert!(e.contains(" + ) + 2 + 2"), "{e}");
+        assert!(e.contains(" + …` at character"), "{e}");
+        assert!(e.len() < 200, "{e}");
+    }
+
     use super::*;
     use std::collections::HashMap;
 
