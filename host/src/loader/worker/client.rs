@@ -25,6 +25,8 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 /// The pipe size asked for: a 1 000-sample batch (~200 KiB) fits whole. 1 MiB is
 /// Linux's default `fs.pipe-max-size` for unprivileged processes.
 const PIPE_SIZE: libc::c_int = 1 << 20;
+/// The largest reply buffer kept between calls.
+const KEPT_REPLY_BUFFER: usize = 8 << 20;
 
 /// Process ids of the workers alive now, so that a host that stops while a worker is
 /// stuck can still end it.
@@ -107,7 +109,8 @@ impl Conn {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return Outcome::TimedOut,
             Err(_) => return Outcome::Died,
         }
-        match receive(&mut self.from_worker, &mut self.reply, deadline) {
+        let received = receive(&mut self.from_worker, &mut self.reply, deadline);
+        let outcome = match received {
             Ok(()) => match Reply::decode(&self.reply) {
                 Ok(r) => Outcome::Reply(r),
                 Err(e) => Outcome::Garbled(e.to_string()),
@@ -115,7 +118,12 @@ impl Conn {
             Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::TimedOut,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => Outcome::Garbled(e.to_string()),
             Err(_) => Outcome::Died,
+        };
+        // One huge reply (a flood) must not stay allocated for the worker's lifetime.
+        if self.reply.capacity() > KEPT_REPLY_BUFFER {
+            self.reply = Vec::new();
         }
+        outcome
     }
 
     /// Waits for the process to end (killing it after `grace`) and reaps it.
