@@ -5,7 +5,7 @@
 //! the same parameters) with backoff, on the next call after the delay.
 
 use std::collections::BTreeSet;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ceilo_plugin_api::{ErrorKind, PluginError};
 
-use super::protocol::{frame_len, Reply, Request};
+use super::protocol::{frame_len, write_frame_waiting, Reply, Request};
 use crate::loader::isolation::WorkerSettings;
 
 /// The longest wait before a dead worker is started again.
@@ -391,25 +391,10 @@ fn wait_ready(fd: RawFd, events: libc::c_short, deadline: Option<Instant>) -> io
     }
 }
 
-/// Writes one frame (length prefix and body in one `writev` where the pipe has room).
+/// Writes one frame, waiting for room in the pipe until the deadline.
 fn send(w: &mut ChildStdin, body: &[u8], deadline: Option<Instant>) -> io::Result<()> {
-    let len = u32::try_from(body.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?
-        .to_le_bytes();
-    let mut bufs = [IoSlice::new(&len), IoSlice::new(body)];
-    let mut bufs = &mut bufs[..];
-    while !bufs.is_empty() {
-        match w.write_vectored(bufs) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_ready(w.as_raw_fd(), libc::POLLOUT, deadline)?
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    let fd = w.as_raw_fd();
+    write_frame_waiting(w, body, |_| wait_ready(fd, libc::POLLOUT, deadline))
 }
 
 /// Reads one frame into `body`.

@@ -74,6 +74,18 @@ pub(crate) struct ProtocolError(pub String);
 
 /// Writes one frame and flushes it: one `writev` for the length and a large body.
 pub(crate) fn write_frame(w: &mut impl Write, body: &[u8]) -> io::Result<()> {
+    // A blocking writer never reports WouldBlock: pass it on as the error it is.
+    write_frame_waiting(w, body, Err)?;
+    w.flush()
+}
+
+/// Writes one frame; when the writer is non-blocking and full, `wait` is called with
+/// the WouldBlock error and either returns once it can go on or fails the write.
+pub(crate) fn write_frame_waiting(
+    w: &mut impl Write,
+    body: &[u8],
+    mut wait: impl FnMut(io::Error) -> io::Result<()>,
+) -> io::Result<()> {
     let len = u32::try_from(body.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?
         .to_le_bytes();
@@ -83,11 +95,12 @@ pub(crate) fn write_frame(w: &mut impl Write, body: &[u8]) -> io::Result<()> {
         match w.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(e)?,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    w.flush()
+    Ok(())
 }
 
 /// Reads one frame into `body` (its allocation reused from frame to frame); `false` at
