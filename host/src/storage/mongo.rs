@@ -124,10 +124,8 @@ impl MongoStore {
             return Ok(());
         }
         tracing::info!(target: "ceilo::storage", "{}: resources are now kept per project; rebuilding them from the samples", self.shown);
-        self.resource
-            .delete_many(old)
-            .await
-            .map_err(|e| self.unavailable(e))?;
+        // Rebuilt first, old records removed last: a rebuild cut short (the upserts
+        // are idempotent) is simply run again at the next open.
         let mut cursor = self
             .meter
             .find(doc! {})
@@ -142,7 +140,12 @@ impl MongoStore {
                 batch.clear();
             }
         }
-        self.upsert_resources(&batch).await
+        self.upsert_resources(&batch).await?;
+        self.resource
+            .delete_many(old)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(())
     }
 
     async fn create_indexes(&self, manage_retention: bool) -> Result<(), StorageError> {
