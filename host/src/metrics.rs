@@ -18,6 +18,7 @@ pub struct Counters {
     signature_failures: AtomicU64,
     malformed: AtomicU64,
     store_errors: AtomicU64,
+    unstorable: AtomicU64,
     polled: AtomicU64,
     published: AtomicU64,
     dropped: AtomicU64,
@@ -53,13 +54,16 @@ pub struct Snapshot {
     pub malformed: u64,
     /// Failed store writes (retried).
     pub store_errors: u64,
+    /// Samples no store can hold: refused alone (dead-lettered by the collector).
+    pub unstorable: u64,
 }
 
 impl Counters {
     /// Counts a write.
-    pub fn stored(&self, o: WriteOutcome) {
+    pub fn stored(&self, o: &WriteOutcome) {
         self.stored.fetch_add(o.stored as u64, Relaxed);
         self.duplicates.fetch_add(o.duplicates as u64, Relaxed);
+        self.unstorable.fetch_add(o.refused.len() as u64, Relaxed);
     }
     /// Counts samples refused for their signature.
     pub fn signature_failures(&self, n: u64) {
@@ -185,6 +189,11 @@ impl Counters {
             "Failed store writes (retried).",
             s.store_errors,
         );
+        counter(
+            "samples_unstorable_total",
+            "Samples no store can hold (a NUL in a metadata key, over 16 MiB), refused alone.",
+            s.unstorable,
+        );
         let _ = writeln!(out, "# HELP ceilo_plugin_errors_total Failed calls into a plugin.\n# TYPE ceilo_plugin_errors_total counter");
         if let Ok(m) = self.plugin_errors.lock() {
             for (plugin, n) in m.iter() {
@@ -225,6 +234,7 @@ impl Counters {
             signature_failures: self.signature_failures.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
             store_errors: self.store_errors.load(Relaxed),
+            unstorable: self.unstorable.load(Relaxed),
         }
     }
 }

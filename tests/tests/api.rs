@@ -576,6 +576,11 @@ fn every_endpoint(api: &Api) {
             "counter_unit",
         ),
         (json!({"counter_type": "gauge"}), "list"),
+        // What no store can hold is refused here, not dead-lettered later.
+        (
+            json!([{"counter_type": "gauge", "counter_unit": "u", "counter_volume": 1, "resource_id": "rp", "resource_metadata": {"a\u{0}b": 1}}]),
+            "`a\\u0000b` holds a NUL character",
+        ),
     ] {
         let (s, _, v) = post(ADMIN, "?direct=True", &body);
         assert_eq!(s, 400, "{body}: {v}");

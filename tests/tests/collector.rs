@@ -299,6 +299,11 @@ fn agent_to_rabbitmq_to_collector_to_mongodb_stores_each_sample_once() {
 
 /// Takes the messages of a shared queue without deleting it.
 fn drain_queue_keep(url: &str, queue: &str) -> Vec<Vec<u8>> {
+    take_all(url, queue).into_iter().map(|d| d.data).collect()
+}
+
+/// Takes (gets and acks) every message of `queue`.
+fn take_all(url: &str, queue: &str) -> Vec<lapin::message::Delivery> {
     use lapin::options::{BasicAckOptions, BasicGetOptions};
     block_on(async {
         let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
@@ -307,8 +312,8 @@ fn drain_queue_keep(url: &str, queue: &str) -> Vec<Vec<u8>> {
         let ch = conn.create_channel().await.expect("channel");
         let mut out = Vec::new();
         while let Ok(Some(m)) = ch.basic_get(queue.into(), BasicGetOptions::default()).await {
-            out.push(m.delivery.data.clone());
             let _ = m.delivery.ack(BasicAckOptions::default()).await;
+            out.push(m.delivery);
         }
         out
     })
@@ -405,4 +410,138 @@ fn the_collector_stores_into_the_embedded_store_too() {
     }
     let log = stop_ceilo(collector, Duration::from_secs(20));
     assert_exactly_once(&stored_ids(&url), &want, &log);
+}
+
+/// A private queue bound to the dead-letter exchange (a fanout): it gets a copy of
+/// every dead letter from now on, whatever other tests take from the shared queue.
+fn watch_dead_letters(url: &str) -> String {
+    let name = unique("ceilo-dead-watch");
+    block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.exchange_declare(
+            "ceilo.dlx".into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("dlx");
+        ch.queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("queue");
+        ch.queue_bind(
+            name.as_str().into(),
+            "ceilo.dlx".into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    });
+    name
+}
+
+/// The dead letters in `queue`: each message's samples and its `x-ceilo-refused` header.
+fn dead_letters(url: &str, queue: &str) -> Vec<(Vec<serde_json::Value>, Option<String>)> {
+    take_all(url, queue)
+        .into_iter()
+        .map(|d| {
+            let header = d
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-ceilo-refused").cloned())
+                .and_then(|v| match v {
+                    AMQPValue::LongString(s) => Some(s.to_string()),
+                    _ => None,
+                });
+            (serde_json::from_slice(&d.data).unwrap_or_default(), header)
+        })
+        .collect()
+}
+
+#[test]
+fn a_sample_no_store_can_hold_is_dead_lettered_alone_and_the_rest_stored() {
+    let Some(amqp) = rabbitmq() else { return };
+    let Some(mongo) = mongodb() else { return };
+    let t = Topology::new();
+    let watch = watch_dead_letters(&amqp);
+    let signed = |s: &Sample| signing::signed_value(s, SECRET).expect("sign");
+    let nul = Sample::new("poison", SampleType::Gauge, "1", 1.0, "r")
+        .with_resource_metadata(serde_json::json!({"a\u{0}b": 1}));
+    // Deeper in the metadata. (Documents over 16 MiB are refused the same way: the
+    // storage suite covers them; a 4 MB message makes this test slow.)
+    let deeper = Sample::new("poison", SampleType::Gauge, "1", 2.0, "r")
+        .with_resource_metadata(serde_json::json!({"ok": {"deep\u{0}": [1]}}));
+    let (mut good, mut want) = signed_messages(3, 2, SECRET);
+    // [good, nul, good], [nul alone], [nul deeper, good, good]
+    good[0].insert(1, signed(&nul));
+    good[2].insert(0, signed(&deeper));
+    let alone = Sample::new("poison", SampleType::Gauge, "1", 3.0, "r")
+        .with_resource_metadata(serde_json::json!({"x": {"\u{0}": 0}}));
+    publish(
+        &amqp,
+        &t,
+        &[good[0].clone(), vec![signed(&alone)], good[1].clone()],
+    );
+    let collector = spawn_ceilo(
+        &t.collector_args(&amqp, &mongo),
+        &[("CEILO_TELEMETRY_SECRET", SECRET)],
+    );
+    publish(&amqp, &t, &[good[2].clone()]);
+    // What comes after the poison is stored too.
+    let (later, later_ids) = signed_messages(2, 3, SECRET);
+    publish(&amqp, &t, &later);
+    want.extend(later_ids);
+    let ids = wait_for_count(&mongo, want.len(), Duration::from_secs(60));
+    let log = stop_ceilo(collector, Duration::from_secs(20));
+    assert_exactly_once(&ids, &want, &log);
+    for s in [&nul, &deeper, &alone] {
+        assert!(
+            log.contains(s.message_id()),
+            "each refused sample is logged with its message id\n{log}"
+        );
+    }
+    assert!(log.contains("`a\\u0000b` holds a NUL character"), "{log}");
+    assert!(log.contains("3 unstorable"), "counted\n{log}");
+    let dead = dead_letters(&amqp, &watch);
+    let ids_of = |v: &[serde_json::Value]| -> Vec<String> {
+        v.iter()
+            .filter_map(|s| s["message_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let ours: Vec<&(Vec<serde_json::Value>, Option<String>)> = dead
+        .iter()
+        .filter(|(v, _)| {
+            ids_of(v).iter().any(|i| {
+                [nul.message_id(), deeper.message_id(), alone.message_id()].contains(&i.as_str())
+            })
+        })
+        .collect();
+    assert_eq!(
+        ours.len(),
+        3,
+        "one dead letter per poisoned message: {ours:?}"
+    );
+    for (v, header) in &ours {
+        assert_eq!(v.len(), 1, "only the poison is dead-lettered: {v:?}");
+        if ids_of(v)[0] != alone.message_id() {
+            // Republished alone, with the reason; the all-poison message is rejected as is.
+            assert!(
+                header.as_deref().is_some_and(|h| h.contains("NUL")),
+                "{header:?}"
+            );
+        }
+    }
 }

@@ -187,6 +187,50 @@ async fn replayed_batch_is_stored_once(place: Place) {
     assert_eq!(store.samples(&all()).await.expect("all").len(), 75);
 }
 
+async fn samples_no_store_can_hold_are_refused_alone(place: Place) {
+    let store = place.open(Retention::default()).await;
+    let nul = sample("cpu", "poison", at(1, 0)).with_resource_metadata(json!({"a\u{0}b": 1}));
+    let huge = sample("cpu", "poison", at(2, 0))
+        .with_resource_metadata(json!({ "blob": "x".repeat(storage::MAX_DOCUMENT_BYTES) }));
+    let good: Vec<Sample> = (0..3).map(|i| sample("cpu", "ok", at(10 + i, 0))).collect();
+    let batch = vec![good[0].clone(), nul, good[1].clone(), huge, good[2].clone()];
+    let out = store
+        .record(&batch)
+        .await
+        .expect("a poison sample does not fail the batch");
+    assert_eq!((out.stored, out.duplicates), (3, 0));
+    let refused: Vec<usize> = out.refused.iter().map(|r| r.index).collect();
+    assert_eq!(refused, vec![1, 3], "{:?}", out.refused);
+    assert!(out.refused[0].reason.contains("NUL"), "{:?}", out.refused);
+    assert!(
+        out.refused[1].reason.contains("16777216"),
+        "{:?}",
+        out.refused
+    );
+    let mut ids: Vec<String> = store
+        .samples(&all())
+        .await
+        .expect("all")
+        .into_iter()
+        .map(|s| s.sample.message_id().to_owned())
+        .collect();
+    ids.sort();
+    let mut want: Vec<String> = good.iter().map(|s| s.message_id().to_owned()).collect();
+    want.sort();
+    assert_eq!(ids, want);
+    // The refused samples' resource was not created either.
+    let resources = store
+        .resources(&ResourceQuery::default())
+        .await
+        .expect("resources");
+    let names: Vec<&str> = resources.iter().map(|r| r.resource_id.as_str()).collect();
+    assert_eq!(names, vec!["ok"]);
+    // A batch of nothing but poison: refused, nothing else happens.
+    let only = vec![sample("m", "p", at(3, 0)).with_resource_metadata(json!({"\u{0}": 0}))];
+    let out = store.record(&only).await.expect("all refused");
+    assert_eq!((out.stored, out.refused.len()), (0, 1));
+}
+
 async fn resources_move_outward_and_keep_the_newest_metadata(place: Place) {
     let store = place.open(Retention::default()).await;
     let newer = sample("cpu", "vm", at(100, 0))
@@ -727,6 +771,7 @@ suite!(
     write_and_read_back_every_field,
     queries_filter_sort_and_limit,
     replayed_batch_is_stored_once,
+    samples_no_store_can_hold_are_refused_alone,
     resources_move_outward_and_keep_the_newest_metadata,
     resources_are_kept_per_project,
     metadata_keys_with_dots_and_dollars_come_back_as_given,

@@ -30,7 +30,12 @@ fn samples_from(body: &[u8], name: &str, who: &Principal) -> Result<Vec<Sample>,
         let Value::Object(o) = item else {
             return Err(ApiError::bad_request(format!("sample {i}: not an object")));
         };
-        out.push(sample_from(i, o, name, who)?);
+        let s = sample_from(i, o, name, who)?;
+        // Refused here rather than dead-lettered later by the collector.
+        if let Some(why) = crate::storage::unstorable(&s) {
+            return Err(ApiError::bad_request(format!("sample {i}: {why}")));
+        }
+        out.push(s);
     }
     Ok(out)
 }

@@ -55,7 +55,11 @@ impl Output for DirectOutput {
                     if outcome.duplicates > 0 {
                         tracing::debug!(target: "ceilo::pipeline", "direct://: {} duplicate(s) not stored again", outcome.duplicates);
                     }
-                    crate::metrics::global().stored(outcome);
+                    for r in &outcome.refused {
+                        let id = batch.get(r.index).map_or("(none)", |s| s.message_id());
+                        tracing::warn!(target: "ceilo::pipeline", message_id = %id, "direct://: sample not stored: {}", r.reason);
+                    }
+                    crate::metrics::global().stored(&outcome);
                     return Ok(());
                 }
                 Err(e) if attempt < ATTEMPTS => {

@@ -7,7 +7,9 @@
 //! messages unacked and retries with backoff; it never acks data it has not stored.
 //!
 //! Refusals: a message that is not a JSON sample or list of samples is rejected to the
-//! dead-letter queue. A sample whose signature does not verify (checked in constant
+//! dead-letter queue. A sample the store cannot hold for what it is (a NUL in a
+//! metadata key, a document over 16 MiB: `storage::unstorable`) is dead-lettered alone
+//! like a bad signature, and the rest of its batch stored; an outage is retried. A sample whose signature does not verify (checked in constant
 //! time) is counted, logged with its message id and dead-lettered too: when the whole
 //! message is bad it is rejected as is; when only some samples are, those are
 //! republished to the dead-letter exchange (with confirms) before the message is
@@ -30,9 +32,9 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::metrics;
-use crate::redact::mask_url;
+use crate::redact::{mask_url, shorten};
 use crate::services::reconnect::Reconnect;
-use crate::storage::Storage;
+use crate::storage::{Refusal, Storage, WriteOutcome};
 
 /// How the collector consumes.
 #[derive(Debug, Clone)]
@@ -56,8 +58,10 @@ pub struct CollectorSettings {
 pub struct Decoded {
     /// Samples to store.
     pub samples: Vec<Sample>,
-    /// Samples refused (bad signature or undecodable), as received.
+    /// Samples refused (bad signature, undecodable, or unstorable), as received.
     pub refused: Vec<Value>,
+    /// Why, one line per refused sample (for the dead letter's header).
+    pub reasons: Vec<String>,
     /// Why the message as a whole cannot be used (not JSON, not samples).
     pub malformed: Option<String>,
 }
@@ -88,6 +92,7 @@ pub fn decode(body: &[u8], secret: &str) -> Decoded {
             metrics::global().signature_failures(1);
             tracing::warn!(target: "ceilo::collector", message_id = %sample_id, "sample refused: its signature does not verify (sent by something without the telemetry secret, or altered); dead-lettered to {DEAD_LETTER_QUEUE}");
             out.refused.push(item);
+            out.reasons.push("signature does not verify".into());
             continue;
         }
         // Deserialised from a reference: the item is kept whole in case it is refused.
@@ -97,6 +102,7 @@ pub fn decode(body: &[u8], secret: &str) -> Decoded {
                 metrics::global().malformed(1);
                 tracing::warn!(target: "ceilo::collector", message_id = %sample_id, "sample refused: {e}; dead-lettered to {DEAD_LETTER_QUEUE}");
                 out.refused.push(item);
+                out.reasons.push(format!("not a sample: {e}"));
             }
         }
     }
@@ -127,7 +133,7 @@ pub async fn run(
         }
     }
     let s = metrics::global().snapshot();
-    tracing::info!(target: "ceilo::collector", "stopped: {} stored, {} duplicate(s), {} bad signature(s), {} malformed", s.stored, s.duplicates, s.signature_failures, s.malformed);
+    tracing::info!(target: "ceilo::collector", "stopped: {} stored, {} duplicate(s), {} bad signature(s), {} malformed, {} unstorable", s.stored, s.duplicates, s.signature_failures, s.malformed, s.unstorable);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +240,7 @@ async fn session(
                 _ => break,
             }
         }
-        let decoded: Vec<Decoded> = batch
+        let mut decoded: Vec<Decoded> = batch
             .iter()
             .map(|d| decode(&d.data, &settings.telemetry_secret))
             .collect();
@@ -242,41 +248,75 @@ async fn session(
             .iter()
             .flat_map(|d| d.samples.iter().cloned())
             .collect();
-        if !store_until_done(store, &samples, shutdown).await {
+        let Some(outcome) = store_until_done(store, &samples, shutdown).await else {
             // Shutting down with the batch unstored: closing the channel hands the
             // messages back to the queue.
             return Ok(());
+        };
+        if !outcome.refused.is_empty() {
+            move_unstorable(&mut decoded, &samples, &outcome.refused);
         }
         settle(&batch, &decoded, &dead).await?;
     }
 }
 
-/// Stores `samples`, retrying with backoff while the store fails. False when shutdown
+/// Moves the samples the store refused for what they are from their message's
+/// samples to its refused ones, to be dead-lettered alone.
+fn move_unstorable(decoded: &mut [Decoded], samples: &[Sample], refused: &[Refusal]) {
+    let mut start = 0;
+    for d in decoded.iter_mut() {
+        let end = start + d.samples.len();
+        let mine: Vec<&Refusal> = refused
+            .iter()
+            .filter(|r| (start..end).contains(&r.index))
+            .collect();
+        if !mine.is_empty() {
+            for r in &mine {
+                let Some(s) = samples.get(r.index) else {
+                    continue;
+                };
+                tracing::warn!(target: "ceilo::collector", message_id = %s.message_id(), "sample refused: {}; dead-lettered to {DEAD_LETTER_QUEUE}", r.reason);
+                d.refused
+                    .push(serde_json::to_value(s).unwrap_or(Value::Null));
+                d.reasons.push(r.reason.clone());
+            }
+            let mut i = start;
+            d.samples.retain(|_| {
+                let keep = !mine.iter().any(|r| r.index == i);
+                i += 1;
+                keep
+            });
+        }
+        start = end;
+    }
+}
+
+/// Stores `samples`, retrying with backoff while the store fails. None when shutdown
 /// came first (nothing may then be acked).
 async fn store_until_done(
     store: &dyn Storage,
     samples: &[Sample],
     shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+) -> Option<WriteOutcome> {
     if samples.is_empty() {
-        return true;
+        return Some(WriteOutcome::default());
     }
     let mut delay = Duration::from_millis(250);
     loop {
         match store.record(samples).await {
             Ok(outcome) => {
-                metrics::global().stored(outcome);
+                metrics::global().stored(&outcome);
                 if outcome.duplicates > 0 {
                     tracing::info!(target: "ceilo::collector", "{} redelivered sample(s) already stored, not stored again", outcome.duplicates);
                 }
-                return true;
+                return Some(outcome);
             }
             Err(e) => {
                 metrics::global().store_error();
                 tracing::warn!(target: "ceilo::collector", "{} sample(s) not stored yet: {e}; holding their messages unacked, retrying in {delay:?}", samples.len());
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return false,
+                    _ = shutdown.changed() => return None,
                 }
                 delay = (delay * 2).min(Duration::from_secs(30));
             }
@@ -317,7 +357,7 @@ async fn settle(
             let mut headers = FieldTable::default();
             headers.insert(
                 "x-ceilo-refused".into(),
-                AMQPValue::LongString("signature or format".into()),
+                AMQPValue::LongString(shorten(&d.reasons.join("; "), 400).into()),
             );
             let confirm = dead
                 .basic_publish(

@@ -783,20 +783,27 @@ impl Storage for EmbeddedStore {
     }
 
     async fn record(&self, samples: &[Sample]) -> Result<WriteOutcome, StorageError> {
-        if samples.is_empty() {
-            return Ok(WriteOutcome::default());
+        let (kept, refused) = super::limits::screen(samples);
+        if kept.is_empty() {
+            return Ok(WriteOutcome {
+                refused,
+                ..WriteOutcome::default()
+            });
         }
-        let batch = samples.to_vec();
+        let batch = kept.into_owned();
         let now = (self.clock)().timestamp_micros();
         let path = self.path.clone();
         let known = self.known_meters.clone();
-        self.blocking(&self.writer, move |c| {
-            let mut known = known
-                .lock()
-                .map_err(|_| unavailable(&path, "meter cache lock poisoned".into()))?;
-            write_batch(c, &mut known, &batch, now).map_err(sql_err(&path))
-        })
-        .await
+        let mut outcome = self
+            .blocking(&self.writer, move |c| {
+                let mut known = known
+                    .lock()
+                    .map_err(|_| unavailable(&path, "meter cache lock poisoned".into()))?;
+                write_batch(c, &mut known, &batch, now).map_err(sql_err(&path))
+            })
+            .await?;
+        outcome.refused = refused;
+        Ok(outcome)
     }
 
     async fn samples(&self, query: &SampleQuery) -> Result<Vec<StoredSample>, StorageError> {

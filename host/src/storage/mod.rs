@@ -10,6 +10,7 @@
 
 mod condition;
 mod embedded;
+mod limits;
 mod metadata_keys;
 mod model;
 mod mongo;
@@ -26,11 +27,14 @@ use chrono::{DateTime, Utc};
 
 pub use condition::{CondValue, Condition, Field, Op};
 pub use embedded::EmbeddedStore;
+pub use limits::{unstorable, MAX_DOCUMENT_BYTES};
 pub use metadata_keys::{
     escape as escape_metadata_keys, path_problem as metadata_path_problem,
     unescape as unescape_metadata_keys,
 };
-pub use model::{Resource, ResourceMeter, ResourceQuery, SampleQuery, StoredSample, WriteOutcome};
+pub use model::{
+    Refusal, Resource, ResourceMeter, ResourceQuery, SampleQuery, StoredSample, WriteOutcome,
+};
 pub use mongo::MongoStore;
 pub use statistics::{Aggregate, GroupBy, Statistics, StatisticsQuery};
 pub use url::{StorageUrl, DEFAULT_EMBEDDED_FILE};
@@ -83,9 +87,11 @@ pub trait Storage: Send + Sync {
     fn describe(&self) -> String;
 
     /// Stores a batch. Samples whose `message_id` is already stored are counted as
-    /// duplicates, not stored again, and never make the write fail. `Ok` means every
-    /// sample of the batch is durably stored (now or before); on `Err` the caller
-    /// retries the whole batch later.
+    /// duplicates, not stored again, and never make the write fail; samples no store
+    /// can hold ([`unstorable`], or refused by the database for what they are) are
+    /// returned as refusals, not stored, and never make the write fail either. `Ok`
+    /// means every other sample of the batch is durably stored (now or before); on
+    /// `Err` (an outage) the caller retries the whole batch later.
     async fn record(&self, samples: &[Sample]) -> Result<WriteOutcome, StorageError>;
 
     /// Samples matching `query`, newest first.

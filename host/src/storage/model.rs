@@ -86,20 +86,25 @@ pub struct ResourceQuery {
     pub source: Option<String>,
 }
 
-/// What a write did. `stored + duplicates` is the batch size.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a write did. `stored + duplicates + refused.len()` is the batch size.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
     /// Samples newly stored.
     pub stored: usize,
     /// Samples whose message id was already stored (a redelivery): not stored again.
     pub duplicates: usize,
+    /// Samples the store cannot hold, whatever the retries (see `limits`): not stored,
+    /// for the caller to dead-letter.
+    pub refused: Vec<Refusal>,
 }
 
-impl std::ops::AddAssign for WriteOutcome {
-    fn add_assign(&mut self, o: WriteOutcome) {
-        self.stored += o.stored;
-        self.duplicates += o.duplicates;
-    }
+/// One sample of a batch a store refused for what it is, not for an outage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Its position in the batch given to `record`.
+    pub index: usize,
+    /// Why, and what would make it storable.
+    pub reason: String,
 }
 
 /// A resource's summary of one batch, per (resource id, project): what the upsert

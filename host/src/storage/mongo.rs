@@ -8,6 +8,7 @@
 //! Metadata keys MongoDB cannot hold are escaped (see `metadata_keys`). Writes ask for
 //! the journal (`j: true`): a batch acknowledged by `record` survives a crash.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -22,16 +23,21 @@ use mongodb::{Client, Collection, IndexModel};
 use serde_json::{Map, Value};
 
 use super::embedded::describe_retention;
+use super::limits;
 use super::metadata_keys;
-use super::model::{from_micros, resource_updates, sample_type};
+use super::model::{from_micros, resource_updates, sample_type, Refusal};
 use super::statistics::{period_bounds, sort, Aggregate, GroupBy};
 use super::{
     CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
     StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
 };
-use crate::redact::mask_url;
+use crate::redact::{mask_url, shorten};
 
 const DUPLICATE_KEY: i32 = 11000;
+/// Per-document write errors about the document itself (bad value or field name,
+/// too large, failed validation): the same document fails the same way every time,
+/// so it is refused alone instead of retried.
+const DOCUMENT_ERRORS: [i32; 9] = [2, 9, 52, 55, 56, 57, 121, 10334, 17280];
 /// Write errors other than duplicates are retried this many times within one call.
 const WRITE_ATTEMPTS: usize = 3;
 const METER_TTL_INDEX: &str = "meter_ttl";
@@ -242,6 +248,7 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Inserts `docs`; refusals in the outcome are indexed in `docs`.
     async fn insert(&self, docs: Vec<Document>) -> Result<WriteOutcome, StorageError> {
         let mut outcome = WriteOutcome::default();
         let mut pending: Vec<usize> = (0..docs.len()).collect();
@@ -276,6 +283,15 @@ impl MongoStore {
                             } else {
                                 outcome.duplicates += 1;
                             }
+                        } else if DOCUMENT_ERRORS.contains(&we.code) {
+                            outcome.refused.push(Refusal {
+                                index: i,
+                                reason: format!(
+                                    "MongoDB refused the document (error {}): {}",
+                                    we.code,
+                                    shorten(&we.message, 160)
+                                ),
+                            });
                         } else {
                             last_error = format!("write error {}: {}", we.code, we.message);
                             retry.push(i);
@@ -301,6 +317,7 @@ impl MongoStore {
             }
         }
         if pending.is_empty() {
+            outcome.refused.sort_unstable_by_key(|r| r.index);
             Ok(outcome)
         } else {
             Err(self.unavailable(format!(
@@ -444,6 +461,12 @@ fn sample_document(s: &Sample, recorded_at: DateTime<Utc>) -> Result<Document, S
         "resource_metadata": metadata_document(s)?,
         "monotonic_time": s.monotonic_time(),
     })
+}
+
+/// The size of `s`'s document in BSON (none: it cannot be encoded).
+pub(super) fn document_size(s: &Sample) -> Option<usize> {
+    let d = sample_document(s, Utc::now()).ok()?;
+    mongodb::bson::to_vec(&d).ok().map(|v| v.len())
 }
 
 fn metadata_from(d: Option<&Document>) -> Map<String, Value> {
@@ -735,17 +758,44 @@ impl Storage for MongoStore {
     }
 
     async fn record(&self, samples: &[Sample]) -> Result<WriteOutcome, StorageError> {
-        if samples.is_empty() {
-            return Ok(WriteOutcome::default());
+        let (kept, mut refused) = limits::screen(samples);
+        if kept.is_empty() {
+            return Ok(WriteOutcome {
+                refused,
+                ..WriteOutcome::default()
+            });
         }
         let now = Utc::now();
-        let docs = samples
+        let docs = kept
             .iter()
             .map(|s| sample_document(s, now))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.unavailable(e))?;
-        let outcome = self.insert(docs).await?;
-        self.upsert_resources(samples).await?;
+        let mut outcome = self.insert(docs).await?;
+        // The server refused some documents: their resources are not touched either.
+        let kept = if outcome.refused.is_empty() {
+            kept
+        } else {
+            let mut next = outcome.refused.iter().map(|r| r.index).peekable();
+            let left = kept
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| next.next_if_eq(i).is_none())
+                .map(|(_, s)| s.clone())
+                .collect();
+            // Back to positions in the caller's batch.
+            let original: Vec<usize> = (0..samples.len())
+                .filter(|i| !refused.iter().any(|r| r.index == *i))
+                .collect();
+            for r in &mut outcome.refused {
+                r.index = original.get(r.index).copied().unwrap_or(r.index);
+            }
+            Cow::Owned(left)
+        };
+        self.upsert_resources(&kept).await?;
+        refused.append(&mut outcome.refused);
+        refused.sort_unstable_by_key(|r| r.index);
+        outcome.refused = refused;
         Ok(outcome)
     }
 
