@@ -80,7 +80,12 @@ async fn serve(store: Arc<dyn Storage>) -> (String, tokio::sync::watch::Sender<b
         auth: Arc::new(Auth::Open),
         pipeline: None,
     };
-    tokio::spawn(api::serve(listener, state, rx));
+    tokio::spawn(api::serve(
+        listener,
+        state,
+        api::ServerOptions::default(),
+        rx,
+    ));
     (format!("http://{addr}"), tx)
 }
 

@@ -9,6 +9,7 @@ mod handlers;
 mod models;
 mod post;
 mod query;
+mod server;
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +23,7 @@ use axum::Router;
 
 pub use auth::{Auth, Principal};
 pub use error::ApiError;
+pub use server::{serve, tls_config, ServerError, ServerOptions, TlsFiles, MAX_BODY_BYTES};
 
 use crate::pipeline::Runtime;
 use crate::storage::Storage;
@@ -114,17 +116,4 @@ fn accepts_json(accept: Option<&HeaderValue>) -> bool {
             .any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
         !q_zero && matches!(media, "application/json" | "application/*" | "*/*" | "")
     })
-}
-
-/// Serves until `shutdown` turns true.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: ApiState,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await
 }

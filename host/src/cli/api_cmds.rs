@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::pipeline_cmds::{
     load, new_runtime, open_store_reader, run_until_signal, settings, PipelineArgs,
     PipelineCommandError,
 };
-use crate::api::{self, ApiState, Auth};
+use crate::api::{self, ApiState, Auth, ServerOptions, TlsFiles};
 use crate::pipeline::{self, OutputMode, Runtime, StoreHandle};
 
 /// Where and for whom the API serves.
@@ -24,9 +25,63 @@ pub struct ApiArgs {
     /// Serve without authentication (everyone is admin).
     #[arg(long)]
     pub no_auth: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, env = "CEILO_API_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CEILO_API_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Connections open at once; more get a 503 and are closed.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (and its TLS handshake).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's whole body; then 408.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}`: {e} (expected a duration such as 10s or 2m)"))?;
+    if d.is_zero() {
+        return Err(format!("`{text}`: must be more than 0"));
+    }
+    Ok(d)
 }
 
 impl ApiArgs {
+    /// The server's limits and TLS; the certificate and key are read now, so that a
+    /// bad file is an error at start.
+    pub fn server_options(&self) -> Result<ServerOptions, PipelineCommandError> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                api::tls_config(&TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+                .map_err(|e| PipelineCommandError::Api(format!("--tls-cert/--tls-key: {e}")))?,
+            ),
+            _ => None,
+        };
+        Ok(ServerOptions {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+            tls,
+        })
+    }
+
+    /// `http` or `https`, for what is printed.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The authentication to use; `open_on_loopback` lets `ceilo run` default to
     /// none when it listens on loopback only.
     pub fn auth(&self, open_on_loopback: bool) -> Result<(Auth, String), PipelineCommandError> {
@@ -96,15 +151,16 @@ pub fn api_command(args: &PipelineArgs, api_args: &ApiArgs) -> Result<(), Pipeli
         tracing::info!(target: "ceilo::api", "no {}: POST /v2/meters/NAME needs ?direct=True", args.pipeline.display());
         None
     };
+    let options = api_args.server_options()?;
     let listener = bind(&rt, api_args.listen)?;
-    tracing::info!(target: "ceilo::api", "API on http://{} over {}; authentication: {auth_text}", api_args.listen, store.store.describe());
+    tracing::info!(target: "ceilo::api", "API on {}://{} over {}; authentication: {auth_text}", api_args.scheme(), api_args.listen, store.store.describe());
     let state = ApiState {
         store: store.store,
         auth: Arc::new(auth),
         pipeline,
     };
     run_until_signal(rt, args.bounds.shutdown(), move |stop| async move {
-        if let Err(e) = api::serve(listener, state, stop).await {
+        if let Err(e) = api::serve(listener, state, options, stop).await {
             tracing::error!(target: "ceilo::api", "the API stopped: {e}");
         }
     });

@@ -94,6 +94,7 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     let rt = new_runtime()?;
     let mut host = settings(p);
     let handle = open_store(&rt, &p.storage, &p.data_dir)?;
+    let server_options = args.api.server_options()?;
     let listener = super::api_cmds::bind(&rt, args.api.listen)?;
 
     host.storage = Some(handle.clone());
@@ -168,7 +169,8 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     writeln!(out, "  files under:   {}", host.data_dir.display())?;
     writeln!(
         out,
-        "  HTTP API:      http://{} (authentication: {auth_text})",
+        "  HTTP API:      {}://{} (authentication: {auth_text})",
+        args.api.scheme(),
         args.api.listen
     )?;
     writeln!(
@@ -198,7 +200,7 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
         ));
         let api_stop = stop.clone();
         tasks.spawn(async move {
-            if let Err(e) = crate::api::serve(listener, api_state, api_stop).await {
+            if let Err(e) = crate::api::serve(listener, api_state, server_options, api_stop).await {
                 tracing::error!(target: "ceilo::api", "the API stopped: {e}");
             }
         });
