@@ -1,17 +1,27 @@
 //! The bounded buffer between the pipeline (which calls `publish`) and the sender
 //! thread. A sample leaves it only when the broker has confirmed the message holding
 //! it; when it is full, the policy decides: block the pipeline, or drop the oldest.
+//! With a spool, every sample is on disk before it is in the buffer.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use ceilo_plugin_api::log_error;
+
 use crate::config::Policy;
+use crate::spool::{Replayed, Spool};
 
 #[derive(Default)]
 struct State {
     /// Signed samples, serialised; the first `in_flight` are being published.
     items: VecDeque<Vec<u8>>,
+    /// With a spool: where each item's record ends in it.
+    ends: VecDeque<u64>,
+    spool: Option<Spool>,
+    /// Samples on disk whose `push` is still waiting for room: the spool is not
+    /// emptied under them.
+    unbuffered: usize,
     in_flight: usize,
     published: u64,
     dropped: u64,
@@ -33,9 +43,23 @@ pub struct Counts {
 }
 
 impl Buffer {
+    #[cfg(test)]
     pub fn new(capacity: usize, policy: Policy) -> Self {
+        Self::with_spool(capacity, policy, None)
+    }
+
+    /// A buffer backed by `spool`, holding what it replayed.
+    pub fn with_spool(capacity: usize, policy: Policy, spool: Option<(Spool, Replayed)>) -> Self {
+        let mut state = State::default();
+        if let Some((spool, replayed)) = spool {
+            for (item, end) in replayed {
+                state.items.push_back(item);
+                state.ends.push_back(end);
+            }
+            state.spool = Some(spool);
+        }
         Buffer {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             changed: Condvar::new(),
             capacity,
             policy,
@@ -50,7 +74,24 @@ impl Buffer {
     pub fn push(&self, items: Vec<Vec<u8>>) -> u64 {
         let mut dropped = 0;
         let mut s = self.lock();
-        for item in items {
+        let ends = match s.spool.as_mut().map(|sp| sp.append(&items)) {
+            None => None,
+            Some(Ok(ends)) => Some(ends),
+            Some(Err(e)) => {
+                // Kept in memory, as without a spool. Their confirm commits nothing
+                // more on disk (the ends stay aligned with the items).
+                log_error!(
+                    "amqp publisher: cannot write {} sample(s) to the spool: {e}; they are kept in memory only",
+                    items.len()
+                );
+                let last = s.ends.back().copied().unwrap_or(0);
+                Some(vec![last; items.len()])
+            }
+        };
+        if ends.is_some() {
+            s.unbuffered += items.len();
+        }
+        for (i, item) in items.into_iter().enumerate() {
             while s.items.len() >= self.capacity {
                 match self.policy {
                     Policy::Queue => {
@@ -61,6 +102,9 @@ impl Buffer {
                         let victim = s.in_flight;
                         if victim < s.items.len() {
                             s.items.remove(victim);
+                            if victim < s.ends.len() {
+                                s.ends.remove(victim);
+                            }
                         } else {
                             break;
                         }
@@ -71,11 +115,17 @@ impl Buffer {
             }
             if s.items.len() < self.capacity {
                 s.items.push_back(item);
+                if let Some(end) = ends.as_ref().and_then(|e| e.get(i)) {
+                    s.ends.push_back(*end);
+                }
             } else {
                 // Everything buffered is in flight and the buffer is full: the new
                 // sample is the one that cannot be kept.
                 s.dropped += 1;
                 dropped += 1;
+            }
+            if ends.is_some() {
+                s.unbuffered -= 1;
             }
         }
         drop(s);
@@ -134,6 +184,23 @@ impl Buffer {
         s.items.drain(..n);
         s.in_flight -= n;
         s.published += n as u64;
+        let last_end = if s.ends.len() >= n && n > 0 {
+            s.ends.drain(..n).next_back()
+        } else {
+            None
+        };
+        let all_done = s.items.is_empty() && s.unbuffered == 0;
+        let state = &mut *s;
+        if let (Some(end), Some(spool)) = (last_end, state.spool.as_mut()) {
+            match spool.commit(end, all_done) {
+                Ok(0) => {}
+                Ok(shift) => state.ends.iter_mut().for_each(|e| *e -= shift),
+                Err(e) => log_error!(
+                    "amqp publisher: cannot update the spool {}: {e}; confirmed samples may be sent again after a restart",
+                    spool.path().display()
+                ),
+            }
+        }
         drop(s);
         self.changed.notify_all();
     }
@@ -239,5 +306,23 @@ mod tests {
         b.commit(1);
         assert_eq!(pusher.join().unwrap(), 0);
         assert_eq!(b.counts().dropped, 0);
+    }
+
+    #[test]
+    fn with_a_spool_what_was_not_confirmed_comes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Some(Spool::open(dir.path(), "d").unwrap());
+        let b = Buffer::with_spool(10, Policy::Queue, open());
+        b.push(items(4));
+        let _ = b.take_batch(2, Duration::ZERO, Duration::ZERO).unwrap();
+        b.commit(2);
+        drop(b); // the process dies with 2 and 3 unconfirmed
+        let b = Buffer::with_spool(10, Policy::Queue, open());
+        let (payload, n) = b.take_batch(9, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!((payload.as_slice(), n), (b"[2,3]".as_slice(), 2));
+        b.commit(2);
+        drop(b);
+        let b = Buffer::with_spool(10, Policy::Queue, open());
+        assert_eq!(b.counts().buffered, 0, "all confirmed: nothing replayed");
     }
 }

@@ -34,6 +34,19 @@ pub struct Config {
     pub policy: Policy,
     /// How long `flush` waits for the buffer to drain.
     pub flush_timeout: Duration,
+    /// Where the disk spool lives.
+    pub spool: SpoolSetting,
+    /// The destination as a spool file name (no password).
+    pub destination: String,
+}
+
+/// `spool=`: absent, the data directory's `amqp-spool` (when the host gives one);
+/// empty, no spool; else that directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpoolSetting {
+    Default,
+    Off,
+    Dir(std::path::PathBuf),
 }
 
 /// Masks the password of a URL for logs and errors.
@@ -70,6 +83,8 @@ impl Config {
             buffer: 100_000,
             policy: Policy::Queue,
             flush_timeout: Duration::from_secs(10),
+            spool: SpoolSetting::Default,
+            destination: String::new(),
         };
         let bad = |k: &str, v: &str, what: &str| {
             PluginError::invalid_parameters(format!("`{k}={v}` in `{shown}`: {what}"))
@@ -90,6 +105,8 @@ impl Config {
                 "linger_ms" => c.linger = Duration::from_millis(v.parse().map_err(|_| bad(k, v, "expected milliseconds"))?),
                 "buffer" => c.buffer = positive(k, v)? as usize,
                 "flush_timeout" => c.flush_timeout = Duration::from_secs(positive(k, v)?),
+                "spool" if v.is_empty() => c.spool = SpoolSetting::Off,
+                "spool" => c.spool = SpoolSetting::Dir(v.into()),
                 "policy" => {
                     c.policy = match v {
                         "queue" => Policy::Queue,
@@ -101,12 +118,20 @@ impl Config {
                     return Err(bad(
                         k,
                         v,
-                        "unknown option (known: exchange, routing_key, queue, batch_size, linger_ms, buffer, policy, flush_timeout)",
+                        "unknown option (known: exchange, routing_key, queue, batch_size, linger_ms, buffer, policy, flush_timeout, spool)",
                     ))
                 }
             }
         }
         url.set_query(None);
+        c.destination = crate::spool::file_name(&format!(
+            "{} {} {}:{}{}",
+            c.exchange,
+            c.routing_key,
+            url.host_str().unwrap_or(""),
+            url.port().unwrap_or(5672),
+            url.path()
+        ));
         c.broker = url.to_string();
         c.shown = mask(&c.broker);
         Ok(c)

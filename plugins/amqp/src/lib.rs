@@ -6,21 +6,26 @@
 //!
 //! `amqp://user:pass@host:port/vhost?exchange=ceilo&routing_key=metering.sample&queue=metering.sample&batch_size=100&linger_ms=50&buffer=100000&policy=queue&flush_timeout=10`
 //! — every option has that default; the topology is
-//! [`ceilo_plugin_api::topology`].
+//! [`ceilo_plugin_api::topology`]. `spool=DIR` (default: `amqp-spool` under the
+//! host's data directory; `spool=` for none) keeps every sample on disk until the
+//! broker confirms it, so a publisher killed during an outage loses nothing (see
+//! `spool`).
 
 mod buffer;
 mod config;
 mod sender;
+mod spool;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ceilo_plugin_api::{
-    log_warn, signing, Context, Counter, Parameters, Plugin, PluginError, Publisher, Sample,
+    log_info, log_warn, signing, Context, Counter, Parameters, Plugin, PluginError, Publisher,
+    Sample,
 };
 
 use buffer::Buffer;
-use config::Config;
+use config::{Config, SpoolSetting};
 use sender::Shared;
 
 /// Publishes samples to RabbitMQ.
@@ -40,8 +45,34 @@ impl Plugin for AmqpPublisher {
             .get("url")?
             .ok_or_else(|| PluginError::invalid_parameters("missing `url` (amqp://host/vhost)"))?;
         let config = Config::parse(&raw)?;
+        let spool_dir = match (&config.spool, &context.data_dir) {
+            _ if context.validating => None,
+            (SpoolSetting::Off, _) | (SpoolSetting::Default, None) => None,
+            (SpoolSetting::Default, Some(data)) => Some(data.join("amqp-spool")),
+            (SpoolSetting::Dir(d), _) => Some(d.clone()),
+        };
+        let spool = match spool_dir {
+            None => None,
+            Some(dir) => {
+                let (spool, replayed) =
+                    spool::Spool::open(&dir, &config.destination).map_err(|e| {
+                        PluginError::unavailable(format!(
+                            "{e} (give spool=DIR for another directory, or spool= for none)"
+                        ))
+                    })?;
+                if !replayed.is_empty() {
+                    log_info!(
+                        "amqp publisher: {} unconfirmed sample(s) replayed from {} for {}",
+                        replayed.len(),
+                        spool.path().display(),
+                        config.shown
+                    );
+                }
+                Some((spool, replayed))
+            }
+        };
         let shared = Arc::new(Shared {
-            buffer: Buffer::new(config.buffer, config.policy),
+            buffer: Buffer::with_spool(config.buffer, config.policy, spool),
             stop: AtomicBool::new(false),
             retries: AtomicU64::new(0),
             broker_down: AtomicBool::new(false),
