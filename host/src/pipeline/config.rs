@@ -142,10 +142,8 @@ pub fn parse(
     let root: Value = match serde_yaml::from_str(text) {
         Ok(r) => r,
         Err(e) => {
-            let pos = e.location().map(|l| super::positions::Pos {
-                line: l.line(),
-                column: l.column(),
-            });
+            let lines = super::positions::Lines::new(text);
+            let pos = e.location().map(|l| lines.at_byte(l.index()));
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
             v.errors.push(ConfigError {

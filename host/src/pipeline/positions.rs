@@ -17,6 +17,47 @@ pub struct Pos {
     pub column: usize,
 }
 
+/// Lines as an editor counts them: YAML parsers also break lines at `\r`, U+0085,
+/// U+2028 and U+2029, which editors show on one line; positions are recomputed from
+/// the parsers' offsets so that they point where the operator looks.
+pub struct Lines<'a> {
+    text: &'a str,
+    /// Character offset of each line's start.
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    /// Indexes `text`.
+    pub fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.chars()
+                .enumerate()
+                .filter(|(_, c)| *c == '\n')
+                .map(|(i, _)| i + 1),
+        );
+        Lines { text, starts }
+    }
+
+    /// The position of the character at `index` (past the end: just after it).
+    pub fn at_char(&self, index: usize) -> Pos {
+        let line = self.starts.partition_point(|&s| s <= index).max(1);
+        Pos {
+            line,
+            column: index - self.starts[line - 1] + 1,
+        }
+    }
+
+    /// The position of byte `index` (clamped into the text).
+    pub fn at_byte(&self, index: usize) -> Pos {
+        let mut b = index.min(self.text.len());
+        while !self.text.is_char_boundary(b) {
+            b -= 1;
+        }
+        self.at_char(self.text[..b].chars().count())
+    }
+}
+
 /// Node positions by path.
 #[derive(Debug, Default)]
 pub struct Positions {
@@ -27,7 +68,12 @@ impl Positions {
     /// Indexes `text`; a document that does not parse yields no positions (the
     /// syntax error is reported separately).
     pub fn index(text: &str) -> Positions {
-        let mut b = Builder::default();
+        let lines = Lines::new(text);
+        let mut b = Builder {
+            stack: Vec::new(),
+            values: HashMap::new(),
+            lines: &lines,
+        };
         let mut parser = Parser::new_from_str(text);
         if parser.load(&mut b, false).is_err() {
             return Positions::default();
@@ -66,10 +112,8 @@ pub fn prescan(text: &str, limits: Limits) -> Option<(Pos, String)> {
         return Some((pos, too_deep(limits.depth)));
     }
     let mut parser = Parser::new_from_str(text);
-    let pos = |m: &Marker| Pos {
-        line: m.line(),
-        column: m.col() + 1,
-    };
+    let lines = Lines::new(text);
+    let pos = |m: &Marker| lines.at_char(m.index());
     // Open collections: (anchor id, expanded count when it started).
     let mut open: Vec<(usize, u64)> = Vec::new();
     // Expanded size of each anchored node, by anchor id.
@@ -182,13 +226,13 @@ enum Frame {
     Seq { path: String, next: usize },
 }
 
-#[derive(Default)]
-struct Builder {
+struct Builder<'a> {
     stack: Vec<Frame>,
     values: HashMap<String, Pos>,
+    lines: &'a Lines<'a>,
 }
 
-impl Builder {
+impl Builder<'_> {
     /// The path of the node starting now, or `None` when this scalar is a mapping key
     /// (then remembered as the pending key).
     fn node_path(&mut self, scalar: Option<&str>) -> Option<String> {
@@ -214,12 +258,9 @@ impl Builder {
     }
 }
 
-impl MarkedEventReceiver for Builder {
+impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let pos = Pos {
-            line: mark.line(),
-            column: mark.col() + 1,
-        };
+        let pos = self.lines.at_char(mark.index());
         match ev {
             Event::Scalar(v, ..) => match self.node_path(Some(&v)) {
                 Some(p) => {
@@ -257,6 +298,22 @@ impl MarkedEventReceiver for Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_counted_as_editors_show_them() {
+        // U+2028 and a lone CR break lines for YAML, not in an editor.
+        let text = "a: \u{2028}b\r\nc: é\rd\n";
+        let l = Lines::new(text);
+        assert_eq!(l.at_char(0), Pos { line: 1, column: 1 });
+        assert_eq!(l.at_char(7), Pos { line: 2, column: 1 });
+        assert_eq!(
+            l.at_byte(text.find('d').unwrap()),
+            Pos { line: 2, column: 6 }
+        );
+        assert_eq!(l.at_byte(usize::MAX), Pos { line: 3, column: 1 });
+        let p = Positions::index("x:\u{2028}  y: 1\nz: 2\n");
+        assert_eq!(p.get("z"), Some(Pos { line: 2, column: 4 }));
+    }
 
     #[test]
     fn paths_and_positions() {

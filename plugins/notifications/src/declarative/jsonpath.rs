@@ -798,3 +798,39 @@ mod tests {
         }
     }
 }
+
+/// Bounded property tests: any expression is parsed or refused at a character inside
+/// it, and a parsed one evaluates on any payload without a panic.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PIECES: &[&str] = &[
+        "$", ".", "..", "payload", "size", "[", "]", "*", "0", "-1", "?", "(", ")", "@", "=", "==",
+        "!=", "<", ">=", "'", "\"", "cpu", "|", "+", "-", "/", "`", "split(", "sub(", "len",
+        "str()", "#", ",", " ", "/x/", "é", "\u{0}", "ctxt", "1.5",
+    ];
+
+    proptest! {
+        #[test]
+        fn expressions_parse_or_name_a_character(
+            pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..60),
+        ) {
+            let text = pieces.concat();
+            match parse(&text) {
+                Ok(e) => {
+                    let payload = serde_json::json!({
+                        "payload": {"size": 3, "cpu": [1, {"name": "x"}], "a": "b#c"},
+                        "ctxt": {"user": "u"}
+                    });
+                    let _ = e.find(&payload);
+                }
+                Err(err) => {
+                    prop_assert!(err.at <= text.chars().count(), "{text}: {err}");
+                    prop_assert!(!err.message.is_empty());
+                }
+            }
+        }
+    }
+}
