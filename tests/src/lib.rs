@@ -495,11 +495,17 @@ pub struct OwnMongo {
     /// Its data.
     pub dir: tempfile::TempDir,
     child: Option<std::process::Child>,
+    extra: Vec<std::ffi::OsString>,
 }
 
 impl OwnMongo {
     /// Starts a server (and waits until it accepts connections).
     pub fn start(program: PathBuf) -> OwnMongo {
+        Self::start_with(program, &[])
+    }
+
+    /// Starts a server with more arguments (`--tls-cert-file …`).
+    pub fn start_with(program: PathBuf, extra: &[&std::ffi::OsStr]) -> OwnMongo {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -509,6 +515,7 @@ impl OwnMongo {
             port,
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            extra: extra.iter().map(|a| a.to_os_string()).collect(),
         };
         m.resume();
         m
@@ -538,6 +545,7 @@ impl OwnMongo {
                 "--storage-path",
             ])
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -782,6 +782,53 @@ suite!(
 
 mod mongodb_only {
     use super::*;
+
+    /// TLS to MongoDB: the driver's own `tls=true&tlsCAFile=` options, through
+    /// rustls, against a SecantusDB server serving a certificate the test makes.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn tls_with_a_certificate_the_test_makes() {
+        let Some(program) = ceilo_tests::secantusd() else {
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("params")
+                .self_signed(&key)
+                .expect("cert");
+        let (cert_file, key_file) = (dir.path().join("db.crt"), dir.path().join("db.key"));
+        std::fs::write(&cert_file, cert.pem()).expect("cert");
+        std::fs::write(&key_file, key.serialize_pem()).expect("key");
+        let server = ceilo_tests::OwnMongo::start_with(
+            program,
+            &[
+                "--tls-cert-file".as_ref(),
+                cert_file.as_os_str(),
+                "--tls-key-file".as_ref(),
+                key_file.as_os_str(),
+            ],
+        );
+        let url = format!(
+            "mongodb://localhost:{}/ceilo_tls?tls=true&tlsCAFile={}",
+            server.port,
+            cert_file.display()
+        );
+        let store = storage::open(Some(&url), dir.path(), Retention::default())
+            .await
+            .expect("open over TLS");
+        let s = sample("cpu", "r", at(0, 0));
+        assert_eq!(store.record(&[s.clone()]).await.expect("write").stored, 1);
+        let back = store.samples(&all()).await.expect("read");
+        assert_eq!(back[0].sample.message_id(), s.message_id());
+        // Plain text to the TLS port does not get through.
+        let plain = format!("mongodb://localhost:{}/ceilo_tls", server.port);
+        assert!(
+            storage::open(Some(&plain), dir.path(), Retention::default())
+                .await
+                .is_err()
+        );
+    }
     use ::mongodb::bson::Document;
 
     async fn ttl(url: &str, coll: &str, name: &str) -> Option<i64> {
