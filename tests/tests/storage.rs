@@ -818,7 +818,14 @@ mod mongodb_only {
             .await
             .expect("open over TLS");
         let s = sample("cpu", "r", at(0, 0));
-        assert_eq!(store.record(&[s.clone()]).await.expect("write").stored, 1);
+        assert_eq!(
+            store
+                .record(std::slice::from_ref(&s))
+                .await
+                .expect("write")
+                .stored,
+            1
+        );
         let back = store.samples(&all()).await.expect("read");
         assert_eq!(back[0].sample.message_id(), s.message_id());
         // Plain text to the TLS port does not get through.
