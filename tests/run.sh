@@ -26,6 +26,40 @@ fi
 # Loopback only (AMQP, epmd and Erlang distribution): the tests need nothing else.
 # Set before any RabbitMQ command, since the first one may start epmd.
 export ERL_EPMD_ADDRESS=127.0.0.1
+# A TLS listener on 5671 for the amqps:// tests, with a CA and a server certificate
+# made here (where the broker, which runs as user rabbitmq, can read them).
+tls=/etc/rabbitmq/ceilo-tls
+if [ ! -s "$tls/server.pem" ]; then
+    mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=ceilo test CA" \
+        -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$tls/ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$tls/ext" -out "$tls/server.pem" 2>/dev/null
+    chmod 755 "$tls" && chmod 644 "$tls"/*
+fi
+conf=/etc/rabbitmq/rabbitmq.conf
+if [ ! -f "$conf" ] || grep -q '^# ceilo tests' "$conf"; then
+    cat >"$conf" <<CONF
+# ceilo tests: plain AMQP and AMQP over TLS, loopback only
+listeners.tcp.default = 127.0.0.1:5672
+listeners.ssl.default = 127.0.0.1:5671
+ssl_options.cacertfile = $tls/ca.pem
+ssl_options.certfile = $tls/server.pem
+ssl_options.keyfile = $tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+CONF
+fi
+export CEILO_TEST_AMQPS_URL="amqps://guest:guest@127.0.0.1:5671/%2f"
+export CEILO_TEST_AMQPS_CA="$tls/ca.pem"
+# A broker started before the TLS listener was configured: restart it.
+if rabbitmq-diagnostics -q ping >/dev/null 2>&1 && ! (exec 3<>/dev/tcp/127.0.0.1/5671) 2>/dev/null; then
+    rabbitmqctl stop >/dev/null 2>&1 || true
+    sleep 2
+fi
 if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
         RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
@@ -37,6 +71,11 @@ for _ in $(seq 1 90); do
 done
 rabbitmqctl await_startup
 rabbitmq-diagnostics -q ping
+for _ in $(seq 1 30); do
+    (exec 3<>/dev/tcp/127.0.0.1/5671) 2>/dev/null && break
+    sleep 1
+done
+(exec 3<>/dev/tcp/127.0.0.1/5671) 2>/dev/null || { echo "RabbitMQ has no TLS listener on 5671"; exit 1; }
 
 step "services: SecantusDB (MongoDB wire protocol)"
 # In a virtual environment of its own, reused between runs on one machine.

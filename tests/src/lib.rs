@@ -301,6 +301,26 @@ pub fn rabbitmq() -> Option<String> {
     None
 }
 
+/// The broker's TLS listener and the CA that signed its certificate (both set up by
+/// tests/run.sh: `CEILO_TEST_AMQPS_URL`, `CEILO_TEST_AMQPS_CA`).
+pub fn rabbitmq_tls() -> Option<(String, String)> {
+    let url = std::env::var("CEILO_TEST_AMQPS_URL").ok();
+    let ca = std::env::var("CEILO_TEST_AMQPS_CA").ok();
+    let addr = "127.0.0.1:5671".parse().expect("address");
+    let listening =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok();
+    match (url, ca) {
+        (Some(url), Some(ca)) if listening => Some((url, ca)),
+        _ if std::env::var("CEILO_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("no RabbitMQ TLS listener (CEILO_TEST_AMQPS_URL, CEILO_TEST_AMQPS_CA, 127.0.0.1:5671) and CEILO_REQUIRE_SERVICES=1: tests/run.sh sets it up")
+        }
+        _ => {
+            eprintln!("skipped: no RabbitMQ TLS listener (tests/run.sh sets it up)");
+            None
+        }
+    }
+}
+
 /// A name unique to this test run, for exchanges and queues.
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

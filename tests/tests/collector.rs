@@ -545,3 +545,68 @@ fn a_sample_no_store_can_hold_is_dead_lettered_alone_and_the_rest_stored() {
         }
     }
 }
+
+/// amqps:// end to end: the agent's publisher and the collector both trust only the
+/// CA tests/run.sh made for the broker's TLS listener (`cacertfile=`).
+#[test]
+fn agent_to_collector_over_amqps() {
+    let Some((amqps, ca)) = rabbitmq_tls() else {
+        return;
+    };
+    let t = Topology::new();
+    let plugins = plugin_dir(&[
+        (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
+        (
+            &library("ceilo_plugin_publishers"),
+            "libceilo_plugin_publishers.so",
+        ),
+        (&library("ceilo_plugin_amqp"), "libceilo_plugin_amqp.so"),
+    ]);
+    let data = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}/tls.db", data.path().display());
+    let broker = format!("{amqps}?cacertfile={ca}");
+    let collector = spawn_ceilo(
+        &t.collector_args(&broker, &store),
+        &[("CEILO_TELEMETRY_SECRET", SECRET)],
+    );
+    let pipeline = data.path().join("pipeline.yaml");
+    let publisher = format!(
+        "{amqps}?exchange={}&queue={}&batch_size=5&linger_ms=10&cacertfile={ca}",
+        t.exchange, t.queue
+    );
+    std::fs::write(
+        &pipeline,
+        format!(
+            "sources:\n  - name: s\n    interval: 1\n    meters: [\"load.*\"]\n    sinks: [k]\n\
+             sinks:\n  - name: k\n    publishers: [\"{publisher}\", \"file:produced.json\"]\n"
+        ),
+    )
+    .unwrap();
+    let agent = spawn_service(
+        "agent",
+        &pipeline,
+        plugins.path(),
+        data.path(),
+        &[],
+        &[("CEILO_TELEMETRY_SECRET", SECRET)],
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    let agent_log = stop_ceilo(agent, Duration::from_secs(20));
+    let produced: HashSet<String> = read_samples(&data.path().join("produced.json"))
+        .iter()
+        .map(|s| s.message_id().to_owned())
+        .collect();
+    assert!(produced.len() >= 6, "{agent_log}");
+    let ids = wait_for_count(&store, produced.len(), Duration::from_secs(60));
+    let log = stop_ceilo(collector, Duration::from_secs(20));
+    assert_exactly_once(&ids, &produced, &format!("{agent_log}\n{log}"));
+    assert!(agent_log.contains("connected to amqps://"), "{agent_log}");
+    // Without the CA the broker's certificate is not trusted.
+    let untrusted = spawn_ceilo(&t.collector_args(&amqps, &store), &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    let log = stop_ceilo(untrusted, Duration::from_secs(20));
+    assert!(
+        log.contains("reconnecting") && !log.contains("consuming"),
+        "{log}"
+    );
+}

@@ -27,7 +27,7 @@ use lapin::options::{
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, ExchangeKind};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -140,6 +140,8 @@ pub async fn run(
 enum SessionError {
     #[error(transparent)]
     Amqp(#[from] lapin::Error),
+    #[error(transparent)]
+    Broker(#[from] crate::services::broker::BrokerError),
     #[error("the broker cancelled the consumer")]
     Cancelled,
     #[error("the dead-letter exchange did not confirm a refused sample")]
@@ -208,7 +210,7 @@ async fn session(
     store: &dyn Storage,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
-    let conn = Connection::connect(&settings.amqp_url, ConnectionProperties::default()).await?;
+    let conn = crate::services::broker::connect(&settings.amqp_url).await?;
     let ch = conn.create_channel().await?;
     declare_topology(&ch, settings).await?;
     let dead = conn.create_channel().await?;

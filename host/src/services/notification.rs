@@ -22,7 +22,7 @@ use lapin::options::{
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use lapin::ExchangeKind;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -126,6 +126,8 @@ struct Work {
 enum SessionError {
     #[error(transparent)]
     Amqp(#[from] lapin::Error),
+    #[error(transparent)]
+    Broker(#[from] crate::services::broker::BrokerError),
     #[error("the broker cancelled the consumer")]
     Cancelled,
 }
@@ -134,7 +136,7 @@ async fn session(
     settings: &NotificationSettings,
     state: Arc<Mutex<Work>>,
 ) -> Result<(), SessionError> {
-    let conn = Connection::connect(&settings.amqp_url, ConnectionProperties::default()).await?;
+    let conn = crate::services::broker::connect(&settings.amqp_url).await?;
     let ch = conn.create_channel().await?;
     let queue = settings.queue();
     let dlx = format!("ceilo.{}.dlx", settings.topic);

@@ -38,6 +38,8 @@ pub struct Config {
     pub spool: SpoolSetting,
     /// The destination as a spool file name (no password).
     pub destination: String,
+    /// `cacertfile=`: the CA (PEM) to trust for amqps:// instead of the system's.
+    pub ca: Option<String>,
 }
 
 /// `spool=`: absent, the data directory's `amqp-spool` (when the host gives one);
@@ -67,9 +69,9 @@ impl Config {
         let shown = mask(raw);
         let mut url = url::Url::parse(raw)
             .map_err(|e| PluginError::invalid_parameters(format!("`{shown}` is not a URL: {e}")))?;
-        if url.scheme() != "amqp" {
+        if url.scheme() != "amqp" && url.scheme() != "amqps" {
             return Err(PluginError::invalid_parameters(format!(
-                "`{shown}`: only amqp:// is supported (this build has no TLS for amqps://)"
+                "`{shown}`: expected amqp:// or amqps://"
             )));
         }
         let mut c = Config {
@@ -85,6 +87,7 @@ impl Config {
             flush_timeout: Duration::from_secs(10),
             spool: SpoolSetting::Default,
             destination: String::new(),
+            ca: None,
         };
         let bad = |k: &str, v: &str, what: &str| {
             PluginError::invalid_parameters(format!("`{k}={v}` in `{shown}`: {what}"))
@@ -105,6 +108,11 @@ impl Config {
                 "linger_ms" => c.linger = Duration::from_millis(v.parse().map_err(|_| bad(k, v, "expected milliseconds"))?),
                 "buffer" => c.buffer = positive(k, v)? as usize,
                 "flush_timeout" => c.flush_timeout = Duration::from_secs(positive(k, v)?),
+                "cacertfile" => {
+                    c.ca = Some(std::fs::read_to_string(v).map_err(|e| {
+                        bad(k, v, &format!("cannot read the CA certificate: {e}"))
+                    })?)
+                }
                 "spool" if v.is_empty() => c.spool = SpoolSetting::Off,
                 "spool" => c.spool = SpoolSetting::Dir(v.into()),
                 "policy" => {
@@ -118,7 +126,7 @@ impl Config {
                     return Err(bad(
                         k,
                         v,
-                        "unknown option (known: exchange, routing_key, queue, batch_size, linger_ms, buffer, policy, flush_timeout, spool)",
+                        "unknown option (known: exchange, routing_key, queue, batch_size, linger_ms, buffer, policy, flush_timeout, spool, cacertfile)",
                     ))
                 }
             }
@@ -129,7 +137,8 @@ impl Config {
             c.exchange,
             c.routing_key,
             url.host_str().unwrap_or(""),
-            url.port().unwrap_or(5672),
+            url.port()
+                .unwrap_or(if url.scheme() == "amqps" { 5671 } else { 5672 }),
             url.path()
         ));
         c.broker = url.to_string();
@@ -174,8 +183,11 @@ mod tests {
             e.message().contains("expected queue") && !e.message().contains("hunter2"),
             "{e}"
         );
-        let e = Config::parse("amqps://h/").unwrap_err();
-        assert!(e.message().contains("only amqp://"), "{e}");
+        assert!(Config::parse("amqps://h/").is_ok());
+        let e = Config::parse("http://h/").unwrap_err();
+        assert!(e.message().contains("amqp:// or amqps://"), "{e}");
+        let e = Config::parse("amqps://h/?cacertfile=/no/such/ca.pem").unwrap_err();
+        assert!(e.message().contains("cannot read the CA"), "{e}");
         let e = Config::parse("amqp://h/?batch_size=0").unwrap_err();
         assert!(e.message().contains("positive integer"), "{e}");
     }

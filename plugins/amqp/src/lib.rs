@@ -155,6 +155,32 @@ impl Drop for AmqpPublisher {
     }
 }
 
+/// `amqps://`: the same publisher over TLS (rustls; the system's roots, or the CA in
+/// `cacertfile=PATH`). Publishers are chosen by URL scheme, hence a second name.
+pub struct AmqpsPublisher(AmqpPublisher);
+
+impl Plugin for AmqpsPublisher {
+    const NAME: &'static str = "amqps";
+    const DESCRIPTION: &'static str =
+        "amqps://user:pass@host/vhost?cacertfile=… — amqp:// over TLS";
+
+    fn create(parameters: &Parameters, context: &Context) -> Result<Self, PluginError> {
+        AmqpPublisher::create(parameters, context).map(AmqpsPublisher)
+    }
+}
+
+impl Publisher for AmqpsPublisher {
+    fn publish(&mut self, batch: &[Sample]) -> Result<(), PluginError> {
+        self.0.publish(batch)
+    }
+    fn flush(&mut self) -> Result<(), PluginError> {
+        self.0.flush()
+    }
+    fn stats(&self) -> Vec<Counter> {
+        self.0.stats()
+    }
+}
+
 ceilo_plugin_api::export_plugins! {
-    publishers: [AmqpPublisher],
+    publishers: [AmqpPublisher, AmqpsPublisher],
 }

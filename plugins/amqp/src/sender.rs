@@ -188,7 +188,16 @@ async fn confirmed(confirm: PublisherConfirm, config: &Config) -> Result<(), Fai
 }
 
 async fn connect(config: &Config) -> Result<(Connection, Channel), lapin::Error> {
-    let conn = Connection::connect(&config.broker, ConnectionProperties::default()).await?;
+    let tls = lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain: config.ca.clone(),
+    };
+    let conn = lapin::ConnectionBuilder::new()?
+        .with_uri_str(config.broker.clone())
+        .with_properties(ConnectionProperties::default())
+        .with_tls_config(tls)
+        .connect()
+        .await?;
     let channel = conn.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
