@@ -321,6 +321,19 @@ pub fn rabbitmq_tls() -> Option<(String, String)> {
     }
 }
 
+/// A plugin directory with the system pollers, the file publishers and the amqp
+/// publisher: what an agent publishing to RabbitMQ loads.
+pub fn agent_plugin_dir() -> tempfile::TempDir {
+    plugin_dir(&[
+        (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
+        (
+            &library("ceilo_plugin_publishers"),
+            "libceilo_plugin_publishers.so",
+        ),
+        (&library("ceilo_plugin_amqp"), "libceilo_plugin_amqp.so"),
+    ])
+}
+
 /// A name unique to this test run, for exchanges and queues.
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

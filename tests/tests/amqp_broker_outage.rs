@@ -34,14 +34,7 @@ static BROKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn nothing_is_lost_when_the_broker_restarts() {
     let _broker = BROKER.lock().unwrap_or_else(|p| p.into_inner());
     let Some(url) = rabbitmq() else { return };
-    let plugins = plugin_dir(&[
-        (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
-        (
-            &library("ceilo_plugin_publishers"),
-            "libceilo_plugin_publishers.so",
-        ),
-        (&library("ceilo_plugin_amqp"), "libceilo_plugin_amqp.so"),
-    ]);
+    let plugins = agent_plugin_dir();
     let data = tempfile::tempdir().unwrap();
     let queue = unique("metering.sample.outage");
     let amqp = format!(
@@ -111,14 +104,7 @@ fn nothing_is_lost_when_the_broker_restarts() {
 fn an_agent_killed_during_an_outage_loses_nothing_with_the_spool() {
     let _broker = BROKER.lock().unwrap_or_else(|p| p.into_inner());
     let Some(url) = rabbitmq() else { return };
-    let plugins = plugin_dir(&[
-        (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
-        (
-            &library("ceilo_plugin_publishers"),
-            "libceilo_plugin_publishers.so",
-        ),
-        (&library("ceilo_plugin_amqp"), "libceilo_plugin_amqp.so"),
-    ]);
+    let plugins = agent_plugin_dir();
     let data = tempfile::tempdir().unwrap();
     let queue = unique("metering.sample.spool");
     let amqp = format!(

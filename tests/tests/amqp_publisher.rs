@@ -11,14 +11,7 @@ use ceilo_tests::*;
 #[test]
 fn every_sample_arrives_once_signed() {
     let Some(url) = rabbitmq() else { return };
-    let plugins = plugin_dir(&[
-        (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
-        (
-            &library("ceilo_plugin_publishers"),
-            "libceilo_plugin_publishers.so",
-        ),
-        (&library("ceilo_plugin_amqp"), "libceilo_plugin_amqp.so"),
-    ]);
+    let plugins = agent_plugin_dir();
     let data = tempfile::tempdir().unwrap();
     let (exchange, queue) = (unique("ceilo-test"), unique("metering.sample.test"));
     let amqp = format!("{url}?exchange={exchange}&queue={queue}&batch_size=7&linger_ms=10");

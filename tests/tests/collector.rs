@@ -207,14 +207,7 @@ fn agent_to_rabbitmq_to_collector_to_mongodb_stores_each_sample_once() {
     let Some(amqp) = rabbitmq() else { return };
     let Some(mongo) = mongodb() else { return };
     let t = Topology::new();
-    let plugins = plugin_dir(&[
-        (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
-        (
-            &library("ceilo_plugin_publishers"),
-            "libceilo_plugin_publishers.so",
-        ),
-        (&library("ceilo_plugin_amqp"), "libceilo_plugin_amqp.so"),
-    ]);
+    let plugins = agent_plugin_dir();
     let data = tempfile::tempdir().unwrap();
     let collector = spawn_ceilo(
         &t.collector_args(&amqp, &mongo),
@@ -554,14 +547,7 @@ fn agent_to_collector_over_amqps() {
         return;
     };
     let t = Topology::new();
-    let plugins = plugin_dir(&[
-        (&library("ceilo_plugin_system"), "libceilo_plugin_system.so"),
-        (
-            &library("ceilo_plugin_publishers"),
-            "libceilo_plugin_publishers.so",
-        ),
-        (&library("ceilo_plugin_amqp"), "libceilo_plugin_amqp.so"),
-    ]);
+    let plugins = agent_plugin_dir();
     let data = tempfile::tempdir().unwrap();
     let store = format!("sqlite://{}/tls.db", data.path().display());
     let broker = format!("{amqps}?cacertfile={ca}");
