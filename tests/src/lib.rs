@@ -334,6 +334,21 @@ pub fn agent_plugin_dir() -> tempfile::TempDir {
     ])
 }
 
+/// Writes `dir/pipeline.yaml`: the `load.*` meters every second to `publisher` and to
+/// `file:produced.json` (the record of what was produced); returns its path.
+pub fn load_pipeline(dir: &Path, publisher: &str) -> PathBuf {
+    let pipeline = dir.join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "sources:\n  - name: s\n    interval: 1\n    meters: [\"load.*\"]\n    sinks: [k]\n\
+             sinks:\n  - name: k\n    publishers: [\"{publisher}\", \"file:produced.json\"]\n"
+        ),
+    )
+    .expect("write pipeline.yaml");
+    pipeline
+}
+
 /// A name unique to this test run, for exchanges and queues.
 pub fn unique(prefix: &str) -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

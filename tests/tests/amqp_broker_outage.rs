@@ -41,15 +41,7 @@ fn nothing_is_lost_when_the_broker_restarts() {
         "{url}?exchange={}&queue={queue}&policy=queue&flush_timeout=1",
         unique("ceilo-outage")
     );
-    let pipeline = data.path().join("pipeline.yaml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "sources:\n  - name: s\n    interval: 1\n    meters: [\"load.*\"]\n    sinks: [k]\n\
-             sinks:\n  - name: k\n    publishers: [\"{amqp}\", \"file:produced.json\"]\n"
-        ),
-    )
-    .unwrap();
+    let pipeline = load_pipeline(data.path(), &amqp);
     let agent = spawn_service(
         "agent",
         &pipeline,
@@ -111,15 +103,7 @@ fn an_agent_killed_during_an_outage_loses_nothing_with_the_spool() {
         "{url}?exchange={}&queue={queue}&policy=queue&flush_timeout=1",
         unique("ceilo-spool")
     );
-    let pipeline = data.path().join("pipeline.yaml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "sources:\n  - name: s\n    interval: 1\n    meters: [\"load.*\"]\n    sinks: [k]\n\
-             sinks:\n  - name: k\n    publishers: [\"{amqp}\", \"file:produced.json\"]\n"
-        ),
-    )
-    .unwrap();
+    let pipeline = load_pipeline(data.path(), &amqp);
     let start = || {
         spawn_service(
             "agent",

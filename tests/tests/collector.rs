@@ -555,19 +555,11 @@ fn agent_to_collector_over_amqps() {
         &t.collector_args(&broker, &store),
         &[("CEILO_TELEMETRY_SECRET", SECRET)],
     );
-    let pipeline = data.path().join("pipeline.yaml");
     let publisher = format!(
         "{amqps}?exchange={}&queue={}&batch_size=5&linger_ms=10&cacertfile={ca}",
         t.exchange, t.queue
     );
-    std::fs::write(
-        &pipeline,
-        format!(
-            "sources:\n  - name: s\n    interval: 1\n    meters: [\"load.*\"]\n    sinks: [k]\n\
-             sinks:\n  - name: k\n    publishers: [\"{publisher}\", \"file:produced.json\"]\n"
-        ),
-    )
-    .unwrap();
+    let pipeline = load_pipeline(data.path(), &publisher);
     let agent = spawn_service(
         "agent",
         &pipeline,
