@@ -451,6 +451,28 @@ pub fn drain_samples(url: &str, queue: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The message id of every sample stored at `url` (a `mongodb://` or `sqlite://` store
+/// ceilo opens), one entry per stored sample: a duplicate shows as a repeated id.
+pub fn stored_message_ids(url: &str) -> Vec<String> {
+    use ceilo_host::storage::{self, Retention, SampleQuery};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Ok(store) = storage::open(Some(url), dir.path(), Retention::default()).await else {
+            return Vec::new();
+        };
+        store
+            .samples(&SampleQuery::default())
+            .await
+            .map(|v| {
+                v.into_iter()
+                    .map(|s| s.sample.message_id().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
 /// The samples in a file the `file:` publisher wrote (none if it does not exist).
 pub fn read_samples(file: &Path) -> Vec<ceilo_plugin_api::Sample> {
     std::fs::read_to_string(file)

@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use ceilo_host::storage::{self, Retention, SampleQuery, Storage};
 use ceilo_plugin_api::{signing, Sample, SampleType};
 use ceilo_tests::*;
 use lapin::options::{
@@ -152,27 +151,9 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Runtime::new().expect("runtime").block_on(f)
 }
 
-async fn open(url: &str) -> std::sync::Arc<dyn Storage> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    storage::open(Some(url), dir.path(), Retention::default())
-        .await
-        .expect("open store")
-}
-
-/// The message ids stored (panics on a duplicate: the unique index must prevent it).
+/// The message ids stored (the unique index must keep each once).
 fn stored_ids(url: &str) -> Vec<String> {
-    block_on(async {
-        let store = open(url).await;
-        store
-            .samples(&SampleQuery::default())
-            .await
-            .map(|v| {
-                v.into_iter()
-                    .map(|s| s.sample.message_id().to_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    })
+    stored_message_ids(url)
 }
 
 fn wait_for_count(url: &str, want: usize, within: Duration) -> Vec<String> {
