@@ -256,3 +256,20 @@ fn passwords_in_publisher_urls_are_never_printed() {
         "{out}"
     );
 }
+
+#[test]
+fn huge_names_are_quoted_cut_with_the_line_and_the_hint_kept() {
+    let plugins = built_in_plugin_dir();
+    let huge = "q".repeat(100_000);
+    let yaml = format!(
+        "sources:\n  - name: s\n    interval: 10\n    meters: [\"{huge}\"]\n    sinks: [\"{huge}\"]\n\
+         sinks:\n  - name: k\n    transformers:\n      - name: \"{huge}\"\n    publishers: [\"{huge}://x\"]\n"
+    );
+    let (code, _, err, _dir) = validate(&yaml, plugins.path());
+    assert_eq!(code, 1, "{}", &err[..err.len().min(2000)]);
+    assert!(err.len() < 2000, "readable errors: {} bytes", err.len());
+    assert_error(&err, 4, "produces meter `qqqq");
+    assert_error(&err, 5, "is not defined (define it under `sinks`)");
+    assert_error(&err, 9, "(loaded transformers:");
+    assert_error(&err, 10, "(loaded publishers:");
+}

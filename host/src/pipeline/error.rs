@@ -27,9 +27,57 @@ impl fmt::Display for ConfigError {
         }
         write!(f, ": ")?;
         if let Some(c) = &self.context {
-            write!(f, "{c}: ")?;
+            write!(f, "{}: ", clip_quotes(c))?;
         }
-        f.write_str(&self.message)
+        f.write_str(&clip_quotes(&self.message))
+    }
+}
+
+/// The longest value quoted whole in an error (characters).
+const QUOTE_MAX: usize = 80;
+/// The longest message shown whole, whatever it quotes.
+const MESSAGE_MAX: usize = 1000;
+
+/// `text` with every `quoted` value over [`QUOTE_MAX`] characters cut (`…`), and the
+/// whole cut at [`MESSAGE_MAX`]: a name or URL of any size in the file still gives a
+/// one-line error that keeps its hint.
+fn clip_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MESSAGE_MAX + 8));
+    let mut parts = text.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('`');
+        if i % 2 == 0 {
+            out.push_str(&crate::redact::shorten(part, QUOTE_MAX));
+        } else {
+            out.push_str(part);
+        }
+    }
+    crate::redact::shorten(&out, MESSAGE_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_quoted_values_are_cut_and_the_hint_kept() {
+        let long = "m".repeat(100_000);
+        let e = ConfigError {
+            file: "p.yaml".into(),
+            pos: Some(Pos { line: 4, column: 7 }),
+            context: Some(format!("source `{long}`")),
+            message: format!("unknown sink `{long}` (define it under `sinks`)"),
+        };
+        let line = e.to_string();
+        assert!(line.len() < 400, "{} bytes", line.len());
+        assert!(line.starts_with("p.yaml:4:7: source `mmm"), "{line}");
+        assert!(line.ends_with("…` (define it under `sinks`)"), "{line}");
+        assert_eq!(clip_quotes("a `b` c"), "a `b` c");
+        let huge = "x".repeat(5000);
+        assert_eq!(clip_quotes(&huge).chars().count(), MESSAGE_MAX + 1);
     }
 }
 
