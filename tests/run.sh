@@ -98,6 +98,22 @@ for _ in $(seq 1 60); do
 done
 (exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null || { echo "SecantusDB did not start"; cat "$HOME/.cache/ceilo-tests/secantusd.log"; exit 1; }
 
+step "Ceilometer's API suite: gabbi from PyPI, the gabbits from PyPI's ceilometer 8.1.5 sdist"
+# Taken from the registry at test time, never committed; a virtual environment of its
+# own (gabbi's dependencies stay apart from SecantusDB's).
+suite="${CEILO_TEST_SUITES:-$HOME/.cache/ceilo-tests/suites}"
+if [ ! -x "$suite/venv/bin/gabbi-run" ]; then
+    python3 -m venv "$suite/venv"
+    "$suite/venv/bin/pip" install --quiet --disable-pip-version-check 'gabbi==4.2.3'
+fi
+if [ ! -d "$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi/gabbits" ]; then
+    "$suite/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+        --no-binary :all: 'ceilometer==8.1.5' -d "$suite/sdist"
+    tar -xzf "$suite/sdist/ceilometer-8.1.5.tar.gz" -C "$suite"
+fi
+export CEILO_GABBI_RUN="$suite/venv/bin/gabbi-run"
+export CEILO_CEILOMETER_GABBI="$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi"
+
 step "browser: Debian chromium and playwright-core (dashboard test)"
 if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq

@@ -79,6 +79,7 @@ async fn serve(store: Arc<dyn Storage>) -> (String, tokio::sync::watch::Sender<b
         store,
         auth: Arc::new(Auth::Open),
         pipeline: None,
+        deployment: Default::default(),
     };
     tokio::spawn(api::serve(
         listener,

@@ -529,12 +529,20 @@ async fn statistics_are_computed_by_the_store(place: Place) {
             )
         })
         .collect();
+    // Without a period every row starts where the first sample is, and the group
+    // whose first sample is newest comes first (Ceilometer's MongoDB order).
     assert_eq!(
         got,
         vec![
-            (json!("r1"), 3, 60.0, 20.0, 10.0, 30.0),
-            (json!("r2"), 2, 90.0, 45.0, 40.0, 50.0)
+            (json!("r2"), 2, 90.0, 45.0, 40.0, 50.0),
+            (json!("r1"), 3, 60.0, 20.0, 10.0, 30.0)
         ]
+    );
+    assert!(
+        by_resource
+            .iter()
+            .all(|s| s.period_start == by_resource[1].duration_start),
+        "{by_resource:?}"
     );
     let by_flavor = stats(StatisticsQuery {
         filter: cpu.clone(),
@@ -545,7 +553,7 @@ async fn statistics_are_computed_by_the_store(place: Place) {
         ..Default::default()
     })
     .await;
-    // Without a period, a group's period starts at its first sample: r1's is first.
+    // r2 (large) was first measured after r1 (small): it comes first.
     let got: Vec<_> = by_flavor
         .iter()
         .map(|s| {
@@ -560,8 +568,8 @@ async fn statistics_are_computed_by_the_store(place: Place) {
     assert_eq!(
         got,
         vec![
-            (json!("small"), json!("p1"), 3),
-            (json!("large"), json!("p2"), 2)
+            (json!("large"), json!("p2"), 2),
+            (json!("small"), json!("p1"), 3)
         ]
     );
 
@@ -573,6 +581,7 @@ async fn statistics_are_computed_by_the_store(place: Place) {
         ..Default::default()
     })
     .await;
+    // In each period, the group first measured latest in it first.
     let got: Vec<_> = both
         .iter()
         .map(|s| {
@@ -586,10 +595,10 @@ async fn statistics_are_computed_by_the_store(place: Place) {
     assert_eq!(
         got,
         vec![
-            (t0, json!("r1"), 2),
             (t0, json!("r2"), 1),
-            (secs(60), json!("r1"), 1),
-            (secs(60), json!("r2"), 1)
+            (t0, json!("r1"), 2),
+            (secs(60), json!("r2"), 1),
+            (secs(60), json!("r1"), 1)
         ]
     );
 

@@ -19,7 +19,7 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-/// `GET /`.
+/// `GET /dashboard/` (and `GET /` for a browser, see `root`).
 pub async fn index() -> impl IntoResponse {
     asset("text/html; charset=utf-8", INDEX)
 }
@@ -41,5 +41,5 @@ pub async fn uplot_css() -> impl IntoResponse {
 
 /// Whether a path is the dashboard's (served whatever the request accepts).
 pub fn is_dashboard(path: &str) -> bool {
-    path == "/" || path.starts_with("/dashboard/")
+    path.contains("/dashboard/")
 }

@@ -24,6 +24,16 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// 400 in wsme's words, as Ceilometer's suite and clients match them:
+    /// `Invalid input for field/attribute F. Value: 'V'. MESSAGE`, the value cut to a
+    /// readable length.
+    pub fn invalid_input(field: &str, value: &str, message: impl AsRef<str>) -> ApiError {
+        ApiError::bad_request(format!(
+            "Invalid input for field/attribute {field}. Value: '{}'. {}",
+            crate::redact::shorten(value, 80),
+            message.as_ref()
+        ))
+    }
     /// 401: no or wrong credentials, or a project the token may not see.
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
         ApiError {

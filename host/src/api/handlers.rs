@@ -1,5 +1,7 @@
 //! The GET endpoints.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
@@ -12,15 +14,39 @@ use crate::storage::{Aggregate, GroupBy, ResourceQuery, SampleQuery, StatisticsQ
 
 type Answer = Result<Json<Value>, ApiError>;
 
-fn base_url(headers: &HeaderMap) -> String {
+/// `http://host[:port][/prefix]` as the client reached the API, for links.
+pub(super) fn base_url(st: &ApiState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost:8777");
-    format!("http://{host}")
+    format!("http://{host}{}", st.deployment.prefix)
 }
 
-/// `GET /v2/meters`: every (meter, resource) pair, from the resources.
+/// The (resource, project, meter) triples the samples `q` selects have: how queries on
+/// metadata and timestamps select meters and resources.
+async fn measured(
+    st: &ApiState,
+    q: &SampleQuery,
+) -> Result<HashSet<(String, Option<String>, String)>, ApiError> {
+    Ok(st
+        .store
+        .samples(q)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let x = s.sample;
+            (
+                x.resource_id().to_owned(),
+                x.project_id().map(str::to_owned),
+                x.name().to_owned(),
+            )
+        })
+        .collect())
+}
+
+/// `GET /v2/meters`: every (meter, resource) pair, from the resources; with
+/// `unique=True` each meter name once, without resource, project, user or source.
 pub async fn meters(
     State(st): State<ApiState>,
     headers: HeaderMap,
@@ -28,17 +54,16 @@ pub async fn meters(
 ) -> Answer {
     let who = st.auth.principal(&headers)?;
     let params = query::parse(raw.as_deref())?;
-    // Meters filter like samples; the fields a resource knows are applied to it.
-    let sq = query::sample_query(&params, &who)?;
-    if !sq.conditions.is_empty()
+    let mut sq = query::sample_query(&params, &who)?;
+    sq.limit = None;
+    let through_samples = !sq.conditions.is_empty()
         || sq.start.is_some()
         || sq.end.is_some()
-        || sq.message_id.is_some()
-    {
-        return Err(ApiError::bad_request(
-            "meters can be filtered by meter, resource_id, project_id, user_id and source",
-        ));
-    }
+        || sq.message_id.is_some();
+    let seen = match through_samples {
+        true => Some(measured(&st, &sq).await?),
+        false => None,
+    };
     let rq = ResourceQuery {
         resource_id: sq.resource_id.clone(),
         project_id: sq.project_id.clone(),
@@ -46,9 +71,25 @@ pub async fn meters(
         source: sq.source.clone(),
     };
     let mut out = Vec::new();
+    let mut names = HashSet::new();
     for r in st.store.resources(&rq).await? {
-        for m in models::meters(&r) {
-            if sq.meter.as_deref().is_none_or(|n| m["name"] == n) {
+        for (m, meter) in models::meters(&r).into_iter().zip(&r.meters) {
+            if sq.meter.as_deref().is_some_and(|n| meter.name != n) {
+                continue;
+            }
+            let key = (
+                r.resource_id.clone(),
+                r.project_id.clone(),
+                meter.name.clone(),
+            );
+            if seen.as_ref().is_some_and(|s| !s.contains(&key)) {
+                continue;
+            }
+            if params.unique {
+                if names.insert(meter.name.clone()) {
+                    out.push(models::unique_meter(meter));
+                }
+            } else {
                 out.push(m);
             }
         }
@@ -103,20 +144,47 @@ pub async fn statistics(
     let groupby = params
         .groupby
         .iter()
-        .map(|g| GroupBy::parse(g).map_err(ApiError::bad_request))
+        .map(|g| {
+            GroupBy::parse(g)
+                .map_err(|why| ApiError::bad_request(format!("Invalid groupby fields: {why}")))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let aggregates = params
-        .aggregates
-        .iter()
-        .map(|(f, p)| Aggregate::parse(f, p.as_deref()).map_err(ApiError::bad_request))
-        .collect::<Result<Vec<_>, _>>()?;
+    // The standard five are computed always; selected, they are also reported under
+    // `aggregate`, as Ceilometer reports what was selected.
+    let (mut standard, mut aggregates) = (Vec::new(), Vec::new());
+    for (f, p) in &params.aggregates {
+        match (f.as_str(), p) {
+            ("max" | "min" | "sum" | "avg" | "count", None) => standard.push(f.clone()),
+            ("stddev" | "cardinality", _) => aggregates.push(
+                Aggregate::parse(f, p.as_deref()).map_err(ApiError::bad_request)?,
+            ),
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid aggregation function: {} (expected max, min, sum, avg, count, stddev, or cardinality with aggregate.param)",
+                    crate::redact::shorten(other, 80)
+                )))
+            }
+        }
+    }
     let q = StatisticsQuery {
         filter,
         period: params.period,
         groupby,
         aggregates,
     };
-    let stats = st.store.statistics(&q).await?;
+    let mut stats = st.store.statistics(&q).await?;
+    for s in &mut stats {
+        for f in &standard {
+            let v = match f.as_str() {
+                "max" => s.max,
+                "min" => s.min,
+                "sum" => s.sum,
+                "avg" => s.avg,
+                _ => s.count as f64,
+            };
+            s.aggregate.insert(f.clone(), v);
+        }
+    }
     Ok(Json(Value::Array(
         stats.iter().map(models::statistics).collect(),
     )))
@@ -142,8 +210,15 @@ pub async fn sample(
     State(st): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Answer {
     let who = st.auth.principal(&headers)?;
+    if let Some(name) = query::parse(raw.as_deref())?.names.first() {
+        return Err(ApiError::bad_request(format!(
+            "Unknown argument: \"{}\": a sample is fetched by its id alone",
+            crate::redact::shorten(name, 80)
+        )));
+    }
     let q = SampleQuery {
         message_id: Some(id.clone()),
         project_id: who.project().map(str::to_owned),
@@ -163,14 +238,29 @@ pub async fn resources(
 ) -> Answer {
     let who = st.auth.principal(&headers)?;
     let params = query::parse(raw.as_deref())?;
-    let q = query::resource_query(&params, &who)?;
-    let base = base_url(&headers);
+    let filter = query::resource_query(&params, &who)?;
+    let seen: Option<HashSet<(String, Option<String>)>> = match &filter.samples {
+        Some(sq) => Some(
+            measured(&st, sq)
+                .await?
+                .into_iter()
+                .map(|(r, p, _)| (r, p))
+                .collect(),
+        ),
+        None => None,
+    };
+    let base = base_url(&st, &headers);
+    let links = params.meter_links.unwrap_or(true);
     let mut out: Vec<Value> = st
         .store
-        .resources(&q)
+        .resources(&filter.resources)
         .await?
         .iter()
-        .map(|r| models::resource(r, &base))
+        .filter(|r| {
+            seen.as_ref()
+                .is_none_or(|s| s.contains(&(r.resource_id.clone(), r.project_id.clone())))
+        })
+        .map(|r| models::resource(r, &base, links))
         .collect();
     if let Some(l) = params.limit {
         out.truncate(l);
@@ -195,7 +285,7 @@ pub async fn resource(
     // names one resource in this endpoint.
     let found = st.store.resources(&q).await?;
     match found.iter().max_by_key(|r| r.last_sample_timestamp) {
-        Some(r) => Ok(Json(models::resource(r, &base_url(&headers)))),
+        Some(r) => Ok(Json(models::resource(r, &base_url(&st, &headers), true))),
         None => Err(ApiError::not_found(format!("Resource {id} Not Found"))),
     }
 }

@@ -88,12 +88,15 @@ pub fn sample(s: &StoredSample) -> Value {
     })
 }
 
-/// A Resource, with links to itself and to its meters.
-pub fn resource(r: &Resource, base: &str) -> Value {
+/// A Resource, with links to itself and (`meter_links`) to its meters.
+pub fn resource(r: &Resource, base: &str, meter_links: bool) -> Value {
     let mut links =
         vec![json!({"href": format!("{base}/v2/resources/{}", r.resource_id), "rel": "self"})];
     let mut names: Vec<&str> = r.meters.iter().map(|m| m.name.as_str()).collect();
     names.dedup();
+    if !meter_links {
+        names.clear();
+    }
     for m in names {
         links.push(json!({
             "href": format!("{base}/v2/meters/{m}?q.field=resource_id&q.value={}", r.resource_id),
@@ -129,6 +132,20 @@ pub fn meters(r: &Resource) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// A Meter of `unique=True`: its name, type and unit only.
+pub fn unique_meter(m: &crate::storage::ResourceMeter) -> Value {
+    json!({
+        "name": m.name,
+        "type": m.sample_type,
+        "unit": m.unit,
+        "resource_id": null,
+        "project_id": null,
+        "user_id": null,
+        "source": null,
+        "meter_id": null,
+    })
 }
 
 /// A Statistics object.

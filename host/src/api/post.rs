@@ -4,7 +4,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use ceilo_plugin_api::{parse_timestamp, Sample, SampleBatch, SampleType};
 use chrono::Utc;
@@ -15,29 +15,68 @@ use super::error::ApiError;
 use super::{models, query, ApiState};
 use crate::storage::StoredSample;
 
+/// What a POST takes from its headers when a sample leaves it out (Ceilometer: the
+/// `X-Project-Id` and `X-User-Id` keystone's middleware sets; ceilo: the token's
+/// project first).
+struct Defaults {
+    project_id: Option<String>,
+    user_id: Option<String>,
+}
+
+/// The source Ceilometer's API gives a sample without one (`sample_source`).
+const DEFAULT_SOURCE: &str = "openstack";
+
 /// Builds the samples from a POSTed body.
-fn samples_from(body: &[u8], name: &str, who: &Principal) -> Result<Vec<Sample>, ApiError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
-    let Value::Array(items) = v else {
-        return Err(ApiError::bad_request("expected a JSON list of samples"));
+fn samples_from(
+    body: &[u8],
+    name: &str,
+    who: &Principal,
+    defaults: &Defaults,
+) -> Result<Vec<Sample>, ApiError> {
+    let items = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) if !items.is_empty() => items,
+        Ok(Value::Array(_) | Value::Null) => return Err(no_samples()),
+        Err(_) if body.iter().all(u8::is_ascii_whitespace) => return Err(no_samples()),
+        Err(e) => {
+            return Err(ApiError::invalid_input(
+                "samples",
+                &String::from_utf8_lossy(body),
+                format!("the body is not valid JSON: {e}"),
+            ))
+        }
+        Ok(other) => {
+            return Err(ApiError::invalid_input(
+                "samples",
+                &other.to_string(),
+                "expected a JSON list of samples",
+            ))
+        }
     };
-    if items.is_empty() {
-        return Err(ApiError::bad_request("the list of samples is empty"));
-    }
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Value::Object(o) = item else {
-            return Err(ApiError::bad_request(format!("sample {i}: not an object")));
+            return Err(ApiError::invalid_input(
+                "samples",
+                &item.to_string(),
+                format!("sample {i} is not an object"),
+            ));
         };
-        let s = sample_from(i, o, name, who)?;
+        let s = sample_from(i, o, name, who, defaults)?;
         // Refused here rather than dead-lettered later by the collector.
         if let Some(why) = crate::storage::unstorable(&s) {
-            return Err(ApiError::bad_request(format!("sample {i}: {why}")));
+            return Err(ApiError::invalid_input(
+                "samples",
+                &item.to_string(),
+                format!("sample {i}: {why}"),
+            ));
         }
         out.push(s);
     }
     Ok(out)
+}
+
+fn no_samples() -> ApiError {
+    ApiError::bad_request("Samples should be included in request body")
 }
 
 fn sample_from(
@@ -45,72 +84,134 @@ fn sample_from(
     o: &Map<String, Value>,
     name: &str,
     who: &Principal,
+    defaults: &Defaults,
 ) -> Result<Sample, ApiError> {
-    let bad = |m: String| ApiError::bad_request(format!("sample {i}: {m}"));
-    let text = |k: &str, required: bool| -> Result<Option<String>, ApiError> {
+    // A value of the wrong type fails the whole list in wsme: attribute `samples`.
+    let wrong = |k: &str, v: &Value, what: &str| {
+        ApiError::invalid_input(
+            "samples",
+            &v.to_string(),
+            format!("sample {i}: field {k} {what}"),
+        )
+    };
+    let text = |k: &str| -> Result<Option<String>, ApiError> {
         match o.get(k) {
-            None | Some(Value::Null) if required => Err(bad(format!("missing field {k}"))),
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(bad(format!("field {k} must be a string, not {other}"))),
+            Some(other) => Err(wrong(k, other, "must be a string")),
         }
     };
-    if let Some(n) = text("counter_name", false)? {
-        if n != name {
-            return Err(bad(format!(
-                "counter_name `{n}` differs from the meter `{name}` in the path"
-            )));
-        }
+    let required = |k: &str| -> Result<String, ApiError> {
+        text(k)?.ok_or_else(|| {
+            ApiError::invalid_input(k, "None", format!("Mandatory field missing. (sample {i})"))
+        })
+    };
+    let counter_name = required("counter_name")?;
+    if counter_name != name {
+        return Err(ApiError::invalid_input(
+            "counter_name",
+            &counter_name,
+            format!("should be {name}"),
+        ));
     }
-    let kind = text("counter_type", true)?.unwrap_or_default();
-    let kind: SampleType = kind
-        .parse()
-        .map_err(|e| bad(format!("field counter_type: {e}")))?;
-    let unit = text("counter_unit", true)?.unwrap_or_default();
+    if let Some(id) = text("message_id")? {
+        return Err(ApiError::invalid_input(
+            "message_id",
+            &id,
+            "The message_id must not be set (the API gives each sample its own)",
+        ));
+    }
+    let kind_text = required("counter_type")?;
+    let kind: SampleType = kind_text.parse().map_err(|_| {
+        ApiError::invalid_input(
+            "counter_type",
+            &kind_text,
+            "The counter type must be: gauge, delta, cumulative",
+        )
+    })?;
+    let unit = required("counter_unit")?;
     let volume = match o.get("counter_volume") {
-        None | Some(Value::Null) => return Err(bad("missing field counter_volume".into())),
-        Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
-        Some(Value::String(s)) => s
-            .parse::<f64>()
-            .map_err(|_| bad(format!("field counter_volume must be a number, not `{s}`")))?,
-        Some(other) => {
-            return Err(bad(format!(
-                "field counter_volume must be a number, not {other}"
-            )))
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid_input(
+                "counter_volume",
+                "None",
+                format!("Mandatory field missing. (sample {i})"),
+            ))
         }
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+        Some(v @ Value::String(s)) => s
+            .parse::<f64>()
+            .map_err(|_| wrong("counter_volume", v, "must be a number"))?,
+        Some(other) => return Err(wrong("counter_volume", other, "must be a number")),
     };
     if !volume.is_finite() {
-        return Err(bad("field counter_volume must be a finite number".into()));
+        return Err(wrong(
+            "counter_volume",
+            &o["counter_volume"],
+            "must be a finite number",
+        ));
     }
-    let resource = text("resource_id", true)?.unwrap_or_default();
+    let resource = required("resource_id")?;
     let mut s = Sample::new(name, kind, unit, volume, resource);
-    let project = text("project_id", false)?;
-    match (who.project(), project) {
-        (Some(own), Some(p)) if p != own => {
-            return Err(ApiError::unauthorized(format!(
-                "Not Authorized to access project {p}"
-            )))
+    let project = text("project_id")?
+        .or_else(|| who.project().map(str::to_owned))
+        .or_else(|| defaults.project_id.clone());
+    if let Some(own) = who.project() {
+        if project.as_deref() != Some(own) {
+            return Err(ApiError::invalid_input(
+                "project_id",
+                project.as_deref().unwrap_or("None"),
+                "can not post samples to other projects",
+            ));
         }
-        (Some(own), _) => s.set_project_id(Some(own.to_owned())),
-        (None, p) => s.set_project_id(p),
     }
-    s.set_user_id(text("user_id", false)?);
-    if let Some(src) = text("source", false)? {
-        s.set_source(src);
-    }
-    if let Some(t) = text("timestamp", false)? {
-        s.set_timestamp(parse_timestamp(&t).map_err(|e| bad(format!("field timestamp: {e}")))?);
+    // As Ceilometer: the source is prefixed with the project (`None` without one).
+    let source = text("source")?.unwrap_or_else(|| DEFAULT_SOURCE.to_owned());
+    s.set_source(format!("{}:{source}", project.as_deref().unwrap_or("None")));
+    s.set_project_id(project);
+    s.set_user_id(text("user_id")?.or_else(|| defaults.user_id.clone()));
+    if let Some(t) = text("timestamp")? {
+        let parsed = parse_timestamp(&t)
+            .map_err(|e| wrong("timestamp", &o["timestamp"], &format!("is not valid: {e}")))?;
+        s.set_timestamp(parsed);
     }
     match o.get("resource_metadata") {
         None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => s.set_resource_metadata(m.clone()),
-        Some(other) => {
-            return Err(bad(format!(
-                "field resource_metadata must be an object, not {other}"
-            )))
-        }
+        Some(Value::Object(m)) => s.set_resource_metadata(restore_nesting(m)),
+        Some(other) => return Err(wrong("resource_metadata", other, "must be an object")),
     }
     Ok(s)
+}
+
+/// Dotted keys back into nested objects (`{"a.b": 1}` → `{"a": {"b": 1}}`), as
+/// Ceilometer's API stores what its clients send flattened.
+fn restore_nesting(flat: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for (key, value) in flat {
+        let parts: Vec<&str> = key.split('.').collect();
+        insert_at(&mut out, &parts, value.clone());
+    }
+    out
+}
+
+fn insert_at(map: &mut Map<String, Value>, path: &[&str], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            map.insert((*last).to_owned(), value);
+        }
+        [first, rest @ ..] => {
+            let slot = map
+                .entry((*first).to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            if let Value::Object(next) = slot {
+                insert_at(next, rest, value);
+            }
+        }
+    }
 }
 
 /// The handler.
@@ -120,7 +221,7 @@ pub async fn post_samples(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let who = st.auth.principal(&headers)?;
     let params = query::parse(raw.as_deref())?;
     let json = headers
@@ -136,7 +237,18 @@ pub async fn post_samples(
             "the body must be JSON (Content-Type: application/json)",
         ));
     }
-    let samples = samples_from(&body, &name, &who)?;
+    let header = |h: &str| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let defaults = Defaults {
+        project_id: header("x-project-id"),
+        user_id: header("x-user-id"),
+    };
+    let samples = samples_from(&body, &name, &who, &defaults)?;
     let recorded_at = Utc::now();
     if params.direct {
         if who != Principal::Admin {
@@ -190,5 +302,20 @@ pub async fn post_samples(
             })
         })
         .collect();
-    Ok(Json(Value::Array(out)))
+    Ok((StatusCode::CREATED, Json(Value::Array(out))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_keys_nest_again() {
+        let flat = serde_json::json!({"a.b": 1, "a.c": "x", "d": true});
+        let Value::Object(flat) = flat else { panic!() };
+        assert_eq!(
+            Value::Object(restore_nesting(&flat)),
+            serde_json::json!({"a": {"b": 1, "c": "x"}, "d": true})
+        );
+    }
 }

@@ -37,51 +37,93 @@ pub struct Params {
     pub aggregates: Vec<(String, Option<String>)>,
     /// `direct=True`.
     pub direct: bool,
+    /// `meter_links=0|1` (resources; none: 1).
+    pub meter_links: Option<bool>,
+    /// `unique=True` (meters).
+    pub unique: bool,
+    /// Every parameter name given, in order.
+    pub names: Vec<String>,
+}
+
+/// wsme's words for a value that is not an integer.
+fn not_an_int(field: &str, value: &str) -> ApiError {
+    ApiError::invalid_input(field, value, "unable to convert to int")
+}
+
+/// Ceilometer's (oslo's) `bool_from_string`: true for these, false for anything else.
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "t" | "true" | "on" | "y" | "yes"
+    )
 }
 
 /// Parses a raw query string.
 pub fn parse(raw: Option<&str>) -> Result<Params, ApiError> {
     let mut p = Params::default();
     let (mut fields, mut ops, mut values, mut kinds) = (vec![], vec![], vec![], vec![]);
-    let (mut funcs, mut fparams) = (vec![], vec![]);
+    // A param pairs with the func before it, as the client writes them
+    // (`func=cardinality&param=resource_id&func=max`).
+    let mut aggregates: Vec<(String, Option<String>)> = Vec::new();
     for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
         let v = v.into_owned();
+        let once = |names: &[String], k: &str| {
+            if names.iter().any(|n| n == k) {
+                Err(ApiError::bad_request(format!(
+                    "Unknown argument: \"{k}\": given more than once"
+                )))
+            } else {
+                Ok(())
+            }
+        };
         match k.as_ref() {
             "q.field" => fields.push(v),
             "q.op" => ops.push(v),
             "q.value" => values.push(v),
             "q.type" => kinds.push(v),
             "limit" => {
-                let n: i64 = v.parse().map_err(|_| {
-                    ApiError::bad_request(format!("limit must be a positive integer, not `{v}`"))
-                })?;
+                once(&p.names, "limit")?;
+                let n: i64 = v.trim().parse().map_err(|_| not_an_int("limit", &v))?;
                 if n <= 0 {
                     return Err(ApiError::bad_request("Limit must be positive"));
                 }
                 p.limit = Some(n as usize);
             }
             "period" => {
-                let n: i64 = v.parse().map_err(|_| {
-                    ApiError::bad_request(format!("period must be a whole number of seconds, not `{v}`"))
-                })?;
+                once(&p.names, "period")?;
+                let n: i64 = v.trim().parse().map_err(|_| not_an_int("period", &v))?;
                 if n < 0 {
                     return Err(ApiError::bad_request("Period must be positive."));
                 }
                 p.period = (n > 0).then_some(n as u64);
             }
+            "meter_links" => {
+                once(&p.names, "meter_links")?;
+                let n: i64 = v.trim().parse().map_err(|_| not_an_int("meter_links", &v))?;
+                p.meter_links = Some(n != 0);
+            }
+            "unique" => p.unique = truthy(&v),
             "groupby" => p.groupby.push(v),
-            "aggregate.func" => funcs.push(v),
-            "aggregate.param" => fparams.push(v),
-            "direct" => p.direct = matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"),
-            // Paging marker and sort are accepted and ignored as Ceilometer's v2 does
-            // for these resources; anything else is a mistake worth naming.
+            "aggregate.func" => aggregates.push((v, None)),
+            "aggregate.param" => match aggregates.last_mut() {
+                Some((_, slot @ None)) => *slot = Some(v).filter(|s| !s.is_empty()),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "aggregate.param must follow the aggregate.func it belongs to",
+                    ))
+                }
+            },
+            "direct" => p.direct = truthy(&v),
             other => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown query parameter `{other}` (expected q.field, q.op, q.value, q.type, limit, period, groupby, aggregate.func, aggregate.param or direct)"
+                    "Unknown argument: \"{}\" (expected q.field, q.op, q.value, q.type, limit, period, groupby, aggregate.func, aggregate.param, meter_links, unique or direct)",
+                    crate::redact::shorten(other, 80)
                 )))
             }
         }
+        p.names.push(k.into_owned());
     }
+    p.aggregates = aggregates;
     if values.len() != fields.len() {
         return Err(ApiError::bad_request(format!(
             "{} q.field but {} q.value: give one q.value per q.field",
@@ -105,17 +147,6 @@ pub fn parse(raw: Option<&str>) -> Result<Params, ApiError> {
             value: values[i].clone(),
             kind: kinds.get(i).cloned().unwrap_or_default(),
         });
-    }
-    if !fparams.is_empty() && fparams.len() != funcs.len() {
-        // Ceilometer pairs a param with the func before it; without one each,
-        // stddev (no param) and cardinality (param) cannot be told apart.
-        return Err(ApiError::bad_request(
-            "give one aggregate.param per aggregate.func (empty for stddev), or none",
-        ));
-    }
-    for (i, f) in funcs.into_iter().enumerate() {
-        let param = fparams.get(i).cloned().filter(|s| !s.is_empty());
-        p.aggregates.push((f, param));
     }
     Ok(p)
 }
@@ -141,7 +172,13 @@ fn typed(c: &RawCondition, default: &str) -> Result<CondValue, ApiError> {
             "false" | "0" | "no" => CondValue::Bool(false),
             _ => return Err(bad("boolean")),
         },
-        "datetime" => CondValue::Time(parse_timestamp(&c.value).map_err(|_| bad("datetime"))?),
+        "datetime" => CondValue::Time(query_time(&c.value).ok_or_else(|| {
+            ApiError::invalid_input(
+                "timestamp",
+                &c.value,
+                format!("invalid timestamp format (for `{}`: ISO 8601, e.g. 2014-01-01 or 2014-01-01T12:00:00)", c.field),
+            )
+        })?),
         // Metadata values without a type: what they look like.
         "auto" => match c.value.as_str() {
             "true" | "True" => CondValue::Bool(true),
@@ -156,6 +193,17 @@ fn typed(c: &RawCondition, default: &str) -> Result<CondValue, ApiError> {
                 "unknown q.type `{other}` (expected string, integer, float, boolean or datetime)"
             )))
         }
+    })
+}
+
+/// A timestamp in a query: ISO 8601 with or without a time (a date is its midnight,
+/// UTC), as Ceilometer's `parse_isotime` reads them.
+fn query_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    parse_timestamp(text).ok().or_else(|| {
+        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
     })
 }
 
@@ -188,7 +236,7 @@ fn field(name: &str) -> Result<(Field, &'static str), ApiError> {
             },
             None => {
                 return Err(ApiError::bad_request(format!(
-                    "unknown field `{}` in q.field (expected one of {SAMPLE_FIELDS})",
+                    "Unknown argument: \"{}\": unrecognized field in query (q.field takes one of {SAMPLE_FIELDS})",
                     crate::redact::shorten(other, 80)
                 )))
             }
@@ -261,9 +309,21 @@ fn confine(
     Ok(())
 }
 
-/// The resource query `params` describe, confined to the principal's project.
-pub fn resource_query(params: &Params, who: &Principal) -> Result<ResourceQuery, ApiError> {
+/// Which resources `params` ask for: the resource record's own fields, and, when the
+/// query also names metadata, timestamps or other operators, the samples at least one
+/// of which a resource must have (as Ceilometer's drivers select resources through
+/// their samples).
+pub struct ResourceFilter {
+    /// On the resource records.
+    pub resources: ResourceQuery,
+    /// On their samples, when the query needs them.
+    pub samples: Option<SampleQuery>,
+}
+
+/// The resource filter `params` describe, confined to the principal's project.
+pub fn resource_query(params: &Params, who: &Principal) -> Result<ResourceFilter, ApiError> {
     let mut q = ResourceQuery::default();
+    let mut through_samples = false;
     for c in &params.q {
         let (f, _) = field(&c.field)?;
         let op = Op::parse(&c.op).map_err(ApiError::bad_request)?;
@@ -273,22 +333,28 @@ pub fn resource_query(params: &Params, who: &Principal) -> Result<ResourceQuery,
             Field::UserId => &mut q.user_id,
             Field::Source => &mut q.source,
             _ => {
-                return Err(ApiError::bad_request(format!(
-                    "resources can be filtered by resource_id, project_id, user_id and source, not `{}`",
-                    c.field
-                )))
+                through_samples = true;
+                continue;
             }
         };
-        if op != Op::Eq {
-            return Err(ApiError::bad_request(format!(
-                "resources are filtered with eq only, not `{}`",
-                c.op
-            )));
+        if op != Op::Eq || slot.is_some() {
+            through_samples = true;
+            continue;
         }
         *slot = Some(c.value.clone());
     }
     confine(&mut q.project_id, &mut [], who)?;
-    Ok(q)
+    let samples = if through_samples {
+        let mut sq = sample_query(params, who)?;
+        sq.limit = None;
+        Some(sq)
+    } else {
+        None
+    };
+    Ok(ResourceFilter {
+        resources: q,
+        samples,
+    })
 }
 
 /// Bounded property tests: any query string is parsed or refused with a 400, never a

@@ -40,6 +40,21 @@ pub struct ApiArgs {
     /// Time a client has to send a request's whole body; then 408.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: Duration,
+    /// Serve under this URL path (`/telemetry`) instead of the root; links carry it.
+    #[arg(long, env = "CEILO_API_URL_PREFIX", default_value = "", value_parser = parse_prefix)]
+    pub url_prefix: String,
+    /// A browser origin CORS lets in (`https://horizon.example.com`); repeat for more.
+    /// None: no CORS headers.
+    #[arg(
+        long = "cors-origin",
+        env = "CEILO_API_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+}
+
+fn parse_prefix(text: &str) -> Result<String, String> {
+    api::Deployment::normalise_prefix(text)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -71,6 +86,14 @@ impl ApiArgs {
             max_connections: self.max_connections,
             tls,
         })
+    }
+
+    /// The URL prefix and CORS origins.
+    pub fn deployment(&self) -> api::Deployment {
+        api::Deployment {
+            prefix: self.url_prefix.clone(),
+            cors_origins: self.cors_origins.clone(),
+        }
     }
 
     /// `http` or `https`, for what is printed.
@@ -158,6 +181,7 @@ pub fn api_command(args: &PipelineArgs, api_args: &ApiArgs) -> Result<(), Pipeli
         store: store.store,
         auth: Arc::new(auth),
         pipeline,
+        deployment: api_args.deployment(),
     };
     run_until_signal(rt, args.bounds.shutdown(), move |stop| async move {
         if let Err(e) = api::serve(listener, state, options, stop).await {

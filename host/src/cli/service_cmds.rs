@@ -114,6 +114,7 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
         pipeline: Some(std::sync::Arc::new(std::sync::Mutex::new(
             agent.sharing_sinks(),
         ))),
+        deployment: args.api.deployment(),
     };
     let notifications = match &args.amqp_url {
         Some(url) => {

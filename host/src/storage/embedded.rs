@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OpenFlags, Row};
 use serde_json::{Map, Value};
 
 use super::model::{from_micros, resource_updates, sample_type};
-use super::statistics::{period_bounds, sort, stddev, Aggregate, GroupBy};
+use super::statistics::{finish, period_bounds, stddev, Aggregate, GroupBy};
 use super::{
     CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
     StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
@@ -495,7 +495,8 @@ fn query_samples(
 ) -> rusqlite::Result<Vec<Result<StoredSample, String>>> {
     let (filter, args) = where_clause(q);
     let mut sql = format!("SELECT {SAMPLE_COLUMNS} FROM meter{filter}");
-    sql.push_str(" ORDER BY timestamp DESC, id DESC");
+    // Ties in insertion order, as Ceilometer's MongoDB driver returns them.
+    sql.push_str(" ORDER BY timestamp DESC, id ASC");
     if let Some(l) = q.limit {
         sql.push_str(&format!(" LIMIT {l}"));
     }
@@ -676,7 +677,7 @@ fn run_statistics(
             aggregate,
         });
     }
-    sort(&mut out, &q.groupby);
+    finish(&mut out, q);
     Ok(out)
 }
 

@@ -26,7 +26,7 @@ use super::embedded::describe_retention;
 use super::limits;
 use super::metadata_keys;
 use super::model::{from_micros, resource_updates, sample_type, Refusal};
-use super::statistics::{period_bounds, sort, Aggregate, GroupBy};
+use super::statistics::{finish, period_bounds, Aggregate, GroupBy};
 use super::{
     CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
     StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
@@ -746,7 +746,7 @@ impl MongoStore {
                 aggregate,
             });
         }
-        sort(&mut out, &q.groupby);
+        finish(&mut out, q);
         Ok(out)
     }
 }
@@ -802,7 +802,8 @@ impl Storage for MongoStore {
     async fn samples(&self, q: &SampleQuery) -> Result<Vec<StoredSample>, StorageError> {
         let filter = filter_document(q);
         let options = FindOptions::builder()
-            .sort(doc! { "timestamp_us": -1, "_id": -1 })
+            // Ties in insertion order (ObjectIds grow), as Ceilometer's driver returns them.
+            .sort(doc! { "timestamp_us": -1, "_id": 1 })
             .limit(q.limit.map(|l| l as i64))
             .build();
         let mut cursor = self

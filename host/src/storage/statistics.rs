@@ -161,9 +161,25 @@ impl Statistics {
     }
 }
 
-/// Orders results by period start, then by group values in `groupby` order.
-pub(crate) fn sort(stats: &mut [Statistics], groupby: &[GroupBy]) {
-    let names: Vec<String> = groupby.iter().map(GroupBy::name).collect();
+/// Puts results in Ceilometer's shape and order (its MongoDB driver):
+/// - without a period every row's `period_start` is where the query starts, else the
+///   first matching sample of all (not of the row's group);
+/// - rows by period start; rows of one period with the newest first sample first (the
+///   order MongoDB's `$group` gives over samples sorted by time), then by group values
+///   so that the order is total.
+pub(crate) fn finish(stats: &mut [Statistics], q: &StatisticsQuery) {
+    if q.period.is_none() {
+        let first = q
+            .filter
+            .start
+            .or_else(|| stats.iter().map(|s| s.duration_start).min());
+        if let Some(first) = first {
+            for s in stats.iter_mut() {
+                s.period_start = first;
+            }
+        }
+    }
+    let names: Vec<String> = q.groupby.iter().map(GroupBy::name).collect();
     let key = |s: &Statistics| -> Vec<String> {
         names
             .iter()
@@ -179,6 +195,7 @@ pub(crate) fn sort(stats: &mut [Statistics], groupby: &[GroupBy]) {
     stats.sort_by(|a, b| {
         a.period_start
             .cmp(&b.period_start)
+            .then_with(|| b.duration_start.cmp(&a.duration_start))
             .then_with(|| key(a).cmp(&key(b)))
     });
 }

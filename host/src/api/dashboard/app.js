@@ -13,7 +13,8 @@ function headers() {
 }
 
 async function api(path) {
-  const r = await fetch(path, { headers: headers() });
+  // Relative to the page (/dashboard/), so that a URL prefix carries over.
+  const r = await fetch(".." + path, { headers: headers() });
   const body = await r.json().catch(() => null);
   if (!r.ok) {
     const msg = body && body.error_message ? body.error_message.faultstring : r.statusText;
