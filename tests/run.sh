@@ -98,13 +98,14 @@ for _ in $(seq 1 60); do
 done
 (exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null || { echo "SecantusDB did not start"; cat "$HOME/.cache/ceilo-tests/secantusd.log"; exit 1; }
 
-step "Ceilometer's API suite: gabbi from PyPI, the gabbits from PyPI's ceilometer 8.1.5 sdist"
+step "Ceilometer's API suite and client: gabbi, python-ceilometerclient 2.9.0 and the ceilometer 8.1.5 sdist from PyPI"
 # Taken from the registry at test time, never committed; a virtual environment of its
 # own (gabbi's dependencies stay apart from SecantusDB's).
 suite="${CEILO_TEST_SUITES:-$HOME/.cache/ceilo-tests/suites}"
-if [ ! -x "$suite/venv/bin/gabbi-run" ]; then
+if [ ! -x "$suite/venv/bin/gabbi-run" ] || [ ! -x "$suite/venv/bin/ceilometer" ]; then
     python3 -m venv "$suite/venv"
-    "$suite/venv/bin/pip" install --quiet --disable-pip-version-check 'gabbi==4.2.3'
+    "$suite/venv/bin/pip" install --quiet --disable-pip-version-check 'gabbi==4.2.3' \
+        'python-ceilometerclient==2.9.0'
 fi
 if [ ! -d "$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi/gabbits" ]; then
     "$suite/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
@@ -112,6 +113,7 @@ if [ ! -d "$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi/gabbits" ];
     tar -xzf "$suite/sdist/ceilometer-8.1.5.tar.gz" -C "$suite"
 fi
 export CEILO_GABBI_RUN="$suite/venv/bin/gabbi-run"
+export CEILO_CEILOMETER_CLIENT="$suite/venv/bin/ceilometer"
 export CEILO_CEILOMETER_GABBI="$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi"
 
 step "browser: Debian chromium and playwright-core (dashboard test)"

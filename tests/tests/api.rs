@@ -982,3 +982,20 @@ fn posted_samples_go_through_the_pipeline() {
         "{v}"
     );
 }
+
+#[test]
+fn alarms_are_gone_and_the_root_is_a_version_document() {
+    let api = embedded_api();
+    for path in ["/v2/alarms", "/v2/alarms/a1/history", "/v2/query/alarms"] {
+        let (s, v) = get(&api, path, ADMIN);
+        assert_eq!(s, 410, "{path}: {v}");
+        assert!(fault(&v).contains("Aodh"), "{path}: {v}");
+    }
+    let (s, v) = get(&api, "/", ADMIN);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["versions"]["values"][0]["id"], "v2", "{v}");
+    let href = v["versions"]["values"][0]["links"][0]["href"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(href.ends_with("/v2"), "{v}");
+}

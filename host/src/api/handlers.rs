@@ -295,9 +295,9 @@ pub async fn capabilities(State(st): State<ApiState>, headers: HeaderMap) -> Ans
     st.auth.principal(&headers)?;
     Ok(Json(json!({
         "api": {
-            "meters:query:simple": true, "meters:query:metadata": false, "meters:query:complex": false,
-            "resources:query:simple": true, "resources:query:metadata": false, "resources:query:complex": false,
-            "samples:query:simple": true, "samples:query:metadata": true, "samples:query:complex": false,
+            "meters:query:simple": true, "meters:query:metadata": true, "meters:query:complex": false,
+            "resources:query:simple": true, "resources:query:metadata": true, "resources:query:complex": false,
+            "samples:query:simple": true, "samples:query:metadata": true, "samples:query:complex": true,
             "statistics:groupby": true, "statistics:query:simple": true, "statistics:query:metadata": true,
             "statistics:query:complex": false,
             "statistics:aggregation:standard": true,

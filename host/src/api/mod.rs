@@ -3,6 +3,7 @@
 //! store; the API only shapes the answer.
 
 mod auth;
+mod complex_query;
 mod dashboard;
 mod error;
 mod handlers;
@@ -145,6 +146,13 @@ fn only(methods: &'static str) -> axum::routing::MethodRouter<ApiState> {
     })
 }
 
+async fn alarms_gone() -> ApiError {
+    ApiError {
+        status: StatusCode::GONE,
+        message: "alarms URLs is unavailable when Aodh is disabled or unavailable. (ceilo has no alarms: use Aodh's API)".into(),
+    }
+}
+
 fn routes() -> Router<ApiState> {
     Router::new()
         .route("/v2/meters", get(handlers::meters).fallback(only("GET")))
@@ -175,6 +183,15 @@ fn routes() -> Router<ApiState> {
             "/v2/capabilities",
             get(handlers::capabilities).fallback(only("GET")),
         )
+        .route(
+            "/v2/query/samples",
+            axum::routing::post(complex_query::query_samples).fallback(only("POST")),
+        )
+        // Alarms live in Aodh: 410, as Ceilometer answers without it.
+        .route("/v2/alarms", axum::routing::any(alarms_gone))
+        .route("/v2/alarms/{*rest}", axum::routing::any(alarms_gone))
+        .route("/v2/query/alarms", axum::routing::any(alarms_gone))
+        .route("/v2/query/alarms/{*rest}", axum::routing::any(alarms_gone))
         .route("/metrics", get(handlers::metrics))
         .route("/", get(root::index))
         .route("/dashboard/", get(dashboard::index))
