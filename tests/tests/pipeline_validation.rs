@@ -273,3 +273,32 @@ fn huge_names_are_quoted_cut_with_the_line_and_the_hint_kept() {
     assert_error(&err, 9, "(loaded transformers:");
     assert_error(&err, 10, "(loaded publishers:");
 }
+
+#[test]
+fn a_meter_nothing_produces_is_a_warning_and_an_error_with_strict() {
+    let plugins = built_in_plugin_dir();
+    let yaml = "sources:\n  - name: s\n    interval: 10\n    meters: [\"load.1\", \"disk.device.read.bytes\"]\n    sinks: [k]\n\
+                sinks:\n  - name: k\n    publishers: [\"log://\"]\n";
+    let (code, out, err, dir) = validate(yaml, plugins.path());
+    assert_eq!(
+        code, 0,
+        "as Ceilometer, a meter no plugin polls is not fatal:\n{out}{err}"
+    );
+    assert!(out.contains("1 warning(s)"), "{out}");
+    assert_error(
+        &err,
+        4,
+        "warning: no loaded poller or notification handler produces meter `disk.device.read.bytes`",
+    );
+    let file = dir.path().join("pipeline.yaml");
+    let (code, _, err) = run_ceilo(&[
+        "validate",
+        "--strict",
+        "--pipeline",
+        file.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_error(&err, 4, "produces meter `disk.device.read.bytes`");
+}

@@ -177,6 +177,14 @@ pub(super) fn load_with(
         _ => pipeline::load(&args.pipeline, &catalog),
     }
     .map_err(PipelineCommandError::Config)?;
+    if args.bounds.strict && !config.warnings.is_empty() {
+        return Err(PipelineCommandError::Config(pipeline::ConfigErrors(
+            config.warnings,
+        )));
+    }
+    for w in &config.warnings {
+        tracing::warn!(target: "ceilo::pipeline", "{w}");
+    }
     Ok(Loaded {
         registry,
         config,
@@ -262,11 +270,15 @@ pub fn validate_command(
     let c = &l.config;
     writeln!(
         out,
-        "{} is valid: {} source(s), {} sink(s); plugins from {}",
+        "{} is valid: {} source(s), {} sink(s); plugins from {}{}",
         c.file.display(),
         c.sources.len(),
         c.sinks.len(),
-        l.registry.dir().display()
+        l.registry.dir().display(),
+        match c.warnings.len() {
+            0 => String::new(),
+            n => format!(" ({n} warning(s), logged above; --strict makes them errors)"),
+        }
     )?;
     for s in &c.sources {
         let pollers: Vec<&str> = l

@@ -24,6 +24,9 @@ pub struct PipelineConfig {
     pub sources: Vec<SourceConfig>,
     /// Sinks, in file order.
     pub sinks: Vec<SinkConfig>,
+    /// What works but is probably a mistake (a meter nothing produces), in file
+    /// order. Services log them and run; `--strict` makes them errors.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// A source: which meters, how often, for which resources, to which sinks.
@@ -138,6 +141,7 @@ pub fn parse(
         file: file.to_owned(),
         positions: Positions::index(text),
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let root: Value = match serde_yaml::from_str(text) {
         Ok(r) => r,
@@ -155,12 +159,17 @@ pub fn parse(
             return Err(ConfigErrors(v.errors));
         }
     };
-    let config = v.root(&root, catalog);
+    let mut config = v.root(&root, catalog);
     // In file order, as an operator reads them.
-    v.errors.sort_by_key(|e| e.pos.map(|p| (p.line, p.column)));
+    let by_place = |e: &ConfigError| e.pos.map(|p| (p.line, p.column));
+    v.warnings.sort_by_key(by_place);
     if v.errors.is_empty() {
+        config.warnings = v.warnings;
         Ok(config)
     } else {
+        // Shown with the errors, marked, so that one run reports everything.
+        v.errors.extend(v.warnings);
+        v.errors.sort_by_key(by_place);
         Err(ConfigErrors(v.errors))
     }
 }
@@ -169,9 +178,17 @@ struct Validator {
     file: PathBuf,
     positions: Positions,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl Validator {
+    fn warn(&mut self, path: &str, context: Option<&str>, message: impl Into<String>) {
+        self.err(path, context, format!("warning: {}", message.into()));
+        if let Some(w) = self.errors.pop() {
+            self.warnings.push(w);
+        }
+    }
+
     fn err(&mut self, path: &str, context: Option<&str>, message: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.clone(),
@@ -192,6 +209,7 @@ impl Validator {
             file: self.file.clone(),
             sources: Vec::new(),
             sinks: Vec::new(),
+            warnings: Vec::new(),
         };
         let Some(map) = root.as_mapping() else {
             self.err(
@@ -396,7 +414,9 @@ impl Validator {
                         v.join(", ")
                     }
                 };
-                self.err(
+                // As Ceilometer: polled for nothing, the rest runs (a pipeline file
+                // names meters of plugins a node may not have).
+                self.warn(
                     &format!("{path}.meters[{i}]"),
                     ctx,
                     format!(

@@ -16,7 +16,7 @@ pub struct Accumulator {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "crate::lenient::int")]
     size: i64,
 }
 

@@ -27,7 +27,9 @@ enum Policy {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    #[serde(default, deserialize_with = "crate::lenient::opt_count")]
     size: Option<u64>,
+    #[serde(default, deserialize_with = "crate::lenient::opt_float")]
     retention_time: Option<f64>,
     project_id: Option<Policy>,
     user_id: Option<Policy>,

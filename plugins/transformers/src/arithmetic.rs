@@ -54,10 +54,12 @@ impl Plugin for Arithmetic {
             .map_err(|e| PluginError::invalid_parameters(format!("target.expr: {e}")))?;
         let meters = expr.meters();
         if meters.is_empty() {
-            return Err(PluginError::invalid_parameters(format!(
-                "target.expr `{}` references no meter: write meters as $(meter.name)",
-                c.target.expr
-            )));
+            // As Ceilometer: loaded, misconfigured, consuming its samples and publishing
+            // nothing, with a warning (a pipeline file that has one keeps working).
+            log_warn!(
+                "arithmetic: target.expr `{}` references no meter (write meters as $(meter.name)): this transformer publishes nothing",
+                c.target.expr.chars().take(80).collect::<String>()
+            );
         }
         Ok(Arithmetic {
             name: c.target.name,
@@ -207,9 +209,12 @@ mod tests {
     }
 
     #[test]
-    fn expressions_without_meters_are_refused() {
-        let e = arith("1 + 1").err().unwrap();
-        assert!(e.message().contains("references no meter"), "{e}");
+    fn an_expression_without_meters_loads_and_publishes_nothing() {
+        let mut a = arith("512.0 * 3").unwrap();
+        let mut out = SampleBatch::new();
+        a.handle(m("a", 1.0, "vm"), &mut out).unwrap();
+        a.flush(&mut out).unwrap();
+        assert!(out.is_empty(), "{out:?}");
         let e = arith("$(a) +").err().unwrap();
         assert!(e.message().contains("target.expr: bad expression"), "{e}");
     }

@@ -32,6 +32,7 @@ pub struct TargetParams {
     /// A factor or an expression.
     pub scale: Option<ScaleParam>,
     /// Cap on the volume (ignored when 0).
+    #[serde(default, deserialize_with = "crate::lenient::opt_float")]
     pub max: Option<f64>,
     /// Replacements for `source.map_from` (Python `\1` back-references allowed).
     pub map_to: Option<MapParams>,

@@ -1,7 +1,9 @@
 //! The small, safe expression language of transformer parameters (`scale`, `expr`):
 //! numbers, `+ - * / % **`, parentheses, `or`, sample fields (`volume`,
-//! `monotonic_time`, `resource_metadata.a.b`) and, for `arithmetic`, meter references
-//! `$(meter.name)` (its volume) or `$(meter.name).resource_metadata.x`.
+//! `monotonic_time`, `resource_metadata.a.b`), the functions real pipeline files call
+//! (`float`, `int`, `abs`, `min`, `max`, `round`; `float('nan')` and `int('3')` take a
+//! quoted number) and, for `arithmetic`, meter references `$(meter.name)` (its volume)
+//! or `$(meter.name).resource_metadata.x`.
 //!
 //! It keeps Python's meaning where Ceilometer's pipeline files rely on it: `a or b`
 //! is `a` unless `a` is missing or zero; `**` binds tighter than unary minus and
@@ -26,6 +28,57 @@ pub enum Expr {
     Bin(Op, Box<Expr>, Box<Expr>),
     /// Python's `or`.
     Or(Box<Expr>, Box<Expr>),
+    /// A function call.
+    Call(Func, Vec<Expr>),
+}
+
+/// The functions an expression may call, with Python's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    /// `float(x)`: `x`.
+    Float,
+    /// `int(x)`: `x` truncated toward zero.
+    Int,
+    /// `abs(x)`.
+    Abs,
+    /// `min(a, b, …)`.
+    Min,
+    /// `max(a, b, …)`.
+    Max,
+    /// `round(x)` (halves to even, as Python 3) or `round(x, digits)`.
+    Round,
+}
+
+impl Func {
+    fn named(name: &str) -> Option<Func> {
+        Some(match name {
+            "float" => Func::Float,
+            "int" => Func::Int,
+            "abs" => Func::Abs,
+            "min" => Func::Min,
+            "max" => Func::Max,
+            "round" => Func::Round,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Func::Float => "float",
+            Func::Int => "int",
+            Func::Abs => "abs",
+            Func::Min => "min",
+            Func::Max => "max",
+            Func::Round => "round",
+        }
+    }
+    /// The argument counts it takes: (fewest, most).
+    fn arity(self) -> (usize, usize) {
+        match self {
+            Func::Float | Func::Int | Func::Abs => (1, 1),
+            Func::Round => (1, 2),
+            Func::Min | Func::Max => (2, 64),
+        }
+    }
 }
 
 /// Binary operators.
@@ -137,6 +190,10 @@ enum Tok {
     LParen,
     RParen,
     Or,
+    Func(Func),
+    Comma,
+    /// A quoted literal: only as the argument of `float` or `int`.
+    Str(String),
 }
 
 /// Parses an expression. `meters_allowed`: whether `$(meter)` references may appear.
@@ -163,6 +220,9 @@ fn describe(t: &Tok) -> String {
         Tok::RParen => "`)`".into(),
         Tok::LParen => "`(`".into(),
         Tok::Or => "`or`".into(),
+        Tok::Func(f) => format!("function `{}`", f.name()),
+        Tok::Comma => "`,`".into(),
+        Tok::Str(t) => format!("text '{t}'"),
         _ => "operator".into(),
     }
 }
@@ -241,6 +301,18 @@ fn lex(text: &str, meters_allowed: bool) -> Result<Vec<(usize, Tok)>, ParseError
                 i += 1;
                 out.push((at, Tok::RParen));
             }
+            b',' => {
+                i += 1;
+                out.push((at, Tok::Comma));
+            }
+            b'\'' | b'"' => {
+                let close = text[i + 1..]
+                    .find(c as char)
+                    .map(|k| i + 1 + k)
+                    .ok_or_else(|| err(at, "unclosed quote".into()))?;
+                out.push((at, Tok::Str(text[i + 1..close].to_owned())));
+                i = close + 1;
+            }
             b'$' => {
                 if !meters_allowed {
                     return Err(err(
@@ -278,6 +350,17 @@ fn lex(text: &str, meters_allowed: bool) -> Result<Vec<(usize, Tok)>, ParseError
                 if word == "or" {
                     out.push((at, Tok::Or));
                     continue;
+                }
+                if let Some(f) = Func::named(word) {
+                    let next = text[i..].trim_start();
+                    if next.starts_with('(') {
+                        out.push((at, Tok::Func(f)));
+                        continue;
+                    }
+                    return Err(err(
+                        at,
+                        format!("`{word}` is a function: write `{word}(…)`"),
+                    ));
                 }
                 let path: Vec<String> = word.split('.').map(str::to_owned).collect();
                 check_path(&path).map_err(|m| err(at, m))?;
@@ -424,6 +507,7 @@ impl Parser<'_> {
             Tok::Num(n) => Ok(Expr::Num(n)),
             Tok::Name(p) => Ok(Expr::Field(p)),
             Tok::Meter(m, p) => Ok(Expr::Meter(m, p)),
+            Tok::Func(f) => self.nested(|p| p.call(f, at)),
             Tok::LParen => {
                 let e = self.nested(Self::or_expr)?;
                 if self.peek() != Some(&Tok::RParen) {
@@ -434,6 +518,73 @@ impl Parser<'_> {
             }
             other => Err(self.err(at, format!("unexpected {}", describe(&other)))),
         }
+    }
+}
+
+impl Parser<'_> {
+    /// A call's arguments, after its name: `(a, b, …)`.
+    fn call(&mut self, f: Func, at: usize) -> Result<Expr, ParseError> {
+        // The lexer only makes a function token before `(`.
+        self.pos += 1;
+        let mut args = Vec::new();
+        loop {
+            let arg_at = self.here();
+            if let Some(Tok::Str(t)) = self.peek().cloned() {
+                self.pos += 1;
+                args.push(self.quoted_number(f, &t, arg_at)?);
+            } else {
+                args.push(self.or_expr()?);
+            }
+            match self.peek() {
+                Some(Tok::Comma) => self.pos += 1,
+                Some(Tok::RParen) => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => {
+                    return Err(self.err(
+                        self.here(),
+                        format!("expected `,` or `)` in `{}(…)`", f.name()),
+                    ))
+                }
+            }
+        }
+        let (least, most) = f.arity();
+        if args.len() < least || args.len() > most {
+            let want = if least == most {
+                least.to_string()
+            } else if most == 64 {
+                format!("{least} or more")
+            } else {
+                format!("{least} to {most}")
+            };
+            return Err(self.err(
+                at,
+                format!(
+                    "`{}` takes {want} argument(s), not {}",
+                    f.name(),
+                    args.len()
+                ),
+            ));
+        }
+        Ok(Expr::Call(f, args))
+    }
+
+    /// `float('nan')`, `int('3')`: a quoted number, read as Python reads it.
+    fn quoted_number(&self, f: Func, text: &str, at: usize) -> Result<Expr, ParseError> {
+        if !matches!(f, Func::Float | Func::Int) {
+            return Err(self.err(at, format!("`{}` takes numbers, not text", f.name())));
+        }
+        let t = text.trim().to_ascii_lowercase();
+        let n = match (f, t.as_str()) {
+            (Func::Float, "nan" | "+nan" | "-nan") => Some(f64::NAN),
+            (Func::Float, "inf" | "+inf" | "infinity" | "+infinity") => Some(f64::INFINITY),
+            (Func::Float, "-inf" | "-infinity") => Some(f64::NEG_INFINITY),
+            (Func::Float, _) => t.parse::<f64>().ok(),
+            _ => t.parse::<i64>().ok().map(|i| i as f64),
+        };
+        n.map(Expr::Num)
+            .ok_or_else(|| self.err(at, format!("`{}('{text}')`: not a number", f.name())))
     }
 }
 
@@ -472,6 +623,31 @@ impl Expr {
                     Op::Pow => x.powf(y),
                 })
             }
+            Expr::Call(f, args) => {
+                let mut v = Vec::with_capacity(args.len());
+                for a in args {
+                    v.push(need(a, scope)?);
+                }
+                Some(match (f, v.as_slice()) {
+                    (Func::Float, [x]) => *x,
+                    (Func::Int, [x]) => x.trunc(),
+                    (Func::Abs, [x]) => x.abs(),
+                    (Func::Min, xs) => xs.iter().copied().fold(f64::INFINITY, f64::min),
+                    (Func::Max, xs) => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    (Func::Round, [x]) => x.round_ties_even(),
+                    (Func::Round, [x, digits]) => {
+                        let scale = 10f64.powi(digits.trunc().clamp(-300.0, 300.0) as i32);
+                        (x * scale).round_ties_even() / scale
+                    }
+                    _ => {
+                        return Err(EvalError(format!(
+                            "`{}` got {} argument(s)",
+                            f.name(),
+                            v.len()
+                        )))
+                    }
+                })
+            }
         })
     }
 
@@ -496,6 +672,7 @@ impl Expr {
                 a.walk(f);
                 b.walk(f);
             }
+            Expr::Call(_, args) => args.iter().for_each(|a| a.walk(f)),
             _ => {}
         }
     }
@@ -641,6 +818,36 @@ mod tests {
             .unwrap_err()
             .message
             .contains("only allowed in arithmetic"));
+    }
+
+    #[test]
+    fn the_functions_pipeline_files_call() {
+        assert_eq!(eval("float(volume) / 2", &[("volume", 3.0)]), Ok(1.5));
+        assert_eq!(eval("int(7.9) + int(-7.9)", &[]), Ok(0.0));
+        assert_eq!(eval("abs(-3) + min(4, 2, 9) + max(1, 5)", &[]), Ok(10.0));
+        // Python 3 rounds halves to even.
+        assert_eq!(eval("round(2.5) + round(3.5)", &[]), Ok(6.0));
+        assert_eq!(eval("round(2.71828, 2)", &[]), Ok(2.72));
+        assert_eq!(eval("int('3') * float(\"1.5\")", &[]), Ok(4.5));
+        // Ceilometer drops a sample whose expression is NaN; so does ceilo.
+        assert_eq!(eval("float('nan')", &[]), Err("the result is NaN".into()));
+        assert_eq!(
+            eval("max($(a), $(b))", &[("$a.volume", 1.0), ("$b.volume", 2.0)]),
+            Ok(2.0)
+        );
+        for (bad, needle) in [
+            ("abs(1, 2)", "takes 1 argument"),
+            ("min(1)", "takes 2 or more"),
+            ("abs('x')", "takes numbers, not text"),
+            ("float('many')", "not a number"),
+            ("max", "is a function"),
+            ("round(1 2)", "expected `,` or `)`"),
+            ("float('nan", "unclosed quote"),
+            ("'3' + 1", "unexpected text"),
+        ] {
+            let e = parse(bad, true).unwrap_err();
+            assert!(e.message.contains(needle), "{bad}: {e}");
+        }
     }
 
     #[test]

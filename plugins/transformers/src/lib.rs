@@ -7,6 +7,7 @@ mod arithmetic;
 mod conversion;
 mod delta;
 pub mod expr;
+mod lenient;
 mod rate_of_change;
 mod unit_conversion;
 
