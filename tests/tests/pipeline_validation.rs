@@ -302,3 +302,75 @@ fn a_meter_nothing_produces_is_a_warning_and_an_error_with_strict() {
     assert_eq!(code, 1, "{err}");
     assert_error(&err, 4, "produces meter `disk.device.read.bytes`");
 }
+
+/// Ceilometer 2013.2's shipped `pipeline.yaml`, in the original format (a list of
+/// pipelines), as written there.
+const CEILOMETER_2013_2: &str = r#"---
+-
+    name: meter_pipeline
+    interval: 600
+    meters:
+        - "*"
+    transformers:
+    publishers:
+        - rpc://
+-
+    name: cpu_pipeline
+    interval: 600
+    meters:
+        - "cpu"
+    transformers:
+        - name: "rate_of_change"
+          parameters:
+              target:
+                  name: "cpu_util"
+                  unit: "%"
+                  type: "gauge"
+                  scale: "100.0 / (10**9 * (resource_metadata.cpu_number or 1))"
+    publishers:
+        - rpc://
+"#;
+
+#[test]
+fn the_original_pipeline_format_is_read_as_ceilometer_read_it() {
+    let plugins = built_in_plugin_dir();
+    // As shipped: only the publishers ceilo lacks are errors, each at its line, with
+    // what to use instead.
+    let (code, _, err, _dir) = validate(CEILOMETER_2013_2, plugins.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("2 errors in the pipeline configuration"),
+        "{err}"
+    );
+    assert_error(&err, 9, "sink `meter_pipeline`: unknown publisher `rpc` in `rpc://` (Ceilometer's notifier publisher");
+    assert_error(&err, 24, "sink `cpu_pipeline`: unknown publisher `rpc`");
+    // With them replaced, it is valid: one source and one sink per pipeline.
+    let (code, out, err, _dir) = validate(
+        &CEILOMETER_2013_2.replace("rpc://", "file:samples.json"),
+        plugins.path(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 source(s), 2 sink(s)"), "{out}");
+    assert!(err.contains("the original pipeline format"), "{err}");
+    // 2013.1's: `counters`, and the `meter_publisher` it named.
+    let y2013_1 = "---\n-\n    name: meter_pipeline\n    interval: 60\n    counters:\n        - \"*\"\n    transformers:\n    publishers:\n        - meter_publisher\n";
+    let (code, _, err, _dir) = validate(y2013_1, plugins.path());
+    assert_eq!(code, 1, "{err}");
+    assert_error(
+        &err,
+        9,
+        "`meter_publisher` (Ceilometer 2013.1's RPC publisher) is not a ceilo publisher",
+    );
+    let (code, out, err, _dir) = validate(
+        &y2013_1.replace("meter_publisher", "log://"),
+        plugins.path(),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    // Mistakes in the old format are located in it too.
+    let (code, _, err, _dir) = validate(
+        &y2013_1.replace("interval: 60", "intervall: 60"),
+        plugins.path(),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_error(&err, 4, "unknown field `intervall`");
+}

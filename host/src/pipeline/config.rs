@@ -10,6 +10,7 @@ use ceilo_plugin_api::Context;
 use serde_yaml::{Mapping, Value};
 
 use super::error::{ConfigError, ConfigErrors};
+use super::legacy;
 use super::meters::MeterFilter;
 use super::positions::Positions;
 use crate::loader::{closest, CreateError, PluginKind, PluginRegistry};
@@ -142,6 +143,7 @@ pub fn parse(
         positions: Positions::index(text),
         errors: Vec::new(),
         warnings: Vec::new(),
+        legacy: false,
     };
     let root: Value = match serde_yaml::from_str(text) {
         Ok(r) => r,
@@ -158,6 +160,15 @@ pub fn parse(
             });
             return Err(ConfigErrors(v.errors));
         }
+    };
+    let root = match legacy::convert(&root) {
+        Some(converted) => {
+            // Ceilometer read this format for years, with a warning; so does ceilo.
+            tracing::info!(target: "ceilo::pipeline", "{}: the original pipeline format (a list of pipelines, Ceilometer 2013): read as one source and one sink per pipeline, each with its name", file.display());
+            v.legacy = true;
+            converted
+        }
+        None => root,
     };
     let mut config = v.root(&root, catalog);
     // In file order, as an operator reads them.
@@ -179,6 +190,8 @@ struct Validator {
     positions: Positions,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
+    /// The file is in the original format: `sources[i]`/`sinks[i]` are its `[i]`.
+    legacy: bool,
 }
 
 impl Validator {
@@ -196,7 +209,7 @@ impl Validator {
             // its first line.
             pos: Some(
                 self.positions
-                    .get(path)
+                    .get(&legacy::original_path(path, self.legacy))
                     .unwrap_or(super::positions::Pos { line: 1, column: 1 }),
             ),
             context: context.map(str::to_owned),
@@ -496,6 +509,14 @@ impl Validator {
         known.push(DIRECT_SCHEME.to_owned());
         for (i, url) in urls.iter().enumerate() {
             let scheme = url.split(':').next().unwrap_or("").to_owned();
+            if url == "meter_publisher" {
+                self.err(
+                    &format!("{path}.publishers[{i}]"),
+                    ctx,
+                    format!("`meter_publisher` (Ceilometer 2013.1's RPC publisher) is not a ceilo publisher: {}", ceilometer_publisher_hint("rpc")),
+                );
+                continue;
+            }
             if scheme.is_empty() || !url.contains(':') {
                 self.err(&format!("{path}.publishers[{i}]"), ctx, format!("`{}` is not a publisher URL (scheme://…, e.g. file:///var/lib/ceilo/samples.json)", mask_url(url)));
                 continue;
@@ -511,7 +532,7 @@ impl Validator {
             if !known.contains(&scheme) {
                 let guess = closest(&scheme, &known)
                     .map(|c| format!("did you mean `{c}`? "))
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| ceilometer_publisher_hint(&scheme));
                 self.err(
                     &format!("{path}.publishers[{i}]"),
                     ctx,
@@ -616,6 +637,17 @@ impl Validator {
 
 /// The host's own publisher: samples go straight to the configured store.
 pub const DIRECT_SCHEME: &str = "direct";
+
+/// What to use instead of a Ceilometer publisher ceilo does not have.
+fn ceilometer_publisher_hint(scheme: &str) -> String {
+    let what = match scheme {
+        "rpc" | "notifier" => "Ceilometer's notifier publisher (samples as oslo.messaging notifications); ceilo has none yet: amqp:// carries samples to `ceilo collector`, file: keeps them",
+        "gnocchi" => "Ceilometer's Gnocchi publisher; ceilo has none yet: direct:// or amqp:// to a collector store them",
+        "kafka" | "prometheus" | "http" | "https" | "opentelemetryhttp" | "tcp" => "a Ceilometer publisher ceilo has no plugin for yet (file:, udp://, amqp:// and direct:// are built in)",
+        _ => return String::new(),
+    };
+    format!("{what}; ")
+}
 
 fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() {

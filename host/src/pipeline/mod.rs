@@ -4,6 +4,7 @@
 mod config;
 mod direct;
 mod error;
+mod legacy;
 mod meters;
 pub mod output;
 mod positions;
