@@ -19,6 +19,14 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// A warning (reported with the errors when there are errors; an error itself only
+    /// under `--strict`).
+    pub fn is_warning(&self) -> bool {
+        self.message.starts_with("warning: ")
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;
@@ -87,12 +95,18 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        writeln!(
-            f,
-            "{n} error{} in the pipeline configuration:",
-            if n == 1 { "" } else { "s" }
-        )?;
+        let warnings = self.0.iter().filter(|e| e.is_warning()).count();
+        let n = self.0.len() - warnings;
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        match warnings {
+            0 => writeln!(f, "{n} error{} in the pipeline configuration:", plural(n))?,
+            w => writeln!(
+                f,
+                "{n} error{} and {w} warning{} in the pipeline configuration:",
+                plural(n),
+                plural(w)
+            )?,
+        }
         for e in &self.0 {
             writeln!(f, "  {e}")?;
         }
