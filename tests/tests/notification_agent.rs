@@ -11,7 +11,6 @@ use ceilo_tests::*;
 use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
-use serde_json::Value;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(workspace_root().join("tests/notifications").join(name)).expect("fixture")
@@ -130,10 +129,19 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
         .find(|s| s.resource_id() == existing)
         .unwrap();
     assert_eq!(s.project_id(), Some("7c150a59fe714e6f9263774af9688f0e"));
-    assert_eq!(
-        s.metadata_value("user_metadata.stack"),
-        Some(Value::from("s-22")),
-        "list-shaped metadata"
+    // A list-shaped `metadata` stays as it is, as Ceilometer keeps it; the host is
+    // the notification's publisher.
+    assert_eq!(s.metadata_value("user_metadata.stack"), None);
+    assert!(
+        s.metadata_value("metadata").is_some_and(|m| m.is_array()),
+        "list-shaped metadata kept: {:?}",
+        s.resource_metadata()
+    );
+    assert!(
+        s.metadata_value("host")
+            .is_some_and(|h| h.as_str().is_some_and(|h| h.starts_with("compute"))),
+        "{:?}",
+        s.resource_metadata()
     );
 
     let dead = drain_queue(&url, &format!("ceilo.{topic}.dead"));

@@ -61,7 +61,7 @@ impl NotificationHandler for Compute {
             return Ok(SampleBatch::new());
         }
         let timestamp = n.timestamp.as_deref().and_then(|t| parse_timestamp(t).ok());
-        let metadata = metadata(payload, &n.event_type);
+        let metadata = metadata(payload, &n.event_type, n.publisher_id.as_deref());
         let mut out = SampleBatch::new();
         for (meter, unit, field) in METERS {
             let volume = match field {
@@ -91,30 +91,44 @@ fn number(v: &Value) -> Option<f64> {
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-/// The payload minus its `metadata`, plus `event_type`, plus `user_metadata` from the
-/// instance's `metering.*` metadata keys (metadata may be a mapping or, in old
-/// notifications, a list of `{key, value}`).
-fn metadata(payload: &Map<String, Value>, event_type: &str) -> Map<String, Value> {
-    let mut m: Map<String, Value> = payload
-        .iter()
-        .filter(|(k, _)| k.as_str() != "metadata")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+/// The longest text a `user_metadata` value keeps (Ceilometer's
+/// `reserved_metadata_length`).
+const USER_METADATA_LENGTH: usize = 256;
+
+/// As Ceilometer builds it: the payload, plus `event_type`, plus `host` (the
+/// notification's `publisher_id`, e.g. `compute.vagrant-precise`); a mapping-valued
+/// `metadata` is taken out, its `metering.*` keys kept as `user_metadata` with `.` in
+/// the rest of the key written `_` and text cut to 256 characters; a `metadata` of
+/// another shape (old notifications' lists) stays as it is.
+fn metadata(
+    payload: &Map<String, Value>,
+    event_type: &str,
+    publisher_id: Option<&str>,
+) -> Map<String, Value> {
+    let mut m = payload.clone();
     m.insert("event_type".into(), Value::String(event_type.to_owned()));
-    let pairs: Vec<(String, Value)> = match payload.get("metadata") {
-        Some(Value::Object(o)) => o.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        Some(Value::Array(items)) => items
+    m.insert(
+        "host".into(),
+        publisher_id.map_or(Value::Null, |p| Value::String(p.to_owned())),
+    );
+    if let Some(Value::Object(source)) = payload.get("metadata") {
+        m.remove("metadata");
+        let user: Map<String, Value> = source
             .iter()
-            .filter_map(|i| Some((i.get("key")?.as_str()?.to_owned(), i.get("value")?.clone())))
-            .collect(),
-        _ => Vec::new(),
-    };
-    let user: Map<String, Value> = pairs
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("metering.")?.to_owned(), v)))
-        .collect();
-    if !user.is_empty() {
-        m.insert("user_metadata".into(), Value::Object(user));
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("metering.")?.replace('.', "_");
+                let v = match v {
+                    Value::String(t) => {
+                        Value::String(t.chars().take(USER_METADATA_LENGTH).collect())
+                    }
+                    other => other.clone(),
+                };
+                Some((key, v))
+            })
+            .collect();
+        if !user.is_empty() {
+            m.insert("user_metadata".into(), Value::Object(user));
+        }
     }
     m
 }
@@ -141,7 +155,8 @@ mod tests {
             "user_id": "1e3ce043029547f1a61c1996d1a531a2",
             "memory_mb": 512, "vcpus": 1, "root_gb": 0, "ephemeral_gb": "0",
             "instance_type": "m1.tiny",
-            "metadata": {"metering.stack": "s1", "other": "x"},
+            "metadata": {"metering.stack": "s1", "metering.foo.bar": "x", "other": "x"},
+            "host": "compute-node-7",
         })
     }
 
@@ -171,6 +186,13 @@ mod tests {
             "2012-05-08T20:23:48.028195+00:00"
         );
         assert_eq!(s.metadata_value("user_metadata.stack"), Some(json!("s1")));
+        // As Ceilometer: `.` in a user metadata key becomes `_`; the host is the
+        // publisher's, not the payload's.
+        assert_eq!(s.metadata_value("user_metadata.foo_bar"), Some(json!("x")));
+        assert_eq!(
+            s.metadata_value("host"),
+            Some(json!("compute.vagrant-precise"))
+        );
         assert_eq!(s.metadata_value("instance_type"), Some(json!("m1.tiny")));
         assert_eq!(s.metadata_value("metadata"), None);
     }
@@ -180,10 +202,16 @@ mod tests {
         let mut p = full_payload();
         p["metadata"] = json!([{"key": "metering.stack", "value": "s2"}, {"bogus": 1}, 7]);
         let out = Compute.handle(&notification(p)).unwrap();
+        // Kept as it is, as Ceilometer keeps a metadata that is not a mapping.
+        assert_eq!(out[0].metadata_value("user_metadata.stack"), None);
         assert_eq!(
-            out[0].metadata_value("user_metadata.stack"),
-            Some(json!("s2"))
+            out[0].metadata_value("metadata"),
+            Some(json!([{"key": "metering.stack", "value": "s2"}, {"bogus": 1}, 7]))
         );
+        let mut p = full_payload();
+        p["metadata"] = json!([]);
+        let out = Compute.handle(&notification(p)).unwrap();
+        assert_eq!(out[0].metadata_value("metadata"), Some(json!([])));
 
         let out = Compute
             .handle(&notification(json!({"instance_id": "i"})))

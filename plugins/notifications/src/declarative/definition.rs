@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ceilo_plugin_api::{parse_timestamp, Sample, SampleType};
+use ceilo_plugin_api::{log_debug, parse_timestamp, Sample, SampleType};
 use serde_json::{Map, Value};
 
 use super::jsonpath::{self, Expr};
@@ -46,6 +46,9 @@ pub struct MeterDefinition {
     /// The configured name, for messages.
     pub name: String,
     event_types: Vec<fancy_regex::Regex>,
+    /// `!pattern` entries: an event type matching one is never handled, whatever
+    /// else matches (a list of exclusions only handles every other type).
+    excluded_types: Vec<(String, fancy_regex::Regex)>,
     attributes: BTreeMap<&'static str, Field>,
     metadata: Vec<(String, Field)>,
     user_metadata: Option<Field>,
@@ -102,13 +105,22 @@ impl MeterDefinition {
             }
         };
         // Ceilometer applies each pattern with Python's re.match: anchored at the start.
-        let event_types = event_types
-            .iter()
-            .map(|p| {
-                fancy_regex::Regex::new(&format!("^(?:{p})"))
-                    .map_err(|e| format!("event_type `{p}`: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let compile = |p: &str| {
+            fancy_regex::Regex::new(&format!("^(?:{p})"))
+                .map_err(|e| format!("event_type `{p}`: {e}"))
+        };
+        let mut included = Vec::new();
+        let mut excluded_types = Vec::new();
+        for p in &event_types {
+            match p.strip_prefix('!') {
+                Some(x) => excluded_types.push((x.to_owned(), compile(x)?)),
+                None => included.push(compile(p)?),
+            }
+        }
+        if included.is_empty() && excluded_types.is_empty() {
+            return Err("`event_type` lists no pattern".into());
+        }
+        let event_types = included;
         let mut attributes = BTreeMap::new();
         for attr in ATTRIBUTES {
             if let Some(v) = map.get(attr).filter(|v| !is_empty(v)) {
@@ -132,6 +144,7 @@ impl MeterDefinition {
         Ok(MeterDefinition {
             name,
             event_types,
+            excluded_types,
             attributes,
             metadata,
             user_metadata,
@@ -145,9 +158,15 @@ impl MeterDefinition {
 
     /// Whether the definition applies to this event type.
     pub fn matches(&self, event_type: &str) -> bool {
-        self.event_types
-            .iter()
-            .any(|re| re.is_match(event_type).unwrap_or(false))
+        let hit = |re: &fancy_regex::Regex| re.is_match(event_type).unwrap_or(false);
+        if let Some((p, _)) = self.excluded_types.iter().find(|(_, re)| hit(re)) {
+            log_debug!(
+                "declarative: meter `{}` skips `{event_type}` (excluded by `!{p}`)",
+                self.name
+            );
+            return false;
+        }
+        self.event_types.is_empty() || self.event_types.iter().any(hit)
     }
 
     /// The meter name, when it is fixed (not computed from the notification).

@@ -321,6 +321,25 @@ mod tests {
     }
 
     #[test]
+    fn exclusions_win_and_exclusions_alone_match_everything_else() {
+        let defs = json!({"metric": [
+            {"name": "mixed", "event_type": ["x.*", "!x.secret"], "type": "gauge", "unit": "u", "volume": 1, "resource_id": "$.payload.id"},
+            {"name": "only_not", "event_type": ["!x.*"], "type": "gauge", "unit": "u", "volume": 2, "resource_id": "$.payload.id"}
+        ]});
+        let p = Parameters::from_json(&json!({ "definitions": defs }).to_string()).unwrap();
+        let mut d = Declarative::create(&p, &Context::default()).unwrap();
+        let names = |d: &mut Declarative, t: &str| -> Vec<String> {
+            run(d, &json!({"event_type": t, "payload": {"id": "r1"}}))
+                .into_iter()
+                .map(|(n, _, _)| n)
+                .collect()
+        };
+        assert_eq!(names(&mut d, "x.public"), ["mixed"]);
+        assert!(names(&mut d, "x.secret").is_empty(), "the exclusion wins");
+        assert_eq!(names(&mut d, "y.other"), ["only_not"]);
+    }
+
+    #[test]
     fn bad_definitions_are_skipped_or_reported_when_validating() {
         let defs = json!({"metric": [
             {"name": "ok", "event_type": "x.*", "type": "gauge", "unit": "u", "volume": "$.payload.v", "resource_id": "$.payload.id"},
