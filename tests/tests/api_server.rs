@@ -228,6 +228,12 @@ fn https_with_a_certificate_the_test_makes() {
     let answer = https_get(&api.listen, &cert, "/v2/capabilities").expect("https");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"api\""), "{answer}");
+    // Links carry the scheme the API is served with.
+    let root = https_get(&api.listen, &cert, "/").expect("https");
+    assert!(
+        root.contains("\"href\": \"https://localhost/v2\""),
+        "{root}"
+    );
     // Another certificate is not trusted: the client refuses the server.
     let (other, _) = certificate();
     assert!(https_get(&api.listen, &other, "/v2/capabilities").is_err());

@@ -20,7 +20,8 @@ pub(super) fn base_url(st: &ApiState, headers: &HeaderMap) -> String {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost:8777");
-    format!("http://{host}{}", st.deployment.prefix)
+    let scheme = if st.deployment.https { "https" } else { "http" };
+    format!("{scheme}://{host}{}", st.deployment.prefix)
 }
 
 /// The (resource, project, meter) triples the samples `q` selects have: how queries on

@@ -52,6 +52,8 @@ pub struct Deployment {
     pub prefix: String,
     /// Origins allowed by CORS (`http://host[:port]`); none: no CORS headers at all.
     pub cors_origins: Vec<String>,
+    /// Served over TLS: links are `https://`.
+    pub https: bool,
 }
 
 impl Deployment {

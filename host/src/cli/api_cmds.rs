@@ -93,6 +93,7 @@ impl ApiArgs {
         api::Deployment {
             prefix: self.url_prefix.clone(),
             cors_origins: self.cors_origins.clone(),
+            https: self.tls_cert.is_some(),
         }
     }
 
