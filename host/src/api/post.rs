@@ -114,7 +114,8 @@ fn sample_from(
             format!("should be {name}"),
         ));
     }
-    if let Some(id) = text("message_id")? {
+    // As Ceilometer (`if s.message_id`): an empty one counts as not set.
+    if let Some(id) = text("message_id")?.filter(|id| !id.is_empty()) {
         return Err(ApiError::invalid_input(
             "message_id",
             &id,
