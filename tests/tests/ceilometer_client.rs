@@ -77,13 +77,13 @@ fn python_ceilometerclient_works_against_ceilo_api() {
     let base = format!("http://{listen}");
     let run = |token: &str, args: &[&str]| ceilometer(&cli, &base, token, args);
 
-    // sample-create, as a project (its project by default) and as another.
-    let created = run(
-        "p1-token",
-        &[
+    // sample-create (a cpu_util gauge in %), as a project (its project by default)
+    // and as another; `extra`: more options.
+    let create = |token: &str, resource: &str, volume: &str, extra: &[&str]| {
+        let mut args = vec![
             "sample-create",
             "-r",
-            "r1",
+            resource,
             "-m",
             "cpu_util",
             "--meter-type",
@@ -91,9 +91,19 @@ fn python_ceilometerclient_works_against_ceilo_api() {
             "--meter-unit",
             "%",
             "--sample-volume",
-            "10",
+            volume,
+        ];
+        args.extend_from_slice(extra);
+        run(token, &args)
+    };
+    let small = r#"{"flavor": "small"}"#;
+    let created = create(
+        "p1-token",
+        "r1",
+        "10",
+        &[
             "--resource-metadata",
-            r#"{"flavor": "small"}"#,
+            small,
             "--timestamp",
             "2026-03-01T12:00:10",
         ],
@@ -109,42 +119,18 @@ fn python_ceilometerclient_works_against_ceilo_api() {
         Some("p1:openstack"),
         "{created}"
     );
-    run(
+    create(
         "p1-token",
+        "r1",
+        "30",
         &[
-            "sample-create",
-            "-r",
-            "r1",
-            "-m",
-            "cpu_util",
-            "--meter-type",
-            "gauge",
-            "--meter-unit",
-            "%",
-            "--sample-volume",
-            "30",
             "--resource-metadata",
-            r#"{"flavor": "small"}"#,
+            small,
             "--timestamp",
             "2026-03-01T12:01:10",
         ],
     );
-    run(
-        "p2-token",
-        &[
-            "sample-create",
-            "-r",
-            "r2",
-            "-m",
-            "cpu_util",
-            "--meter-type",
-            "gauge",
-            "--meter-unit",
-            "%",
-            "--sample-volume",
-            "99",
-        ],
-    );
+    create("p2-token", "r2", "99", &[]);
 
     // meter-list and resource-list: a project sees its own.
     let meters = run("p1-token", &["meter-list"]);

@@ -24,12 +24,21 @@ use crate::storage::{SampleQuery, StoredSample};
 /// The deepest filter taken (a bound, not Ceilometer's: it has none).
 const MAX_DEPTH: usize = 64;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 enum Expr {
     And(Vec<Expr>),
     Or(Vec<Expr>),
     Not(Box<Expr>),
-    Leaf { op: Op, field: Field, value: Value },
+    Leaf {
+        op: Op,
+        field: Field,
+        value: Value,
+    },
+    /// `=~`, its expression compiled once, when the query is parsed.
+    Matches {
+        field: Field,
+        re: regex::Regex,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -150,12 +159,13 @@ fn parse(v: &Value, depth: usize) -> Result<Expr, ApiError> {
                 (Op::In, Value::Array(items)) if !items.is_empty() => {}
                 (Op::In, _) => return Err(bad("`in` takes a non-empty list of values")),
                 (Op::Regex, Value::String(re)) => {
-                    regex::Regex::new(re).map_err(|e| {
+                    let re = regex::Regex::new(re).map_err(|e| {
                         bad(format!(
                             "`=~` takes a regular expression: {}",
                             crate::redact::shorten(&e.to_string(), 200)
                         ))
                     })?;
+                    return Ok(Expr::Matches { field, re });
                 }
                 (Op::Regex, _) => return Err(bad("`=~` takes a regular expression (text)")),
                 (_, Value::Array(_) | Value::Object(_) | Value::Null) => {
@@ -189,13 +199,7 @@ fn parse(v: &Value, depth: usize) -> Result<Expr, ApiError> {
 }
 
 fn time_of(v: &Value) -> Option<DateTime<Utc>> {
-    let text = v.as_str()?;
-    ceilo_plugin_api::parse_timestamp(text).ok().or_else(|| {
-        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc())
-    })
+    super::query::query_time(v.as_str()?)
 }
 
 /// A sample's value of a field, as JSON (metadata looked up by its dotted path).
@@ -264,14 +268,13 @@ fn holds(e: &Expr, s: &StoredSample, metadata: &Map<String, Value>) -> bool {
                 Op::In => value
                     .as_array()
                     .is_some_and(|v| v.iter().any(|w| cmp(w) == Some(Ordering::Equal))),
-                Op::Regex => match (value.as_str(), have.as_str()) {
-                    (Some(re), Some(text)) => {
-                        regex::Regex::new(re).is_ok_and(|re| re.is_match(text))
-                    }
-                    _ => false,
-                },
+                // Parsed as `Matches`.
+                Op::Regex => false,
             }
         }
+        Expr::Matches { field, re } => value_of(s, metadata, field)
+            .as_str()
+            .is_some_and(|text| re.is_match(text)),
     }
 }
 

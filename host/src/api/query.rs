@@ -198,7 +198,7 @@ fn typed(c: &RawCondition, default: &str) -> Result<CondValue, ApiError> {
 
 /// A timestamp in a query: ISO 8601 with or without a time (a date is its midnight,
 /// UTC), as Ceilometer's `parse_isotime` reads them.
-fn query_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(super) fn query_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     parse_timestamp(text).ok().or_else(|| {
         chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
             .ok()

@@ -196,14 +196,17 @@ struct Validator {
 
 impl Validator {
     fn warn(&mut self, path: &str, context: Option<&str>, message: impl Into<String>) {
-        self.err(path, context, format!("warning: {}", message.into()));
-        if let Some(w) = self.errors.pop() {
-            self.warnings.push(w);
-        }
+        let w = self.located(path, context, format!("warning: {}", message.into()));
+        self.warnings.push(w);
     }
 
     fn err(&mut self, path: &str, context: Option<&str>, message: impl Into<String>) {
-        self.errors.push(ConfigError {
+        let e = self.located(path, context, message.into());
+        self.errors.push(e);
+    }
+
+    fn located(&self, path: &str, context: Option<&str>, message: String) -> ConfigError {
+        ConfigError {
             file: self.file.clone(),
             // A document with no nodes at all (empty, comments only) is wrong from
             // its first line.
@@ -213,8 +216,8 @@ impl Validator {
                     .unwrap_or(super::positions::Pos { line: 1, column: 1 }),
             ),
             context: context.map(str::to_owned),
-            message: message.into(),
-        });
+            message,
+        }
     }
 
     fn root(&mut self, root: &Value, catalog: &Catalog<'_>) -> PipelineConfig {
