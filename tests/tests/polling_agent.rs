@@ -221,3 +221,144 @@ sinks:
         "{log}"
     );
 }
+
+fn validate_with_polling(pipeline: &Path, polling: &Path, plugins: &Path) -> (i32, String, String) {
+    run_ceilo(&[
+        "validate",
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+        "--polling",
+        polling.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+    ])
+}
+
+/// Ceilometer's Pike-and-later split: polling.yaml polls, pipeline.yaml (sources
+/// without intervals) routes.
+const ROUTING_PIPELINE: &str = r#"
+sources:
+  - name: meter_source
+    meters: ["*"]
+    sinks: [meter_sink]
+  - name: memory_source
+    meters: ["memory.*"]
+    sinks: [memory_sink]
+sinks:
+  - name: meter_sink
+    publishers: ["file:all.json"]
+  - name: memory_sink
+    publishers: ["file:memory.json"]
+"#;
+
+#[test]
+fn with_polling_yaml_only_its_meters_are_polled_and_the_pipeline_routes_them() {
+    let plugins = built_in_plugin_dir();
+    let data = tempfile::tempdir().unwrap();
+    let pipeline = data.path().join("pipeline.yaml");
+    std::fs::write(&pipeline, ROUTING_PIPELINE).unwrap();
+    let polling = data.path().join("polling.yaml");
+    std::fs::write(
+        &polling,
+        "sources:\n  - name: some_pollsters\n    interval: \"1\"\n    meters: [cpu, memory.usage]\n",
+    )
+    .unwrap();
+    let child = spawn_service(
+        "agent",
+        &pipeline,
+        plugins.path(),
+        data.path(),
+        &[
+            "--isolation",
+            "none",
+            "--polling",
+            polling.to_str().unwrap(),
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let log = stop_ceilo(child, Duration::from_secs(15));
+    let log = log
+        + &{
+            // The same files again, as `validate` shows them.
+            let (code, out, err) = validate_with_polling(&pipeline, &polling, plugins.path());
+            assert_eq!(code, 0, "{out}{err}");
+            assert!(
+                out.contains("polling source some_pollsters (every 1s)"),
+                "{out}"
+            );
+            assert!(out.contains("source meter_source (routes)"), "{out}");
+            out
+        };
+    let names = |file: &str| {
+        let mut n: Vec<String> = read_samples(&data.path().join(file))
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
+        n.sort();
+        n.dedup();
+        n
+    };
+    // `*` in the pipeline does not poll everything: polling.yaml decides.
+    assert_eq!(names("all.json"), ["cpu", "memory.usage"], "{log}");
+    assert_eq!(names("memory.json"), ["memory.usage"], "{log}");
+    // Polled every second (the pipeline's sources have no interval: 600s if polling).
+    let cpu = read_samples(&data.path().join("all.json"))
+        .iter()
+        .filter(|s| s.name() == "cpu")
+        .count();
+    assert!(cpu >= 2, "{cpu} cpu samples in 2.5s at interval 1\n{log}");
+}
+
+#[test]
+fn polling_yaml_errors_are_located_and_reported_with_the_pipelines() {
+    let plugins = built_in_plugin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("pipeline.yaml");
+    // One pipeline error (a dangling sink), reported in the same run.
+    std::fs::write(
+        &pipeline,
+        ROUTING_PIPELINE.replace("sinks: [memory_sink]", "sinks: [memroy_sink]"),
+    )
+    .unwrap();
+    let polling = dir.path().join("polling.yaml");
+    std::fs::write(
+        &polling,
+        r#"sources:
+  - name: a
+    meters: [cpu]
+  - name: b
+    interval: 0
+    meters: [cpu, "!memory.usage"]
+  - name: c
+    interval: 60
+    meters: [memory.usage, no.such.meter]
+    sinks: [meter_sink]
+    discovery: [local_instances://]
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = validate_with_polling(&pipeline, &polling, plugins.path());
+    assert_eq!(code, 1, "{out}{err}");
+    let at = |line: usize, fragment: &str| {
+        let found = err
+            .lines()
+            .find(|l| l.contains(fragment))
+            .unwrap_or_else(|| panic!("nothing mentions {fragment:?}:\n{err}"));
+        assert!(
+            found.contains(&format!("polling.yaml:{line}:")),
+            "{fragment:?} should be at polling.yaml:{line}: {found}"
+        );
+    };
+    at(2, "required field `interval` is missing");
+    at(5, "interval must be a positive integer (seconds), found 0");
+    at(6, "included and excluded");
+    at(10, "polling sources have no sinks");
+    at(
+        9,
+        "warning: no loaded poller produces meter `no.such.meter`",
+    );
+    at(11, "warning: `discovery` is ignored");
+    assert!(err.contains("sink `memroy_sink` is not defined"), "{err}");
+    assert!(err.contains("5 errors and 2 warnings"), "{err}");
+}

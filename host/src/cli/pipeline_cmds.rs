@@ -16,6 +16,11 @@ pub struct PipelineArgs {
     /// The pipeline definition.
     #[arg(long, env = "CEILO_PIPELINE", default_value = "pipeline.yaml")]
     pub pipeline: PathBuf,
+    /// What to poll, how often and for which resources, in Ceilometer's polling.yaml
+    /// format; the pipeline's sources then only route (default: the pipeline's sources
+    /// poll, as in Ceilometer before Pike).
+    #[arg(long, env = "CEILO_POLLING")]
+    pub polling: Option<PathBuf>,
     /// Directory to scan for plugin libraries (*.so).
     #[arg(long, env = "CEILO_PLUGIN_DIR")]
     pub plugin_dir: Option<PathBuf>,
@@ -172,11 +177,29 @@ pub(super) fn load_with(
         handler_meters: &pipeline::handler_meters(&registry, &handler_params),
         pollers_failed: !discovery.failed.is_empty(),
     };
-    let config = match builtin {
+    let parsed = match builtin {
         Some(text) if !args.pipeline.exists() => pipeline::parse(&args.pipeline, text, &catalog),
         _ => pipeline::load(&args.pipeline, &catalog),
+    };
+    let polling = args
+        .polling
+        .as_deref()
+        .map(|file| pipeline::load_polling(file, &catalog))
+        .transpose();
+    // Both files' errors in one report.
+    let (mut config, polling) = match (parsed, polling) {
+        (Ok(c), Ok(p)) => (c, p),
+        (c, p) => {
+            let mut all = Vec::new();
+            all.extend(c.err().map(|e| e.0).unwrap_or_default());
+            all.extend(p.err().map(|e| e.0).unwrap_or_default());
+            return Err(PipelineCommandError::Config(pipeline::ConfigErrors(all)));
+        }
+    };
+    if let Some(p) = polling {
+        config.warnings.extend(p.warnings.iter().cloned());
+        config.polling = Some(p);
     }
-    .map_err(PipelineCommandError::Config)?;
     if args.bounds.strict && !config.warnings.is_empty() {
         return Err(PipelineCommandError::Config(pipeline::ConfigErrors(
             config.warnings,
@@ -280,26 +303,51 @@ pub fn validate_command(
             n => format!(" ({n} warning(s), logged above; --strict makes them errors)"),
         }
     )?;
-    for s in &c.sources {
+    let pollers_for = |filter: &pipeline::MeterFilter| -> String {
         let pollers: Vec<&str> = l
             .meters
             .iter()
-            .filter(|(_, m)| m.iter().any(|m| s.meters.allows(m)))
+            .filter(|(_, m)| m.iter().any(|m| filter.allows(m)))
             .map(|(p, _)| p.as_str())
             .collect();
-        writeln!(out, "\nsource {} (every {}s)", s.name, s.interval.as_secs())?;
-        writeln!(out, "  meters:  {}", s.meters.patterns().join(", "))?;
+        if pollers.is_empty() {
+            "none".into()
+        } else {
+            pollers.join(", ")
+        }
+    };
+    if let Some(p) = &c.polling {
         writeln!(
             out,
-            "  pollers: {}",
-            if pollers.is_empty() {
-                "none".into()
-            } else {
-                pollers.join(", ")
-            }
+            "{} is valid: {} polling source(s); the pipeline's sources route what they poll",
+            p.file.display(),
+            p.sources.len()
         )?;
-        if !s.resources.is_empty() {
-            writeln!(out, "  resources: {}", s.resources.join(", "))?;
+        for s in &p.sources {
+            writeln!(
+                out,
+                "\npolling source {} (every {}s)",
+                s.name,
+                s.interval.as_secs()
+            )?;
+            writeln!(out, "  meters:  {}", s.meters.patterns().join(", "))?;
+            writeln!(out, "  pollers: {}", pollers_for(&s.meters))?;
+            if !s.resources.is_empty() {
+                writeln!(out, "  resources: {}", s.resources.join(", "))?;
+            }
+        }
+    }
+    for s in &c.sources {
+        if c.polling.is_some() {
+            writeln!(out, "\nsource {} (routes)", s.name)?;
+            writeln!(out, "  meters:  {}", s.meters.patterns().join(", "))?;
+        } else {
+            writeln!(out, "\nsource {} (every {}s)", s.name, s.interval.as_secs())?;
+            writeln!(out, "  meters:  {}", s.meters.patterns().join(", "))?;
+            writeln!(out, "  pollers: {}", pollers_for(&s.meters))?;
+            if !s.resources.is_empty() {
+                writeln!(out, "  resources: {}", s.resources.join(", "))?;
+            }
         }
         for sink_name in &s.sinks {
             let Some(sink) = c.sinks.iter().find(|k| &k.name == sink_name) else {

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ceilo_plugin_api::Context;
-use serde_yaml::{Mapping, Value};
+use serde_yaml::Value;
 
 use super::error::{ConfigError, ConfigErrors};
 use super::legacy;
 use super::meters::MeterFilter;
-use super::positions::Positions;
+use super::validator::{join, kind, read_text, Validator};
 use crate::loader::{closest, CreateError, PluginKind, PluginRegistry};
 use crate::redact::mask_url;
 
@@ -28,6 +28,9 @@ pub struct PipelineConfig {
     /// What works but is probably a mistake (a meter nothing produces), in file
     /// order. Services log them and run; `--strict` makes them errors.
     pub warnings: Vec<ConfigError>,
+    /// polling.yaml (`--polling`), when given: it then decides what is polled, how
+    /// often and for which resources, and the sources above only route.
+    pub polling: Option<super::PollingConfig>,
 }
 
 /// A source: which meters, how often, for which resources, to which sinks.
@@ -43,6 +46,18 @@ pub struct SourceConfig {
     pub resources: Vec<String>,
     /// Sink names.
     pub sinks: Vec<String>,
+}
+
+impl SourceConfig {
+    /// What this source polls, when no polling.yaml is given.
+    pub fn polling(&self) -> super::PollingSource {
+        super::PollingSource {
+            name: self.name.clone(),
+            interval: self.interval,
+            meters: self.meters.clone(),
+            resources: self.resources.clone(),
+        }
+    }
 }
 
 /// A sink: transformers then publishers.
@@ -93,36 +108,13 @@ pub struct Catalog<'a> {
 
 /// Reads and validates a pipeline file.
 pub fn load(file: &Path, catalog: &Catalog<'_>) -> Result<PipelineConfig, ConfigErrors> {
-    let bytes = std::fs::read(file).map_err(|e| {
-        ConfigErrors(vec![ConfigError {
-            file: file.to_owned(),
-            pos: None,
-            context: None,
-            message: format!("cannot read the pipeline file: {e} (give another with --pipeline or CEILO_PIPELINE)"),
-        }])
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
-        let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
-        let byte = e.as_bytes()[good.len()];
-        ConfigErrors(vec![ConfigError {
-            file: file.to_owned(),
-            pos: Some(super::positions::Pos { line, column }),
-            context: None,
-            message: format!("not UTF-8 text (byte 0x{byte:02x}): save the file as UTF-8"),
-        }])
-    })?;
+    let text = read_text(
+        file,
+        "pipeline file",
+        "give another with --pipeline or CEILO_PIPELINE",
+    )?;
     parse(file, &text, catalog)
 }
-
-/// What a pipeline file may hold: nesting 64 deep (a real one has under ten; plugin
-/// parameters get the rest), and 100 000 values with aliases expanded.
-const LIMITS: super::positions::Limits = super::positions::Limits {
-    depth: 64,
-    expanded_nodes: 100_000,
-};
 
 /// Validates pipeline text (`file` is used in messages).
 pub fn parse(
@@ -130,37 +122,7 @@ pub fn parse(
     text: &str,
     catalog: &Catalog<'_>,
 ) -> Result<PipelineConfig, ConfigErrors> {
-    if let Some((pos, message)) = super::positions::prescan(text, LIMITS) {
-        return Err(ConfigErrors(vec![ConfigError {
-            file: file.to_owned(),
-            pos: Some(pos),
-            context: None,
-            message,
-        }]));
-    }
-    let mut v = Validator {
-        file: file.to_owned(),
-        positions: Positions::index(text),
-        errors: Vec::new(),
-        warnings: Vec::new(),
-        legacy: false,
-    };
-    let root: Value = match serde_yaml::from_str(text) {
-        Ok(r) => r,
-        Err(e) => {
-            let lines = super::positions::Lines::new(text);
-            let pos = e.location().map(|l| lines.at_byte(l.index()));
-            let msg = e.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-            v.errors.push(ConfigError {
-                file: file.to_owned(),
-                pos,
-                context: None,
-                message: format!("not valid YAML: {msg}"),
-            });
-            return Err(ConfigErrors(v.errors));
-        }
-    };
+    let (mut v, root) = Validator::open(file, text)?;
     let root = match legacy::convert(&root) {
         Some(converted) => {
             // Ceilometer read this format for years, with a warning; so does ceilo.
@@ -171,61 +133,18 @@ pub fn parse(
         None => root,
     };
     let mut config = v.root(&root, catalog);
-    // In file order, as an operator reads them.
-    let by_place = |e: &ConfigError| e.pos.map(|p| (p.line, p.column));
-    v.warnings.sort_by_key(by_place);
-    if v.errors.is_empty() {
-        config.warnings = v.warnings;
-        Ok(config)
-    } else {
-        // Shown with the errors, marked, so that one run reports everything.
-        v.errors.extend(v.warnings);
-        v.errors.sort_by_key(by_place);
-        Err(ConfigErrors(v.errors))
-    }
-}
-
-struct Validator {
-    file: PathBuf,
-    positions: Positions,
-    errors: Vec<ConfigError>,
-    warnings: Vec<ConfigError>,
-    /// The file is in the original format: `sources[i]`/`sinks[i]` are its `[i]`.
-    legacy: bool,
+    config.warnings = v.finish()?;
+    Ok(config)
 }
 
 impl Validator {
-    fn warn(&mut self, path: &str, context: Option<&str>, message: impl Into<String>) {
-        let w = self.located(path, context, format!("warning: {}", message.into()));
-        self.warnings.push(w);
-    }
-
-    fn err(&mut self, path: &str, context: Option<&str>, message: impl Into<String>) {
-        let e = self.located(path, context, message.into());
-        self.errors.push(e);
-    }
-
-    fn located(&self, path: &str, context: Option<&str>, message: String) -> ConfigError {
-        ConfigError {
-            file: self.file.clone(),
-            // A document with no nodes at all (empty, comments only) is wrong from
-            // its first line.
-            pos: Some(
-                self.positions
-                    .get(&legacy::original_path(path, self.legacy))
-                    .unwrap_or(super::positions::Pos { line: 1, column: 1 }),
-            ),
-            context: context.map(str::to_owned),
-            message,
-        }
-    }
-
     fn root(&mut self, root: &Value, catalog: &Catalog<'_>) -> PipelineConfig {
         let mut config = PipelineConfig {
             file: self.file.clone(),
             sources: Vec::new(),
             sinks: Vec::new(),
             warnings: Vec::new(),
+            polling: None,
         };
         let Some(map) = root.as_mapping() else {
             self.err(
@@ -257,102 +176,6 @@ impl Validator {
         config
     }
 
-    /// Reports names used twice in a list; returns the set of names.
-    fn duplicates(&mut self, items: &[Value], list: &str, what: &str) -> HashSet<String> {
-        let mut seen = HashSet::new();
-        for (i, item) in items.iter().enumerate() {
-            let Some(name) = item.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            if !seen.insert(name.to_owned()) {
-                self.err(
-                    &format!("{list}[{i}].name"),
-                    None,
-                    format!("duplicate {what} name `{name}`: {what} names must be unique"),
-                );
-            }
-        }
-        seen
-    }
-
-    /// A list under `key`; missing or empty is an error when `required`.
-    fn list(
-        &mut self,
-        map: &Mapping,
-        key: &str,
-        parent: &str,
-        ctx: Option<&str>,
-        required: bool,
-    ) -> Vec<Value> {
-        let path = join(parent, key);
-        match map.get(key) {
-            None | Some(Value::Null) if required => {
-                self.err(parent, ctx, format!("required field `{key}` is missing"));
-                Vec::new()
-            }
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Sequence(items)) => items.clone(),
-            Some(other) => {
-                self.err(
-                    &path,
-                    ctx,
-                    format!("`{key}` must be a list, found {}", kind(other)),
-                );
-                Vec::new()
-            }
-        }
-    }
-
-    fn strings(&mut self, items: &[Value], path: &str, ctx: Option<&str>) -> Vec<String> {
-        let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            match item {
-                Value::String(s) => out.push(s.clone()),
-                other => self.err(
-                    &format!("{path}[{i}]"),
-                    ctx,
-                    format!("expected a string, found {}", kind(other)),
-                ),
-            }
-        }
-        out
-    }
-
-    fn name(&mut self, map: &Mapping, path: &str, what: &str) -> Option<String> {
-        match map.get("name") {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-            None | Some(Value::Null) => {
-                self.err(path, Some(what), "required field `name` is missing");
-                None
-            }
-            Some(other) => {
-                self.err(
-                    &join(path, "name"),
-                    Some(what),
-                    format!("`name` must be a non-empty string, found {}", kind(other)),
-                );
-                None
-            }
-        }
-    }
-
-    fn unknown_keys(&mut self, map: &Mapping, path: &str, ctx: Option<&str>, known: &[&str]) {
-        for key in map.keys() {
-            let k = key.as_str().unwrap_or("?");
-            if !known.contains(&k) {
-                let list: Vec<String> = known.iter().map(|s| s.to_string()).collect();
-                let guess = closest(k, &list)
-                    .map(|c| format!("did you mean `{c}`? "))
-                    .unwrap_or_default();
-                self.err(
-                    &join(path, k),
-                    ctx,
-                    format!("unknown field `{k}` ({guess}known: {})", known.join(", ")),
-                );
-            }
-        }
-    }
-
     fn source(
         &mut self,
         item: &Value,
@@ -378,72 +201,8 @@ impl Validator {
             &["name", "interval", "meters", "resources", "sinks"],
         );
 
-        let interval = match map.get("interval") {
-            None => Some(DEFAULT_INTERVAL_SECS),
-            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v > 0) => n.as_u64(),
-            Some(other) => {
-                let found = match other {
-                    Value::Number(n) => n.to_string(),
-                    v => kind(v).to_owned(),
-                };
-                self.err(
-                    &join(path, "interval"),
-                    ctx,
-                    format!("interval must be a positive integer (seconds), found {found}"),
-                );
-                None
-            }
-        };
-
-        let meters_raw = self.list(map, "meters", path, ctx, false);
-        let meters_list = self.strings(&meters_raw, &join(path, "meters"), ctx);
-        let meters = match MeterFilter::new(&meters_list) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                self.err(&join(path, "meters"), ctx, e);
-                None
-            }
-        };
-        // A handler that cannot say what it produces makes any meter possible.
-        let all_known =
-            !catalog.pollers_failed && catalog.handler_meters.values().all(|m| !m.is_empty());
-        if let (Some(f), true) = (&meters, all_known) {
-            let produced: Vec<String> = catalog
-                .poller_meters
-                .values()
-                .chain(catalog.handler_meters.values())
-                .flatten()
-                .cloned()
-                .collect();
-            for (i, m) in meters_list.iter().enumerate() {
-                if !f.literal_meters().any(|l| l == m) || produced.iter().any(|p| p == m) {
-                    continue;
-                }
-                let guess = closest(m, &produced)
-                    .map(|c| format!("did you mean `{c}`? "))
-                    .unwrap_or_default();
-                let names = |m: &BTreeMap<String, Vec<String>>| {
-                    let v: Vec<&str> = m.keys().map(String::as_str).collect();
-                    if v.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        v.join(", ")
-                    }
-                };
-                // As Ceilometer: polled for nothing, the rest runs (a pipeline file
-                // names meters of plugins a node may not have).
-                self.warn(
-                    &format!("{path}.meters[{i}]"),
-                    ctx,
-                    format!(
-                        "no loaded poller or notification handler produces meter `{m}` ({guess}pollers: {}; \
-                         notification handlers: {}; `ceilo plugins` lists them)",
-                        names(catalog.poller_meters),
-                        names(catalog.handler_meters)
-                    ),
-                );
-            }
-        }
+        let interval = self.interval(map, path, ctx, Some(DEFAULT_INTERVAL_SECS));
+        let meters = self.meters(map, path, ctx, catalog, false);
 
         let resources_raw = self.list(map, "resources", path, ctx, false);
         let resources = self.strings(&resources_raw, &join(path, "resources"), ctx);
@@ -650,24 +409,4 @@ fn ceilometer_publisher_hint(scheme: &str) -> String {
         _ => return String::new(),
     };
     format!("{what}; ")
-}
-
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
 }

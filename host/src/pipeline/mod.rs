@@ -7,8 +7,10 @@ mod error;
 mod legacy;
 mod meters;
 pub mod output;
+mod polling;
 mod positions;
 mod sink;
+mod validator;
 mod wiring;
 
 pub use config::{
@@ -18,10 +20,11 @@ pub use config::{
 pub use direct::{DirectOutput, StoreHandle};
 pub use error::{ConfigError, ConfigErrors};
 pub use meters::MeterFilter;
+pub use polling::{load_polling, parse_polling, PollingConfig, PollingSource};
 pub use positions::{Pos, Positions};
 pub use sink::{Sink, SinkReport};
 pub use wiring::{
     discover_pollers, handler_meters, handler_parameters, poller_meters, wire, HandlerParams,
-    HostSettings, OutputMode, PollerDiscovery, PollerSlot, Runtime, SourceRuntime, WiringCause,
-    WiringError,
+    HostSettings, OutputMode, PollerDiscovery, PollerSlot, Route, Runtime, SourceRuntime,
+    WiringCause, WiringError,
 };

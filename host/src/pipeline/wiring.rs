@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ceilo_plugin_api::Context;
+use ceilo_plugin_api::{Context, SampleBatch};
 
-use super::config::{PipelineConfig, DIRECT_SCHEME};
+use super::config::{PipelineConfig, SourceConfig, DIRECT_SCHEME};
 use super::direct::{DirectOutput, StoreHandle};
 use super::meters::MeterFilter;
 use super::output::{Output, PluginOutput, StdoutOutput};
+use super::polling::PollingSource;
 use super::sink::Sink;
 use crate::loader::{CreateError, PluginKind, PluginRegistry, PollerInstance};
 
@@ -58,24 +59,78 @@ pub struct SourceRuntime {
     pub resources: Vec<String>,
     /// Its pollers.
     pub pollers: Vec<PollerSlot>,
+    /// Its sinks (with `routes`: every sink a route may send to, for flushing).
+    pub sinks: Vec<Arc<Mutex<Sink>>>,
+    /// A polling.yaml source: its samples go to the pipeline sources that allow them
+    /// (none: all go to `sinks`).
+    pub routes: Option<Arc<Vec<Route>>>,
+}
+
+/// A pipeline source as a route, when polling.yaml decides what is polled: the meters
+/// it lets through and the sinks it sends them to.
+pub struct Route {
+    /// The pipeline source's name.
+    pub source: String,
+    /// Its meter filter.
+    pub filter: MeterFilter,
     /// Its sinks.
     pub sinks: Vec<Arc<Mutex<Sink>>>,
 }
 
+impl SourceRuntime {
+    /// Hands a batch (already through this source's filter) to its sinks, or along its
+    /// routes: each route gets the samples its filter allows.
+    pub fn deliver(
+        sinks: &[Arc<Mutex<Sink>>],
+        routes: Option<&[Route]>,
+        batch: SampleBatch,
+        process: impl Fn(&[Arc<Mutex<Sink>>], SampleBatch),
+    ) {
+        let Some(routes) = routes else {
+            return process(sinks, batch);
+        };
+        for route in routes {
+            let selected: SampleBatch = batch
+                .iter()
+                .filter(|s| route.filter.allows(s.name()))
+                .cloned()
+                .collect();
+            if !selected.is_empty() {
+                process(&route.sinks, selected);
+            }
+        }
+    }
+}
+
 /// Everything that runs.
 pub struct Runtime {
-    /// Sources, in file order.
+    /// Sources, in file order (polling.yaml's when it is given).
     pub sources: Vec<SourceRuntime>,
     /// Every sink (shared with the sources that use them).
     pub sinks: Vec<Arc<Mutex<Sink>>>,
+    /// With polling.yaml: the pipeline's sources, which route what is polled.
+    pub routes: Option<Arc<Vec<Route>>>,
 }
 
 impl Runtime {
     /// A runtime with the same sources (filters) and the same sink instances, but no
     /// pollers: for samples that arrive from elsewhere (the API's POST).
     pub fn sharing_sinks(&self) -> Runtime {
-        Runtime {
-            sources: self
+        let sources = match &self.routes {
+            // The pipeline's own sources, not polling.yaml's.
+            Some(routes) => routes
+                .iter()
+                .map(|r| SourceRuntime {
+                    name: r.source.clone(),
+                    interval: Duration::from_secs(super::DEFAULT_INTERVAL_SECS),
+                    filter: r.filter.clone(),
+                    resources: Vec::new(),
+                    pollers: Vec::new(),
+                    sinks: r.sinks.clone(),
+                    routes: None,
+                })
+                .collect(),
+            None => self
                 .sources
                 .iter()
                 .map(|s| SourceRuntime {
@@ -85,9 +140,14 @@ impl Runtime {
                     resources: s.resources.clone(),
                     pollers: Vec::new(),
                     sinks: s.sinks.clone(),
+                    routes: None,
                 })
                 .collect(),
+        };
+        Runtime {
+            sources,
             sinks: self.sinks.clone(),
+            routes: None,
         }
     }
 }
@@ -291,18 +351,48 @@ pub fn wire(
         all_sinks.push(sink);
     }
 
+    let sinks_of = |names: &[String]| -> Vec<Arc<Mutex<Sink>>> {
+        names.iter().filter_map(|s| sinks.get(s).cloned()).collect()
+    };
+    let polling = config.polling.as_ref().filter(|_| with_pollers);
+    let routes = polling.map(|_| {
+        Arc::new(
+            config
+                .sources
+                .iter()
+                .map(|src| Route {
+                    source: src.name.clone(),
+                    filter: src.meters.clone(),
+                    sinks: sinks_of(&src.sinks),
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    // What is polled: polling.yaml's sources when given, else the pipeline's.
+    let polled: Vec<PollingSource> = match polling {
+        Some(p) => p.sources.clone(),
+        None => config.sources.iter().map(SourceConfig::polling).collect(),
+    };
     let mut sources = Vec::new();
-    for src in &config.sources {
+    for (i, polled) in polled.into_iter().enumerate() {
+        let (name, filter) = (polled.name.as_str(), &polled.meters);
         let mut pollers = Vec::new();
-        for (name, produced) in meters.iter().filter(|_| with_pollers) {
-            if !produced.iter().any(|m| src.meters.allows(m)) {
+        let mut produced_here: Vec<&str> = Vec::new();
+        for (poller, produced) in meters.iter().filter(|_| with_pollers) {
+            if !produced.iter().any(|m| filter.allows(m)) {
                 continue;
             }
-            let instance = format!("source {}, poller {name}", src.name);
+            produced_here.extend(
+                produced
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|m| filter.allows(m)),
+            );
+            let instance = format!("source {name}, poller {poller}");
             let p = match registry.create_poller(
-                name,
+                poller,
                 &serde_json::json!({}),
-                context(name, instance.clone()),
+                context(poller, instance.clone()),
             ) {
                 Ok(p) => p,
                 Err(error) => {
@@ -310,31 +400,52 @@ pub fn wire(
                         context: instance,
                         error: error.into(),
                     };
-                    left_out(host, PluginKind::Poller, name, &e)?;
+                    left_out(host, PluginKind::Poller, poller, &e)?;
                     continue;
                 }
             };
             pollers.push(PollerSlot {
-                name: name.clone(),
+                name: poller.clone(),
                 instance: Arc::new(Mutex::new(p)),
             });
         }
+        let (source_sinks, source_routes) = match &routes {
+            None => (sinks_of(&config.sources[i].sinks), None),
+            Some(all) => {
+                // Only the routes this source's meters can take: each cycle flushes
+                // just the sinks its samples may have reached.
+                let mine: Vec<Route> = all
+                    .iter()
+                    .filter(|r| produced_here.iter().any(|m| r.filter.allows(m)))
+                    .map(|r| Route {
+                        source: r.source.clone(),
+                        filter: r.filter.clone(),
+                        sinks: r.sinks.clone(),
+                    })
+                    .collect();
+                let mut union: Vec<Arc<Mutex<Sink>>> = Vec::new();
+                for sink in mine.iter().flat_map(|r| &r.sinks) {
+                    if !union.iter().any(|s| Arc::ptr_eq(s, sink)) {
+                        union.push(sink.clone());
+                    }
+                }
+                (union, Some(Arc::new(mine)))
+            }
+        };
         sources.push(SourceRuntime {
-            name: src.name.clone(),
-            interval: src.interval,
-            filter: src.meters.clone(),
-            resources: src.resources.clone(),
+            name: polled.name.clone(),
+            interval: polled.interval,
+            filter: polled.meters.clone(),
+            resources: polled.resources,
             pollers,
-            sinks: src
-                .sinks
-                .iter()
-                .filter_map(|s| sinks.get(s).cloned())
-                .collect(),
+            sinks: source_sinks,
+            routes: source_routes,
         });
     }
     Ok(Runtime {
         sources,
         sinks: all_sinks,
+        routes,
     })
 }
 

@@ -62,7 +62,7 @@ struct Slot {
 
 /// Runs the agent until `shutdown` turns true, then flushes every sink.
 pub async fn run(runtime: Runtime, settings: AgentSettings, mut shutdown: watch::Receiver<bool>) {
-    let Runtime { sources, sinks } = runtime;
+    let Runtime { sources, sinks, .. } = runtime;
     let mut groups: BTreeMap<Duration, Vec<SourceRuntime>> = BTreeMap::new();
     for s in sources {
         groups.entry(s.interval).or_default().push(s);
@@ -206,11 +206,17 @@ async fn run_cycle(
         };
         pending.retain(|p| *p != i);
         if let Some(batch) = poll_result(&sources, &slots[i], interval, result) {
-            let sinks = sources[slots[i].source].sinks.clone();
+            let source = &sources[slots[i].source];
+            let (sinks, routes) = (source.sinks.clone(), source.routes.clone());
             let n = batch.len();
             processing.spawn_blocking(move || {
                 let t = std::time::Instant::now();
-                process_in_sinks(&sinks, batch);
+                SourceRuntime::deliver(
+                    &sinks,
+                    routes.as_deref().map(Vec::as_slice),
+                    batch,
+                    process_in_sinks,
+                );
                 (i, n, t.elapsed())
             });
         }
@@ -415,7 +421,12 @@ pub fn run_once(runtime: &Runtime) -> Vec<String> {
                 Err(e) => errors.push(format!("source `{}`: {e}", source.name)),
             }
         }
-        process_in_sinks(&source.sinks, batch);
+        SourceRuntime::deliver(
+            &source.sinks,
+            source.routes.as_deref().map(Vec::as_slice),
+            batch,
+            process_in_sinks,
+        );
     }
     for sink in &runtime.sinks {
         flush_sink(sink);
