@@ -22,6 +22,8 @@ use sha2::Sha256;
 
 use crate::{PluginError, Sample};
 
+pub mod ceilometer;
+
 /// The wire field that carries the signature.
 pub const SIGNATURE_FIELD: &str = "message_signature";
 

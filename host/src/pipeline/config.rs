@@ -270,15 +270,13 @@ impl Validator {
         let mut known: Vec<String> = catalog.registry.names(PluginKind::Publisher);
         known.push(DIRECT_SCHEME.to_owned());
         for (i, url) in urls.iter().enumerate() {
+            // Ceilometer 2013.1's name for its RPC publisher, which became notifier://.
+            let url = if url == "meter_publisher" {
+                "notifier://"
+            } else {
+                url.as_str()
+            };
             let scheme = url.split(':').next().unwrap_or("").to_owned();
-            if url == "meter_publisher" {
-                self.err(
-                    &format!("{path}.publishers[{i}]"),
-                    ctx,
-                    format!("`meter_publisher` (Ceilometer 2013.1's RPC publisher) is not a ceilo publisher: {}", ceilometer_publisher_hint("rpc")),
-                );
-                continue;
-            }
             if scheme.is_empty() || !url.contains(':') {
                 self.err(&format!("{path}.publishers[{i}]"), ctx, format!("`{}` is not a publisher URL (scheme://…, e.g. file:///var/lib/ceilo/samples.json)", mask_url(url)));
                 continue;
@@ -307,7 +305,7 @@ impl Validator {
                 continue;
             }
             publishers.push(PublisherConfig {
-                url: url.clone(),
+                url: url.to_owned(),
                 scheme,
             });
         }
@@ -403,7 +401,7 @@ pub const DIRECT_SCHEME: &str = "direct";
 /// What to use instead of a Ceilometer publisher ceilo does not have.
 fn ceilometer_publisher_hint(scheme: &str) -> String {
     let what = match scheme {
-        "rpc" | "notifier" => "Ceilometer's notifier publisher (samples as oslo.messaging notifications); ceilo has none yet: amqp:// carries samples to `ceilo collector`, file: keeps them",
+        "rpc" | "notifier" => "Ceilometer's notifier publisher, which ceilo's amqp plugin library (libceilo_plugin_amqp.so) provides: put it in the plugin directory",
         "gnocchi" => "Ceilometer's Gnocchi publisher; ceilo has none yet: direct:// or amqp:// to a collector store them",
         "kafka" | "prometheus" | "http" | "https" | "opentelemetryhttp" | "tcp" => "a Ceilometer publisher ceilo has no plugin for yet (file:, udp://, amqp:// and direct:// are built in)",
         _ => return String::new(),

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ceilo_plugin_api::signing::ceilometer;
 use ceilo_plugin_api::topology::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, METERING_ROUTING_KEY};
 use ceilo_plugin_api::Sample;
 use futures_lite::StreamExt;
@@ -66,19 +67,19 @@ pub struct Decoded {
     pub malformed: Option<String>,
 }
 
-/// Decodes a message body: a JSON sample or list of samples; with a secret, each
-/// sample's signature must verify.
+/// Decodes a message body: a JSON sample or list of samples, or an oslo.messaging
+/// notification carrying them (Ceilometer's `notifier://`, plain or in the v2.0
+/// envelope); with a secret, each sample's signature must verify, by ceilo's rules
+/// for ceilo samples and by Ceilometer's for its meter messages.
 pub fn decode(body: &[u8], secret: &str) -> Decoded {
     let mut out = Decoded::default();
-    let items = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(items)) => items,
-        Ok(one @ Value::Object(_)) => vec![one],
-        Ok(_) => {
-            out.malformed = Some("not a sample or a list of samples".into());
-            return out;
-        }
-        Err(e) => {
-            out.malformed = Some(format!("not JSON: {e}"));
+    let items = match serde_json::from_slice::<Value>(body)
+        .map_err(|e| format!("not JSON: {e}"))
+        .and_then(samples_of)
+    {
+        Ok(items) => items,
+        Err(why) => {
+            out.malformed = Some(why);
             return out;
         }
     };
@@ -88,7 +89,14 @@ pub fn decode(body: &[u8], secret: &str) -> Decoded {
             .and_then(Value::as_str)
             .unwrap_or("(none)")
             .to_owned();
-        if !secret.is_empty() && !ceilo_plugin_api::signing::verify(&item, secret) {
+        let ceilometer = ceilometer::is_meter_message(&item);
+        let verified = secret.is_empty()
+            || if ceilometer {
+                ceilometer::verify(&item, secret)
+            } else {
+                ceilo_plugin_api::signing::verify(&item, secret)
+            };
+        if !verified {
             metrics::global().signature_failures(1);
             tracing::warn!(target: "ceilo::collector", message_id = %sample_id, "sample refused: its signature does not verify (sent by something without the telemetry secret, or altered); dead-lettered to {DEAD_LETTER_QUEUE}");
             out.refused.push(item);
@@ -96,7 +104,12 @@ pub fn decode(body: &[u8], secret: &str) -> Decoded {
             continue;
         }
         // Deserialised from a reference: the item is kept whole in case it is refused.
-        match <Sample as serde::Deserialize>::deserialize(&item) {
+        let sample = if ceilometer {
+            ceilometer::sample_from_meter_message(&item)
+        } else {
+            <Sample as serde::Deserialize>::deserialize(&item).map_err(|e| e.to_string())
+        };
+        match sample {
             Ok(s) => out.samples.push(s),
             Err(e) => {
                 metrics::global().malformed(1);
@@ -107,6 +120,47 @@ pub fn decode(body: &[u8], secret: &str) -> Decoded {
         }
     }
     out
+}
+
+/// The samples a message carries: the message itself (one sample or a list), or the
+/// payload of a `metering` notification (a list, as Ceilometer's notifier publisher
+/// sends) or of a `telemetry.polling` one (`{"samples": [...]}`, as its polling agent
+/// sends), unwrapped from the oslo.messaging v2.0 envelope when it has one.
+fn samples_of(message: Value) -> Result<Vec<Value>, String> {
+    let message = match message {
+        Value::Object(mut m) if m.contains_key("oslo.message") => {
+            let Some(Value::String(inner)) = m.remove("oslo.message") else {
+                return Err("an oslo.messaging envelope whose `oslo.message` is not text".into());
+            };
+            serde_json::from_str(&inner)
+                .map_err(|e| format!("an oslo.messaging envelope whose message is not JSON: {e}"))?
+        }
+        other => other,
+    };
+    match message {
+        Value::Array(items) => Ok(items),
+        Value::Object(mut m) if m.contains_key("event_type") && m.contains_key("payload") => {
+            let event_type = m
+                .get("event_type")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            match (event_type.as_str(), m.remove("payload")) {
+                ("metering", Some(Value::Array(items))) => Ok(items),
+                ("metering", Some(one @ Value::Object(_))) => Ok(vec![one]),
+                ("telemetry.polling", Some(Value::Object(mut p))) => match p.remove("samples") {
+                    Some(Value::Array(items)) => Ok(items),
+                    _ => Err("a telemetry.polling notification without a `samples` list".into()),
+                },
+                (t, _) => Err(format!(
+                    "a notification of event_type `{}`, not samples (expected `metering` or `telemetry.polling`)",
+                    shorten(t, 80)
+                )),
+            }
+        }
+        one @ Value::Object(_) => Ok(vec![one]),
+        _ => Err("not a sample or a list of samples".into()),
+    }
 }
 
 /// Runs until `shutdown`; reconnects with backoff whenever the broker goes away.
@@ -149,8 +203,32 @@ enum SessionError {
 }
 
 /// Declares the metering topology exactly as the amqp publisher does (same
-/// arguments, or the broker refuses the second declaration).
-async fn declare_topology(ch: &Channel, settings: &CollectorSettings) -> Result<(), lapin::Error> {
+/// arguments, or the broker refuses the second declaration). An exchange that already
+/// exists is used as it is: Ceilometer's oslo.messaging declares its `ceilometer`
+/// exchange non-durable, and declaring it again as durable would be refused.
+async fn declare_topology(
+    conn: &lapin::Connection,
+    ch: &Channel,
+    settings: &CollectorSettings,
+) -> Result<(), lapin::Error> {
+    // A passive declaration of a missing exchange closes its channel: a spare one.
+    let probe = conn.create_channel().await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let exists = probe
+        .exchange_declare(
+            settings.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            passive,
+            FieldTable::default(),
+        )
+        .await
+        .is_ok();
+    if exists {
+        let _ = probe.close(200, "probe done".into()).await;
+    }
     let durable_exchange = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
@@ -159,13 +237,15 @@ async fn declare_topology(ch: &Channel, settings: &CollectorSettings) -> Result<
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    ch.exchange_declare(
-        settings.exchange.as_str().into(),
-        ExchangeKind::Topic,
-        durable_exchange,
-        FieldTable::default(),
-    )
-    .await?;
+    if !exists {
+        ch.exchange_declare(
+            settings.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
+    }
     ch.exchange_declare(
         DEAD_LETTER_EXCHANGE.into(),
         ExchangeKind::Fanout,
@@ -212,7 +292,7 @@ async fn session(
 ) -> Result<(), SessionError> {
     let conn = crate::services::broker::connect(&settings.amqp_url).await?;
     let ch = conn.create_channel().await?;
-    declare_topology(&ch, settings).await?;
+    declare_topology(&conn, &ch, settings).await?;
     let dead = conn.create_channel().await?;
     dead.confirm_select(ConfirmSelectOptions::default()).await?;
     ch.basic_qos(settings.prefetch, BasicQosOptions::default())
@@ -414,5 +494,44 @@ mod tests {
         assert_eq!(decode(&body, "other").refused.len(), 2);
         assert!(decode(b"not json", "k").malformed.is_some());
         assert!(decode(b"42", "k").malformed.is_some());
+    }
+
+    #[test]
+    fn decodes_ceilometer_notifications_in_and_out_of_the_oslo_envelope() {
+        use serde_json::json;
+        let s = Sample::new("cpu", SampleType::Cumulative, "ns", 1e9, "vm")
+            .with_project_id("p")
+            .with_resource_metadata(json!({"flavor": {"vcpus": 2}, "tags": ["a"]}));
+        let good = ceilometer::meter_message(&s, Some("k")).unwrap();
+        let mut forged = good.clone();
+        forged["counter_volume"] = json!(2e9);
+        let notification = json!({
+            "message_id": "n1", "publisher_id": "telemetry.publisher.h",
+            "event_type": "metering", "priority": "SAMPLE",
+            "payload": [good, forged], "timestamp": "2026-12-02 18:00:00.000000"
+        });
+        let envelope = json!({"oslo.version": "2.0", "oslo.message": notification.to_string()});
+        for body in [&notification, &envelope] {
+            let d = decode(&serde_json::to_vec(body).unwrap(), "k");
+            assert!(d.malformed.is_none(), "{:?}", d.malformed);
+            assert_eq!(d.samples, vec![s.clone()]);
+            assert_eq!(d.reasons, ["signature does not verify"]);
+        }
+        // Ceilometer's polling agent: {"samples": [...]} under telemetry.polling.
+        let polling = json!({"event_type": "telemetry.polling", "payload": {"samples": [good]}});
+        assert_eq!(decode(polling.to_string().as_bytes(), "k").samples.len(), 1);
+        let other = json!({"event_type": "compute.instance.exists", "payload": {}});
+        let d = decode(other.to_string().as_bytes(), "k");
+        assert!(
+            d.malformed
+                .as_deref()
+                .is_some_and(|m| m.contains("compute.instance.exists")),
+            "{:?}",
+            d.malformed
+        );
+        let broken = json!({"oslo.version": "2.0", "oslo.message": "{"});
+        assert!(decode(broken.to_string().as_bytes(), "k")
+            .malformed
+            .is_some());
     }
 }

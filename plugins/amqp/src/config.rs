@@ -40,6 +40,8 @@ pub struct Config {
     pub destination: String,
     /// `cacertfile=`: the CA (PEM) to trust for amqps:// instead of the system's.
     pub ca: Option<String>,
+    /// `notifier://`: samples as Ceilometer's notifications (none: ceilo's format).
+    pub notifier: Option<crate::notifier::Notifier>,
 }
 
 /// `spool=`: absent, the data directory's `amqp-spool` (when the host gives one);
@@ -64,6 +66,18 @@ pub fn mask(url: &str) -> String {
 }
 
 impl Config {
+    /// Parses an `amqp://`, `amqps://` or `notifier://` (`rpc://`) URL.
+    pub fn parse_any(raw: &str) -> Result<Config, PluginError> {
+        let scheme = raw.split(':').next().unwrap_or("");
+        if matches!(scheme, "notifier" | "rpc") {
+            let (broker, notifier) = crate::notifier::parse(raw)?;
+            let mut c = Config::parse(&broker)?;
+            c.notifier = Some(notifier);
+            return Ok(c);
+        }
+        Config::parse(raw)
+    }
+
     /// Parses the URL; errors name the option and never show the password.
     pub fn parse(raw: &str) -> Result<Config, PluginError> {
         let shown = mask(raw);
@@ -88,6 +102,7 @@ impl Config {
             spool: SpoolSetting::Default,
             destination: String::new(),
             ca: None,
+            notifier: None,
         };
         let bad = |k: &str, v: &str, what: &str| {
             PluginError::invalid_parameters(format!("`{k}={v}` in `{shown}`: {what}"))

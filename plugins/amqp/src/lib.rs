@@ -9,10 +9,12 @@
 //! [`ceilo_plugin_api::topology`]. `spool=DIR` (default: `amqp-spool` under the
 //! host's data directory; `spool=` for none) keeps every sample on disk until the
 //! broker confirms it, so a publisher killed during an outage loses nothing (see
-//! `spool`).
+//! `spool`). `notifier://` and `rpc://` are the same publisher writing Ceilometer's
+//! notifications instead (see `notifier`).
 
 mod buffer;
 mod config;
+mod notifier;
 mod sender;
 mod spool;
 
@@ -44,7 +46,7 @@ impl Plugin for AmqpPublisher {
         let raw: String = parameters
             .get("url")?
             .ok_or_else(|| PluginError::invalid_parameters("missing `url` (amqp://host/vhost)"))?;
-        let config = Config::parse(&raw)?;
+        let config = Config::parse_any(&raw)?;
         let spool_dir = match (&config.spool, &context.data_dir) {
             _ if context.validating => None,
             (SpoolSetting::Off, _) | (SpoolSetting::Default, None) => None,
@@ -96,9 +98,10 @@ impl Publisher for AmqpPublisher {
     fn publish(&mut self, batch: &[Sample]) -> Result<(), PluginError> {
         let mut items = Vec::with_capacity(batch.len());
         for s in batch {
-            let value = match &self.secret {
-                Some(secret) => signing::signed_value(s, secret)?,
-                None => serde_json::to_value(s)
+            let value = match (&self.secret, &self.config.notifier) {
+                (secret, Some(_)) => signing::ceilometer::meter_message(s, secret.as_deref())?,
+                (Some(secret), None) => signing::signed_value(s, secret)?,
+                (None, None) => serde_json::to_value(s)
                     .map_err(|e| PluginError::invalid_input(e.to_string()))?,
             };
             items.push(
@@ -155,32 +158,58 @@ impl Drop for AmqpPublisher {
     }
 }
 
-/// `amqps://`: the same publisher over TLS (rustls; the system's roots, or the CA in
-/// `cacertfile=PATH`). Publishers are chosen by URL scheme, hence a second name.
-pub struct AmqpsPublisher(AmqpPublisher);
+/// The same publisher under another URL scheme (publishers are chosen by scheme).
+macro_rules! alias_publisher {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $description:literal) => {
+        $(#[$doc])*
+        pub struct $ty(AmqpPublisher);
 
-impl Plugin for AmqpsPublisher {
-    const NAME: &'static str = "amqps";
-    const DESCRIPTION: &'static str =
-        "amqps://user:pass@host/vhost?cacertfile=… — amqp:// over TLS";
+        impl Plugin for $ty {
+            const NAME: &'static str = $name;
+            const DESCRIPTION: &'static str = $description;
 
-    fn create(parameters: &Parameters, context: &Context) -> Result<Self, PluginError> {
-        AmqpPublisher::create(parameters, context).map(AmqpsPublisher)
-    }
+            fn create(parameters: &Parameters, context: &Context) -> Result<Self, PluginError> {
+                AmqpPublisher::create(parameters, context).map($ty)
+            }
+        }
+
+        impl Publisher for $ty {
+            fn publish(&mut self, batch: &[Sample]) -> Result<(), PluginError> {
+                self.0.publish(batch)
+            }
+            fn flush(&mut self) -> Result<(), PluginError> {
+                self.0.flush()
+            }
+            fn stats(&self) -> Vec<Counter> {
+                self.0.stats()
+            }
+        }
+    };
 }
 
-impl Publisher for AmqpsPublisher {
-    fn publish(&mut self, batch: &[Sample]) -> Result<(), PluginError> {
-        self.0.publish(batch)
-    }
-    fn flush(&mut self) -> Result<(), PluginError> {
-        self.0.flush()
-    }
-    fn stats(&self) -> Vec<Counter> {
-        self.0.stats()
-    }
-}
+alias_publisher!(
+    /// `amqps://`: the same publisher over TLS (rustls; the system's roots, or the CA
+    /// in `cacertfile=PATH`).
+    AmqpsPublisher,
+    "amqps",
+    "amqps://user:pass@host/vhost?cacertfile=… — amqp:// over TLS"
+);
+
+alias_publisher!(
+    /// `notifier://`: samples as Ceilometer's oslo.messaging notifications (see
+    /// `notifier`).
+    NotifierPublisher,
+    "notifier",
+    "notifier://user:pass@host/vhost?topic=metering — samples as Ceilometer's notifications, signed by its rules"
+);
+
+alias_publisher!(
+    /// `rpc://`: Ceilometer 2014.1's name for its notifier publisher.
+    RpcPublisher,
+    "rpc",
+    "rpc://… — Ceilometer's old name for notifier://"
+);
 
 ceilo_plugin_api::export_plugins! {
-    publishers: [AmqpPublisher, AmqpsPublisher],
+    publishers: [AmqpPublisher, AmqpsPublisher, NotifierPublisher, RpcPublisher],
 }

@@ -153,6 +153,14 @@ async fn send(
     config: &Config,
     payload: &[u8],
 ) -> Result<PublisherConfirm, lapin::Error> {
+    let wrapped;
+    let payload = match &config.notifier {
+        Some(n) => {
+            wrapped = n.envelope(payload);
+            &wrapped[..]
+        }
+        None => payload,
+    };
     let props = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("application/json".into());
@@ -202,6 +210,10 @@ async fn connect(config: &Config) -> Result<(Connection, Channel), lapin::Error>
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
+    if let Some(n) = &config.notifier {
+        declare_as_oslo(&channel, config, n.durable).await?;
+        return Ok((conn, channel));
+    }
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
@@ -258,4 +270,47 @@ async fn connect(config: &Config) -> Result<(Connection, Channel), lapin::Error>
             .await?;
     }
     Ok((conn, channel))
+}
+
+/// The exchange and queue as oslo.messaging's notifier declares them (topic exchange,
+/// queue named after the routing key, both of the same durability, no arguments), so
+/// that whichever side comes first, the other's declaration matches.
+async fn declare_as_oslo(
+    channel: &Channel,
+    config: &Config,
+    durable: bool,
+) -> Result<(), lapin::Error> {
+    channel
+        .exchange_declare(
+            config.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    if let Some(queue) = &config.queue {
+        channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                config.exchange.as_str().into(),
+                config.routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
 }
