@@ -112,6 +112,13 @@ if [ ! -d "$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi/gabbits" ];
         --no-binary :all: 'ceilometer==8.1.5' -d "$suite/sdist"
     tar -xzf "$suite/sdist/ceilometer-8.1.5.tar.gz" -C "$suite"
 fi
+# Ceilometer itself (its notifier publisher and signature code, with oslo.messaging)
+# for the mixed-fleet tests, in a virtual environment of its own.
+if [ ! -x "$suite/ceilometer-venv/bin/python" ] || ! "$suite/ceilometer-venv/bin/python" -c 'import ceilometer.publisher.messaging' 2>/dev/null; then
+    python3 -m venv "$suite/ceilometer-venv"
+    "$suite/ceilometer-venv/bin/pip" install --quiet --disable-pip-version-check 'ceilometer==27.0.0'
+fi
+export CEILO_CEILOMETER_PYTHON="$suite/ceilometer-venv/bin/python"
 export CEILO_GABBI_RUN="$suite/venv/bin/gabbi-run"
 export CEILO_CEILOMETER_CLIENT="$suite/venv/bin/ceilometer"
 export CEILO_CEILOMETER_GABBI="$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi"

@@ -365,3 +365,42 @@ fn the_original_pipeline_format_is_read_as_ceilometer_read_it() {
     assert_eq!(code, 1, "{err}");
     assert_error(&err, 4, "unknown field `intervall`");
 }
+
+#[test]
+fn handlers_are_chosen_by_name_or_pattern() {
+    let plugins = built_in_plugin_dir();
+    let default = workspace_root().join("pipeline.yaml");
+    let run = |handlers: &str| {
+        run_ceilo(&[
+            "validate",
+            "--pipeline",
+            default.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.path().to_str().unwrap(),
+            "--handlers",
+            handlers,
+        ])
+    };
+    let (code, out, err) = run("compute");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("notification handler compute: ok"), "{out}");
+    assert!(
+        out.contains("notification handler declarative: not selected (--handlers)"),
+        "{out}"
+    );
+    let (code, out, err) = run("!compute");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("notification handler compute: not selected"),
+        "{out}"
+    );
+    let (code, _, err) = run("compte");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no notification handler named `compte` is loaded (did you mean `compute`?"),
+        "{err}"
+    );
+    let (code, _, err) = run("compute,!declarative");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("both included and excluded"), "{err}");
+}

@@ -31,6 +31,11 @@ pub struct PipelineArgs {
     /// parameters (e.g. `declarative: {definitions_file: /etc/ceilo/meters.yaml}`).
     #[arg(long, env = "CEILO_HANDLER_CONFIG")]
     pub handler_config: Option<PathBuf>,
+    /// Which notification handlers run, as a source's meters are chosen: names or
+    /// patterns, comma-separated (`compute`, or `!declarative` for all but it; default:
+    /// all that are loaded).
+    #[arg(long, env = "CEILO_HANDLERS", value_delimiter = ',')]
+    pub handlers: Vec<String>,
     /// Secret for signing published samples (empty: unsigned).
     #[arg(
         long,
@@ -113,6 +118,8 @@ pub(super) struct Loaded {
     pub(super) config: PipelineConfig,
     pub(super) meters: std::collections::BTreeMap<String, Vec<String>>,
     pub(super) handler_params: HandlerParams,
+    /// The notification handlers `--handlers` selects, by name.
+    pub(super) handlers: Vec<String>,
     /// Pollers left out because they could not be created, with the reason.
     pub(super) failed_pollers: Vec<(String, String)>,
 }
@@ -171,10 +178,13 @@ pub(super) fn load_with(
     }
     let meters = discovery.meters;
     let handler_params = handler_params(args, &registry)?;
+    let handlers = selected_handlers(args, &registry)?;
+    let mut handler_meters = pipeline::handler_meters(&registry, &handler_params);
+    handler_meters.retain(|name, _| handlers.contains(name));
     let catalog = Catalog {
         registry: &registry,
         poller_meters: &meters,
-        handler_meters: &pipeline::handler_meters(&registry, &handler_params),
+        handler_meters: &handler_meters,
         pollers_failed: !discovery.failed.is_empty(),
     };
     let parsed = match builtin {
@@ -212,9 +222,43 @@ pub(super) fn load_with(
         registry,
         config,
         handler_params,
+        handlers,
         meters,
         failed_pollers: discovery.failed,
     })
+}
+
+/// The handlers `--handlers` selects (every loaded one when it is not given); a name
+/// that matches no loaded handler is an error that lists them.
+fn selected_handlers(
+    args: &PipelineArgs,
+    registry: &PluginRegistry,
+) -> Result<Vec<String>, PipelineCommandError> {
+    let loaded = registry.names(crate::loader::PluginKind::Notification);
+    let patterns: Vec<String> = args
+        .handlers
+        .iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if patterns.is_empty() {
+        return Ok(loaded);
+    }
+    let bad = |m: String| PipelineCommandError::HandlerConfig(format!("--handlers: {m}"));
+    let filter =
+        pipeline::MeterFilter::new(&patterns).map_err(|e| bad(e.replace("meters", "handlers")))?;
+    for name in filter.literal_meters() {
+        if !loaded.iter().any(|l| l == name) {
+            let guess = crate::loader::closest(name, &loaded)
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "no notification handler named `{name}` is loaded ({guess}loaded: {})",
+                loaded.join(", ")
+            )));
+        }
+    }
+    Ok(loaded.into_iter().filter(|n| filter.allows(n)).collect())
 }
 
 pub(super) fn settings(args: &PipelineArgs) -> HostSettings {
@@ -375,6 +419,13 @@ pub fn validate_command(
     writeln!(out)?;
     let mut handler_errors = Vec::new();
     for name in l.registry.names(crate::loader::PluginKind::Notification) {
+        if !l.handlers.contains(&name) {
+            writeln!(
+                out,
+                "notification handler {name}: not selected (--handlers)"
+            )?;
+            continue;
+        }
         let configured = l.handler_params.contains_key(&name);
         let ctx = ceilo_plugin_api::Context::new(name.as_str(), "validation").validating();
         let params = pipeline::handler_parameters(&l.handler_params, &name);
@@ -613,14 +664,14 @@ pub(super) fn notification_handlers(
 ) -> Vec<crate::services::notification::Handler> {
     use crate::services::notification::Handler;
     let mut handlers = Vec::new();
-    for name in l.registry.names(crate::loader::PluginKind::Notification) {
+    for name in &l.handlers {
         let ctx = ceilo_plugin_api::Context::new(name.as_str(), "notification agent")
             .with_data_dir(host.data_dir.clone());
         let created = l
             .registry
             .create_notification(
-                &name,
-                &pipeline::handler_parameters(&l.handler_params, &name),
+                name,
+                &pipeline::handler_parameters(&l.handler_params, name),
                 ctx,
             )
             .map_err(|e| e.to_string())

@@ -37,6 +37,10 @@ use crate::redact::{mask_url, shorten};
 use crate::services::reconnect::Reconnect;
 use crate::storage::{Refusal, Storage, WriteOutcome};
 
+/// oslo.messaging's control exchange for Ceilometer (declared non-durable, as
+/// oslo.messaging does by default).
+const OSLO_CEILOMETER_EXCHANGE: &str = "ceilometer";
+
 /// How the collector consumes.
 #[derive(Debug, Clone)]
 pub struct CollectorSettings {
@@ -238,10 +242,17 @@ async fn declare_topology(
         ..QueueDeclareOptions::default()
     };
     if !exists {
+        // Ceilometer's agents declare `ceilometer` themselves, non-durable, and fail on
+        // any other declaration of it: created here, it is created their way.
+        let options = if settings.exchange == OSLO_CEILOMETER_EXCHANGE {
+            ExchangeDeclareOptions::default()
+        } else {
+            durable_exchange
+        };
         ch.exchange_declare(
             settings.exchange.as_str().into(),
             ExchangeKind::Topic,
-            durable_exchange,
+            options,
             FieldTable::default(),
         )
         .await?;
