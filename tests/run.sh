@@ -98,7 +98,7 @@ for _ in $(seq 1 60); do
 done
 (exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null || { echo "SecantusDB did not start"; cat "$HOME/.cache/ceilo-tests/secantusd.log"; exit 1; }
 
-step "Ceilometer's API suite and client: gabbi, python-ceilometerclient 2.9.0 and the ceilometer 8.1.5 sdist from PyPI"
+step "Ceilometer's API suite, client and code: gabbi, python-ceilometerclient 2.9.0, the ceilometer 8.1.5 sdist and ceilometer 27.0.0 from PyPI"
 # Taken from the registry at test time, never committed; a virtual environment of its
 # own (gabbi's dependencies stay apart from SecantusDB's).
 suite="${CEILO_TEST_SUITES:-$HOME/.cache/ceilo-tests/suites}"

@@ -27,7 +27,7 @@ pub mod ceilometer;
 /// The wire field that carries the signature.
 pub const SIGNATURE_FIELD: &str = "message_signature";
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 fn mac(secret: &str) -> HmacSha256 {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.

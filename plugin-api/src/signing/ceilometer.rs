@@ -37,17 +37,7 @@ pub fn signature(message: &Value, secret: &str) -> String {
     if secret.is_empty() {
         return String::new();
     }
-    let mut m = mac(secret);
-    if let Value::Object(fields) = message {
-        for (name, value) in keypairs(fields) {
-            if name == SIGNATURE_FIELD {
-                continue;
-            }
-            m.update(name.as_bytes());
-            m.update(value.as_bytes());
-        }
-    }
-    hex::encode(m.finalize().into_bytes())
+    hex::encode(keyed(message, secret).finalize().into_bytes())
 }
 
 /// Whether a meter message carries Ceilometer's signature for `secret`, compared in
@@ -59,17 +49,21 @@ pub fn verify(message: &Value, secret: &str) -> bool {
     let Ok(given) = hex::decode(sig) else {
         return false;
     };
-    let Value::Object(fields) = message else {
-        return false;
-    };
+    message.is_object() && keyed(message, secret).verify_slice(&given).is_ok()
+}
+
+/// The HMAC over the pairs Ceilometer signs, in its order.
+fn keyed(message: &Value, secret: &str) -> super::HmacSha256 {
     let mut m = mac(secret);
-    for (name, value) in keypairs(fields) {
-        if name != SIGNATURE_FIELD {
-            m.update(name.as_bytes());
-            m.update(value.as_bytes());
+    if let Value::Object(fields) = message {
+        for (name, value) in keypairs(fields) {
+            if name != SIGNATURE_FIELD {
+                m.update(name.as_bytes());
+                m.update(value.as_bytes());
+            }
         }
     }
-    m.verify_slice(&given).is_ok()
+    m
 }
 
 /// A sample as Ceilometer's publishers send it, signed by Ceilometer's rules (no
@@ -201,9 +195,9 @@ fn flatten(fields: &Map<String, Value>, prefix: &str, out: &mut Vec<(String, Str
                 out.push((name, text));
             }
             Value::String(s) => out.push((name, s.clone())),
-            other => {
+            scalar => {
                 let mut text = String::new();
-                repr_scalar(other, &mut text);
+                repr_decoded(scalar, &mut text);
                 out.push((name, text));
             }
         }
@@ -241,21 +235,13 @@ fn repr_decoded(v: &Value, out: &mut String) {
             }
             out.push('}');
         }
-        other => repr_scalar(other, out),
-    }
-}
-
-fn repr_scalar(v: &Value, out: &mut String) {
-    match v {
         Value::Null => out.push_str("None"),
         Value::Bool(true) => out.push_str("True"),
         Value::Bool(false) => out.push_str("False"),
-        Value::Number(n) if n.is_f64() => out.push_str(&python_float(n.as_f64().unwrap_or(0.0))),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        // Strings, lists and mappings are written by their callers.
-        Value::String(s) => out.push_str(s),
-        Value::Array(items) => repr_list(items, out),
-        Value::Object(_) => repr_decoded(v, out),
+        Value::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
+            Some(f) => out.push_str(&python_float(f)),
+            None => out.push_str(&n.to_string()),
+        },
     }
 }
 
