@@ -51,7 +51,7 @@ sinks:
 
 /// The chain wired from `registry` for `per_cycle` samples per cycle.
 fn runtime(registry: &PluginRegistry, per_cycle: usize) -> pipeline::Runtime {
-    let discovery = pipeline::discover_pollers(registry);
+    let discovery = pipeline::discover_pollers(registry, &Default::default());
     let catalog = Catalog {
         registry,
         poller_meters: &discovery.meters,

@@ -4,9 +4,20 @@
 
 use ceilo_plugin_api::*;
 
-/// `uptime`: seconds since boot, from `/proc/uptime`.
+/// `uptime`: time since boot, from `/proc/uptime`.
+///
+/// Parameters (ceilo's `--plugin-config`, section `pollers:`):
+/// - `resource_id`: the resource the samples are about (default `localhost`);
+/// - `unit`: `s` (default), `min` or `h`.
+///
+/// ```yaml
+/// pollers:
+///   uptime: {resource_id: web-1, unit: min}
+/// ```
 pub struct Uptime {
     host: String,
+    unit: &'static str,
+    divisor: f64,
 }
 
 impl Plugin for Uptime {
@@ -17,7 +28,21 @@ impl Plugin for Uptime {
         let host = params
             .get::<String>("resource_id")?
             .unwrap_or_else(|| "localhost".into());
-        Ok(Uptime { host })
+        let (unit, divisor) = match params.get::<String>("unit")?.as_deref() {
+            None | Some("s") => ("s", 1.0),
+            Some("min") => ("min", 60.0),
+            Some("h") => ("h", 3600.0),
+            Some(other) => {
+                return Err(PluginError::invalid_parameters(format!(
+                    "`unit` must be s, min or h, not `{other}`"
+                )))
+            }
+        };
+        Ok(Uptime {
+            host,
+            unit,
+            divisor,
+        })
     }
 }
 
@@ -36,13 +61,18 @@ impl Poller for Uptime {
             .ok_or_else(|| {
                 PluginError::new(format!("/proc/uptime: unexpected `{}`", text.trim()))
             })?;
+        // The build's version in the metadata: which library produced a sample shows
+        // in the output when a new build replaces the old one in a running agent.
         let sample = Sample::new(
             "uptime",
             SampleType::Cumulative,
-            "s",
-            secs,
+            self.unit,
+            secs / self.divisor,
             self.host.as_str(),
-        );
+        )
+        .with_resource_metadata(serde_json::json!({
+            "plugin_version": env!("CARGO_PKG_VERSION"),
+        }));
         Ok(vec![sample].into())
     }
 }

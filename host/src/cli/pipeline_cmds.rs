@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::loader::PluginRegistry;
 use crate::pipeline::{
-    self, Catalog, ConfigErrors, HandlerParams, HostSettings, OutputMode, PipelineConfig, Runtime,
+    self, Catalog, ConfigErrors, HostSettings, OutputMode, PipelineConfig, Runtime,
 };
 use crate::plugin_dir;
 use crate::storage::{Retention, StorageError};
@@ -27,8 +27,14 @@ pub struct PipelineArgs {
     /// Where plugins keep their files (relative `file:` publisher paths land here).
     #[arg(long, env = "CEILO_DATA_DIR", default_value = "ceilo-data")]
     pub data_dir: PathBuf,
-    /// Parameters for notification handlers: a YAML mapping of handler name to its
-    /// parameters (e.g. `declarative: {definitions_file: /etc/ceilo/meters.yaml}`).
+    /// Parameters of pollers and notification handlers: a YAML file with sections
+    /// `pollers:` and `notification_handlers:`, each mapping plugin names to their
+    /// parameters (e.g. `pollers: {http: {urls: [http://localhost/]}}`).
+    #[arg(long, env = "CEILO_PLUGIN_CONFIG")]
+    pub plugin_config: Option<PathBuf>,
+    /// Parameters for notification handlers alone, in the older flat form: handler
+    /// name to its parameters (e.g. `declarative: {definitions_file: meters.yaml}`).
+    /// Merged with --plugin-config.
     #[arg(long, env = "CEILO_HANDLER_CONFIG")]
     pub handler_config: Option<PathBuf>,
     /// Which notification handlers run, as a source's meters are chosen: names or
@@ -117,46 +123,10 @@ pub(super) struct Loaded {
     pub(super) registry: PluginRegistry,
     pub(super) config: PipelineConfig,
     pub(super) meters: std::collections::BTreeMap<String, Vec<String>>,
-    pub(super) handler_params: HandlerParams,
     /// The notification handlers `--handlers` selects, by name.
     pub(super) handlers: Vec<String>,
     /// Pollers left out because they could not be created, with the reason.
     pub(super) failed_pollers: Vec<(String, String)>,
-}
-
-/// Reads `--handler-config`: handler name → parameters; names must be loaded handlers.
-fn handler_params(
-    args: &PipelineArgs,
-    registry: &PluginRegistry,
-) -> Result<HandlerParams, PipelineCommandError> {
-    let Some(file) = &args.handler_config else {
-        return Ok(HandlerParams::new());
-    };
-    let bad = |m: String| PipelineCommandError::HandlerConfig(format!("{}: {m}", file.display()));
-    let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read it: {e}")))?;
-    let mut yaml: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
-    yaml.apply_merge().map_err(|e| bad(e.to_string()))?;
-    let params: HandlerParams =
-        serde_json::from_value(serde_json::to_value(yaml).map_err(|e| bad(e.to_string()))?)
-            .map_err(|e| {
-                bad(format!(
-                    "expected a mapping of handler name to parameters: {e}"
-                ))
-            })?;
-    let known = registry.names(crate::loader::PluginKind::Notification);
-    for name in params.keys() {
-        if !known.contains(name) {
-            let guess = crate::loader::closest(name, &known)
-                .map(|c| format!("did you mean `{c}`? "))
-                .unwrap_or_default();
-            return Err(bad(format!(
-                "no notification handler named `{name}` is loaded ({guess}loaded: {})",
-                known.join(", ")
-            )));
-        }
-    }
-    Ok(params)
 }
 
 pub(super) fn load(args: &PipelineArgs) -> Result<Loaded, PipelineCommandError> {
@@ -172,14 +142,47 @@ pub(super) fn load_with(
     let mut dir = plugin_dir::resolve(args.plugin_dir.as_deref());
     dir.options.isolation = Some(args.isolation.policy());
     let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
-    let discovery = pipeline::discover_pollers(&registry);
+    load_from(args, registry, builtin)
+}
+
+/// Validates every configuration file against the plugins of `registry`: at start,
+/// and for a reload (which applies only what passes).
+pub(super) fn load_from(
+    args: &PipelineArgs,
+    registry: PluginRegistry,
+    builtin: Option<&str>,
+) -> Result<Loaded, PipelineCommandError> {
+    let plugins = pipeline::load_plugin_params(
+        args.plugin_config.as_deref(),
+        args.handler_config.as_deref(),
+        &registry,
+    )
+    .map_err(PipelineCommandError::Config)?;
+    let discovery = pipeline::discover_pollers(&registry, &plugins);
+    // A poller given parameters that it refuses is a mistake in that file.
+    let refused: Vec<pipeline::ConfigError> = discovery
+        .failed
+        .iter()
+        .filter(|(name, _)| plugins.configured(crate::loader::PluginKind::Poller, name))
+        .map(|(name, reason)| {
+            plugins.error(
+                crate::loader::PluginKind::Poller,
+                name,
+                format!("cannot be created with these parameters: {reason}"),
+            )
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(PipelineCommandError::Config(pipeline::ConfigErrors(
+            refused,
+        )));
+    }
     if args.bounds.strict && !discovery.failed.is_empty() {
         return Err(PipelineCommandError::PluginsFailed(discovery.failed));
     }
     let meters = discovery.meters;
-    let handler_params = handler_params(args, &registry)?;
     let handlers = selected_handlers(args, &registry)?;
-    let mut handler_meters = pipeline::handler_meters(&registry, &handler_params);
+    let mut handler_meters = pipeline::handler_meters(&registry, &plugins);
     handler_meters.retain(|name, _| handlers.contains(name));
     let catalog = Catalog {
         registry: &registry,
@@ -210,6 +213,7 @@ pub(super) fn load_with(
         config.warnings.extend(p.warnings.iter().cloned());
         config.polling = Some(p);
     }
+    config.plugins = plugins;
     if args.bounds.strict && !config.warnings.is_empty() {
         return Err(PipelineCommandError::Config(pipeline::ConfigErrors(
             config.warnings,
@@ -221,7 +225,6 @@ pub(super) fn load_with(
     Ok(Loaded {
         registry,
         config,
-        handler_params,
         handlers,
         meters,
         failed_pollers: discovery.failed,
@@ -426,12 +429,15 @@ pub fn validate_command(
             )?;
             continue;
         }
-        let configured = l.handler_params.contains_key(&name);
+        let kind = crate::loader::PluginKind::Notification;
+        let configured = c.plugins.configured(kind, &name);
         let ctx = ceilo_plugin_api::Context::new(name.as_str(), "validation").validating();
-        let params = pipeline::handler_parameters(&l.handler_params, &name);
+        let params = c.plugins.of(kind, &name);
         match l.registry.create_notification(&name, &params, ctx) {
             Ok(_) => writeln!(out, "notification handler {name}: ok")?,
-            Err(e) if configured => handler_errors.push(e.to_string()),
+            Err(e) if configured => {
+                handler_errors.push(c.plugins.error(kind, &name, e.to_string()))
+            }
             Err(e) => writeln!(
                 out,
                 "notification handler {name}: not usable without parameters ({e})"
@@ -442,14 +448,8 @@ pub fn validate_command(
         return Err(PipelineCommandError::PluginsFailed(l.failed_pollers));
     }
     if !handler_errors.is_empty() {
-        let file = args
-            .handler_config
-            .as_deref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        return Err(PipelineCommandError::HandlerConfig(format!(
-            "{file}: {}",
-            handler_errors.join("; ")
+        return Err(PipelineCommandError::Config(pipeline::ConfigErrors(
+            handler_errors,
         )));
     }
     let unused: Vec<&str> = c
@@ -570,6 +570,7 @@ pub(super) fn run_until_signal<F>(
     // Threads stuck in plugin calls are not waited for.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     crate::loader::kill_all_workers();
+    crate::loader::remove_private_copies();
 }
 
 async fn wait_for_signal() {
@@ -671,7 +672,9 @@ pub(super) fn notification_handlers(
             .registry
             .create_notification(
                 name,
-                &pipeline::handler_parameters(&l.handler_params, name),
+                &l.config
+                    .plugins
+                    .of(crate::loader::PluginKind::Notification, name),
                 ctx,
             )
             .map_err(|e| e.to_string())

@@ -66,7 +66,7 @@ pub fn plugins_command(
     dir.options.isolation = Some(isolation.policy());
     tracing::debug!(target: "ceilo::loader", dir = %dir.path.display(), origin = dir.origin, "scanning for plugins");
     let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
-    let discovery = crate::pipeline::discover_pollers(&registry);
+    let discovery = crate::pipeline::discover_pollers(&registry, &Default::default());
     let failed = |kind: crate::loader::PluginKind, name: &str| {
         kind == crate::loader::PluginKind::Poller && discovery.failed.iter().any(|(n, _)| n == name)
     };

@@ -25,6 +25,7 @@ pub(crate) enum Factory {
 }
 
 /// One plugin as listed by its library.
+#[derive(Clone)]
 pub(crate) struct Entry {
     pub kind: PluginKind,
     pub name: String,

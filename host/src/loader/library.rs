@@ -13,6 +13,7 @@ use super::abi_adapters::{entries_v1_0, entries_v1_1, Entry};
 const RELEASE_COMMIT: &str = "6cbc86c";
 
 /// A library that passed every check.
+#[derive(Clone)]
 pub struct LoadedLibrary {
     /// Its path.
     pub path: PathBuf,

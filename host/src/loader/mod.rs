@@ -20,5 +20,8 @@ pub use instance::{
 pub use isolation::{IsolationMode, IsolationPolicy, WorkerSettings};
 pub use kind::PluginKind;
 pub use library::{load_library, LoadedLibrary};
-pub use registry::{PluginRegistry, RegisteredPlugin, Rejection, ScanOptions};
+pub use registry::{
+    remove_private_copies, PluginRegistry, PluginStamp, RegisteredPlugin, Rejection, ScanChanges,
+    ScanOptions,
+};
 pub use worker::{kill_all_workers, serve as serve_worker, WorkerError};

@@ -31,6 +31,9 @@ pub struct PipelineConfig {
     /// polling.yaml (`--polling`), when given: it then decides what is polled, how
     /// often and for which resources, and the sources above only route.
     pub polling: Option<super::PollingConfig>,
+    /// Parameters of pollers and notification handlers (`--plugin-config`,
+    /// `--handler-config`).
+    pub plugins: super::PluginParams,
 }
 
 /// A source: which meters, how often, for which resources, to which sinks.
@@ -145,6 +148,7 @@ impl Validator {
             sinks: Vec::new(),
             warnings: Vec::new(),
             polling: None,
+            plugins: super::PluginParams::default(),
         };
         let Some(map) = root.as_mapping() else {
             self.err(

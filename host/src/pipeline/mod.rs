@@ -7,6 +7,7 @@ mod error;
 mod legacy;
 mod meters;
 pub mod output;
+mod plugin_config;
 mod polling;
 mod positions;
 mod sink;
@@ -20,11 +21,11 @@ pub use config::{
 pub use direct::{DirectOutput, StoreHandle};
 pub use error::{ConfigError, ConfigErrors};
 pub use meters::MeterFilter;
+pub use plugin_config::{load_plugin_params, PluginParams};
 pub use polling::{load_polling, parse_polling, PollingConfig, PollingSource};
 pub use positions::{Pos, Positions};
 pub use sink::{Sink, SinkReport};
 pub use wiring::{
-    discover_pollers, handler_meters, handler_parameters, poller_meters, wire, HandlerParams,
-    HostSettings, OutputMode, PollerDiscovery, PollerSlot, Route, Runtime, SourceRuntime,
-    WiringCause, WiringError,
+    discover_pollers, handler_meters, poller_meters, wire, HostSettings, OutputMode,
+    PollerDiscovery, PollerSlot, Route, Runtime, SourceRuntime, WiringCause, WiringError,
 };

@@ -62,6 +62,9 @@ impl<'a> Lines<'a> {
 #[derive(Debug, Default)]
 pub struct Positions {
     values: HashMap<String, Pos>,
+    /// Where each mapping key is, by the path of its value: the place of a value that
+    /// has none of its own (an empty `{}`).
+    keys: HashMap<String, Pos>,
 }
 
 impl Positions {
@@ -72,20 +75,30 @@ impl Positions {
         let mut b = Builder {
             stack: Vec::new(),
             values: HashMap::new(),
+            keys: HashMap::new(),
             lines: &lines,
         };
         let mut parser = Parser::new_from_str(text);
         if parser.load(&mut b, false).is_err() {
             return Positions::default();
         }
-        Positions { values: b.values }
+        Positions {
+            values: b.values,
+            keys: b.keys,
+        }
     }
 
-    /// The position of the node at `path`, or of its nearest ancestor that has one.
+    /// The position of the key whose value is at `path` (else as [`Positions::get`]).
+    pub fn key(&self, path: &str) -> Option<Pos> {
+        self.keys.get(path).copied().or_else(|| self.get(path))
+    }
+
+    /// The position of the node at `path` (or of its key), or of its nearest ancestor
+    /// that has one.
     pub fn get(&self, path: &str) -> Option<Pos> {
         let mut p = path;
         loop {
-            if let Some(pos) = self.values.get(p) {
+            if let Some(pos) = self.values.get(p).or_else(|| self.keys.get(p)) {
                 return Some(*pos);
             }
             let cut = p.rfind(['.', '['])?;
@@ -229,6 +242,7 @@ enum Frame {
 struct Builder<'a> {
     stack: Vec<Frame>,
     values: HashMap<String, Pos>,
+    keys: HashMap<String, Pos>,
     lines: &'a Lines<'a>,
 }
 
@@ -270,6 +284,12 @@ impl MarkedEventReceiver for Builder<'_> {
                 None => {
                     if let Some(Frame::Map { path, .. }) = self.stack.last() {
                         self.values.entry(path.clone()).or_insert(pos);
+                        let key = if path.is_empty() {
+                            v.clone()
+                        } else {
+                            format!("{path}.{v}")
+                        };
+                        self.keys.entry(key).or_insert(pos);
                     }
                 }
             },

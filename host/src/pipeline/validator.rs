@@ -109,6 +109,21 @@ impl Validator {
         self.errors.push(e);
     }
 
+    /// An error placed at the key of `path` (the line that names it) rather than at
+    /// its value.
+    pub(super) fn err_key(&mut self, path: &str, message: impl Into<String>) {
+        let mut e = self.located(path, None, message.into());
+        if let Some(pos) = self.positions.key(path) {
+            e.pos = Some(pos);
+        }
+        self.errors.push(e);
+    }
+
+    /// Where the key of `path` is.
+    pub(super) fn key_pos(&self, path: &str) -> Option<Pos> {
+        self.positions.key(path)
+    }
+
     pub(super) fn located(
         &self,
         path: &str,

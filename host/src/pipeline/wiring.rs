@@ -13,6 +13,7 @@ use super::config::{PipelineConfig, SourceConfig, DIRECT_SCHEME};
 use super::direct::{DirectOutput, StoreHandle};
 use super::meters::MeterFilter;
 use super::output::{Output, PluginOutput, StdoutOutput};
+use super::plugin_config::PluginParams;
 use super::polling::PollingSource;
 use super::sink::Sink;
 use crate::loader::{CreateError, PluginKind, PluginRegistry, PollerInstance};
@@ -182,16 +183,16 @@ pub struct PollerDiscovery {
     pub failed: Vec<(String, String)>,
 }
 
-/// Creates one instance of each loaded poller, with no parameters, and asks it for its
+/// Creates one instance of each loaded poller, with its parameters, and asks it for its
 /// meters. A poller that fails (an error, a panic, or a crash of its worker) is left
 /// out with one error line and recorded as failed (`ceilo plugins`, `/metrics`).
-pub fn discover_pollers(registry: &PluginRegistry) -> PollerDiscovery {
+pub fn discover_pollers(registry: &PluginRegistry, params: &PluginParams) -> PollerDiscovery {
     let mut out = PollerDiscovery::default();
     for name in registry.names(PluginKind::Poller) {
         let meters = registry
             .create_poller(
                 &name,
-                &serde_json::json!({}),
+                &params.of(PluginKind::Poller, &name),
                 Context::new(name.as_str(), "meter discovery"),
             )
             .map_err(|e| e.to_string())
@@ -202,8 +203,12 @@ pub fn discover_pollers(registry: &PluginRegistry) -> PollerDiscovery {
             }
             Err(e) => {
                 let reason = crate::redact::shorten(&e, 500);
-                tracing::error!(target: "ceilo::pipeline", plugin = %name, "poller `{name}` left out: {reason}");
-                crate::metrics::global().plugin_failed("poller", &name, &reason);
+                // One given parameters is an error in that file, which the caller
+                // reports; the others are left out here.
+                if !params.configured(PluginKind::Poller, &name) {
+                    tracing::error!(target: "ceilo::pipeline", plugin = %name, "poller `{name}` left out: {reason}");
+                    crate::metrics::global().plugin_failed("poller", &name, &reason);
+                }
                 out.failed.push((name, reason));
             }
         }
@@ -211,33 +216,22 @@ pub fn discover_pollers(registry: &PluginRegistry) -> PollerDiscovery {
     out
 }
 
-/// The meters each loaded poller produces; see [`discover_pollers`].
+/// The meters each loaded poller produces, with no parameters; see [`discover_pollers`].
 pub fn poller_meters(registry: &PluginRegistry) -> BTreeMap<String, Vec<String>> {
-    discover_pollers(registry).meters
-}
-
-/// Parameters for notification handlers, by handler name (`--handler-config`).
-pub type HandlerParams = BTreeMap<String, serde_json::Value>;
-
-/// The parameters of handler `name` (`{}` when none are configured).
-pub fn handler_parameters(params: &HandlerParams, name: &str) -> serde_json::Value {
-    params
-        .get(name)
-        .cloned()
-        .unwrap_or_else(|| serde_json::json!({}))
+    discover_pollers(registry, &PluginParams::default()).meters
 }
 
 /// The meters each usable notification handler declares (empty: not known).
 pub fn handler_meters(
     registry: &PluginRegistry,
-    params: &HandlerParams,
+    params: &PluginParams,
 ) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
     for name in registry.names(PluginKind::Notification) {
         let meters = registry
             .create_notification(
                 &name,
-                &handler_parameters(params, &name),
+                &params.of(PluginKind::Notification, &name),
                 Context::new(name.as_str(), "meter discovery"),
             )
             .map_err(|e| e.to_string())
@@ -391,7 +385,7 @@ pub fn wire(
             let instance = format!("source {name}, poller {poller}");
             let p = match registry.create_poller(
                 poller,
-                &serde_json::json!({}),
+                &config.plugins.of(PluginKind::Poller, poller),
                 context(poller, instance.clone()),
             ) {
                 Ok(p) => p,

@@ -1,7 +1,8 @@
-//! `http`: for each URL in the source's `resources`, `http.response.time` (ms, until
-//! the response headers arrive) and `http.status` (the status code; 0 when no
-//! response came, with the reason in the metadata). Plain `http://` only: this build
-//! has no TLS.
+//! `http`: for each URL, `http.response.time` (ms, until the response headers
+//! arrive) and `http.status` (the status code; 0 when no response came, with the
+//! reason in the metadata). The URLs are the source's `resources` when it lists any,
+//! else the poller's `urls` parameter (`--plugin-config`). Plain `http://` only: this
+//! build has no TLS.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ use serde_json::json;
 /// Probes URLs.
 pub struct Http {
     agent: ureq::Agent,
+    /// Probed when the source lists no resources.
+    urls: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -22,6 +25,9 @@ struct Config {
     /// Seconds before a request is abandoned.
     #[serde(default = "five")]
     timeout: f64,
+    /// What to probe when the source's `resources` lists nothing.
+    #[serde(default)]
+    urls: Vec<String>,
 }
 
 fn five() -> f64 {
@@ -40,12 +46,19 @@ impl Plugin for Http {
                 c.timeout
             )));
         }
+        if let Some(bad) = c.urls.iter().find(|u| !u.starts_with("http://")) {
+            return Err(PluginError::invalid_parameters(format!(
+                "`urls`: `{}` is not a plain http:// URL (this build has no TLS)",
+                bad.chars().take(80).collect::<String>()
+            )));
+        }
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs_f64(c.timeout)))
             .build();
         Ok(Http {
             agent: ureq::Agent::new_with_config(config),
+            urls: c.urls,
         })
     }
 }
@@ -56,8 +69,13 @@ impl Poller for Http {
     }
 
     fn poll(&mut self, resources: &[String]) -> Result<SampleBatch, PluginError> {
+        let resources = if resources.is_empty() {
+            self.urls.as_slice()
+        } else {
+            resources
+        };
         if resources.is_empty() {
-            log_debug!("http: the source lists no URLs in `resources`; nothing to probe");
+            log_debug!("http: no URLs in the source's `resources` nor in `urls`; nothing to probe");
         }
         let mut out = SampleBatch::new();
         for url in resources {
@@ -147,5 +165,33 @@ mod tests {
             ("http.status", urls[1].as_str(), 0.0)
         );
         assert!(out[2].metadata_value("error").is_some());
+    }
+
+    #[test]
+    fn probes_its_urls_parameter_when_the_source_lists_none() {
+        let dead = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let url = format!("http://{dead}/");
+        let params = serde_json::json!({"urls": [url], "timeout": 1}).to_string();
+        let mut p = Http::create(
+            &Parameters::from_json(&params).unwrap(),
+            &Context::default(),
+        )
+        .unwrap();
+        let out = p.poll(&[]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].resource_id(), out[0].volume()), (url.as_str(), 0.0));
+        // The source's resources, when it lists any, win.
+        let other = format!("http://{dead}/other");
+        let out = p.poll(std::slice::from_ref(&other)).unwrap();
+        assert_eq!(out[0].resource_id(), other);
+
+        let bad = Http::create(
+            &Parameters::from_json(r#"{"urls": ["https://example.com/"]}"#).unwrap(),
+            &Context::default(),
+        );
+        assert!(bad.is_err_and(|e| e.to_string().contains("not a plain http:// URL")));
     }
 }
