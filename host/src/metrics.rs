@@ -28,6 +28,10 @@ pub struct Counters {
     failed_plugins: Mutex<BTreeMap<(String, String), String>>,
     samples_cut: AtomicU64,
     poll_overruns: AtomicU64,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
+    /// 1 until a reload is refused, then 0 until one is applied.
+    last_reload_failed: std::sync::atomic::AtomicBool,
 }
 
 /// A plugin left out because it could not be created.
@@ -114,6 +118,29 @@ impl Counters {
             })
             .unwrap_or_default()
     }
+    /// Forgets the plugins recorded as failed (before a reload records its own);
+    /// returns them, to put back if the reload is refused.
+    pub fn take_failed_plugins(&self) -> BTreeMap<(String, String), String> {
+        self.failed_plugins
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
+    }
+    /// Puts back what [`Counters::take_failed_plugins`] took.
+    pub fn restore_failed_plugins(&self, failed: BTreeMap<(String, String), String>) {
+        if let Ok(mut m) = self.failed_plugins.lock() {
+            *m = failed;
+        }
+    }
+    /// Counts a configuration reload, applied or refused.
+    pub fn reload(&self, applied: bool) {
+        if applied {
+            self.reloads.fetch_add(1, Relaxed);
+        } else {
+            self.reload_failures.fetch_add(1, Relaxed);
+        }
+        self.last_reload_failed.store(!applied, Relaxed);
+    }
     /// Counts samples cut by the per-poll cap.
     pub fn samples_cut(&self, n: u64) {
         self.samples_cut.fetch_add(n, Relaxed);
@@ -168,6 +195,16 @@ impl Counters {
             "Polls that missed their deadline.",
             self.poll_overruns.load(Relaxed),
         );
+        counter(
+            "config_reloads_total",
+            "Configuration and plugin reloads applied.",
+            self.reloads.load(Relaxed),
+        );
+        counter(
+            "config_reload_failures_total",
+            "Reloads refused (invalid configuration): the one in force stayed.",
+            self.reload_failures.load(Relaxed),
+        );
         counter("samples_stored_total", "Samples newly stored.", s.stored);
         counter(
             "samples_duplicate_total",
@@ -193,6 +230,11 @@ impl Counters {
             "samples_unstorable_total",
             "Samples no store can hold (a NUL in a metadata key, over 16 MiB), refused alone.",
             s.unstorable,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP ceilo_config_last_reload_successful Whether the last reload was applied (1) or refused (0).\n# TYPE ceilo_config_last_reload_successful gauge\nceilo_config_last_reload_successful {}",
+            u8::from(!self.last_reload_failed.load(Relaxed))
         );
         let _ = writeln!(out, "# HELP ceilo_plugin_errors_total Failed calls into a plugin.\n# TYPE ceilo_plugin_errors_total counter");
         if let Ok(m) = self.plugin_errors.lock() {

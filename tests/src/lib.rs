@@ -144,6 +144,9 @@ pub enum ApiChange {
     AbiMinorNewer,
     /// Change `Sample`'s layout (two fields swapped) without changing the version.
     SampleLayout,
+    /// plugin-api as it is, but the example's own version set to this (a new build
+    /// of the same library, as a vendor ships one).
+    ExampleVersion(&'static str),
 }
 
 /// Builds the out-of-tree example (`examples/third-party-plugin`) the way a third party
@@ -161,6 +164,26 @@ pub fn build_example(change: ApiChange) -> PathBuf {
             "acme_ceilo_plugins".to_owned(),
             None,
         ),
+        ApiChange::ExampleVersion(version) => {
+            let work = tempfile::tempdir().expect("temp dir");
+            let ex = work.path().join("example");
+            copy_tree(&example, &ex);
+            let package = format!("acme-ceilo-plugins-v{}", version.replace('.', "-"));
+            edit(
+                &ex.join("Cargo.toml"),
+                "name = \"acme-ceilo-plugins\"\nversion = \"0.3.0\"",
+                &format!("name = \"{package}\"\nversion = \"{version}\""),
+            );
+            edit(
+                &ex.join("Cargo.toml"),
+                "ceilo-plugin-api = { path = \"../../plugin-api\", version = \"1\" }",
+                &format!(
+                    "ceilo-plugin-api = {{ path = \"{}\" }}",
+                    root.join("plugin-api").display()
+                ),
+            );
+            (ex.join("Cargo.toml"), package.replace('-', "_"), Some(work))
+        }
         ApiChange::AbiMajor2 | ApiChange::AbiMinorNewer | ApiChange::SampleLayout => {
             let tag = match change {
                 ApiChange::AbiMajor2 => "major2",

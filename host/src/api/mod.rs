@@ -12,6 +12,7 @@ mod post;
 mod query;
 mod root;
 mod server;
+mod status;
 
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +27,7 @@ use axum::Router;
 pub use auth::{Auth, Principal};
 pub use error::ApiError;
 pub use server::{serve, tls_config, ServerError, ServerOptions, TlsFiles, MAX_BODY_BYTES};
+pub use status::serve_status;
 
 use crate::pipeline::Runtime;
 use crate::storage::Storage;
@@ -195,6 +197,7 @@ fn routes() -> Router<ApiState> {
         .route("/v2/query/alarms", axum::routing::any(alarms_gone))
         .route("/v2/query/alarms/{*rest}", axum::routing::any(alarms_gone))
         .route("/metrics", get(handlers::metrics))
+        .route("/v2/plugins", get(status::plugins).fallback(only("GET")))
         .route("/", get(root::index))
         .route("/dashboard/", get(dashboard::index))
         .route("/dashboard/app.js", get(dashboard::app))

@@ -89,3 +89,28 @@ fn positive_secs(text: &str) -> Result<f64, String> {
         _ => Err(format!("`{text}` is not a positive number of seconds")),
     }
 }
+
+/// Live reloads and the status endpoint of the long-running services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LiveArgs {
+    /// Do not watch the configuration files and the plugin directory (SIGHUP still
+    /// reloads).
+    #[arg(long)]
+    pub no_watch: bool,
+    /// How long watched files must be quiet before a reload reads them, in seconds (a
+    /// library still being copied is not read half-written).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS", value_parser = positive_secs)]
+    pub reload_settle: f64,
+    /// `ceilo agent` and `ceilo notification`: serve `/metrics` and `/v2/plugins` (what
+    /// is loaded, refused, failed; reloads) on this address, without authentication
+    /// (default: not served; `ceilo run` serves both on its API).
+    #[arg(long, env = "CEILO_STATUS_LISTEN", value_name = "ADDR")]
+    pub status_listen: Option<std::net::SocketAddr>,
+}
+
+impl LiveArgs {
+    /// The settle time.
+    pub fn settle(&self) -> Duration {
+        Duration::from_secs_f64(self.reload_settle)
+    }
+}

@@ -5,6 +5,7 @@ mod host_args;
 mod pipeline_cmds;
 mod plugins;
 mod query_cmds;
+mod reload;
 mod service_cmds;
 mod table;
 
@@ -15,7 +16,7 @@ use clap::{Parser, Subcommand};
 use crate::logging::LogFormat;
 
 pub use api_cmds::{api_command, ApiArgs};
-pub use host_args::{BoundsArgs, IsolationArgs};
+pub use host_args::{BoundsArgs, IsolationArgs, LiveArgs};
 pub use pipeline_cmds::{
     agent_command, notification_command, poll_once_command, validate_command, NotificationArgs,
     PipelineArgs, PipelineCommandError, StorageArgs,

@@ -56,6 +56,8 @@ pub struct PipelineArgs {
     pub isolation: super::IsolationArgs,
     #[command(flatten)]
     pub bounds: super::BoundsArgs,
+    #[command(flatten)]
+    pub live: super::LiveArgs,
 }
 
 /// Where samples are stored (the collector, `direct://`, the API).
@@ -487,7 +489,8 @@ pub fn poll_once_command(args: &PipelineArgs) -> Result<usize, PipelineCommandEr
     Ok(errors.len())
 }
 
-/// `ceilo agent`: polls until SIGINT or SIGTERM, then flushes and exits.
+/// `ceilo agent`: polls until SIGINT or SIGTERM, then flushes and exits; reloads on
+/// SIGHUP and when its files or plugin directory change.
 pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
     let l = load(args)?;
     let rt = new_runtime()?;
@@ -510,14 +513,35 @@ pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
     for line in runtime.describe() {
         tracing::info!(target: "ceilo::agent", "{line}");
     }
-    let store = host.storage.map(|h| h.store);
+    let status = args
+        .live
+        .status_listen
+        .map(|addr| super::api_cmds::bind(&rt, addr))
+        .transpose()?;
+    let store = host.storage.clone().map(|h| h.store);
     let agent = args.bounds.agent();
-    run_until_signal(rt, args.bounds.shutdown(), |stop| {
+    let live = super::reload::Live::new(args, None, &host, "agent", true, l, &runtime);
+    let (settle, watch_files) = (args.live.settle(), !args.live.no_watch);
+    run_until_signal(rt, args.bounds.shutdown(), |stop| async move {
+        let (swaps, swapped) = tokio::sync::mpsc::channel(1);
+        let reloads = tokio::spawn(super::reload::reload_agent(
+            live,
+            swaps,
+            settle,
+            watch_files,
+            stop.clone(),
+        ));
+        let status = status.map(|l| tokio::spawn(crate::api::serve_status(l, stop.clone())));
         with_retention(
             store,
             stop.clone(),
-            crate::services::agent::run(runtime, agent, stop),
+            crate::services::agent::run_live(runtime, agent, stop, Some(swapped)),
         )
+        .await;
+        let _ = reloads.await;
+        if let Some(s) = status {
+            let _ = s.await;
+        }
     });
     tracing::info!(target: "ceilo::agent", "stopped");
     Ok(())

@@ -144,7 +144,7 @@ pub struct ScanOptions {
 }
 
 /// All plugins found in one directory.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct PluginRegistry {
     dir: PathBuf,
     options: ScanOptions,

@@ -64,7 +64,7 @@ impl SourceConfig {
 }
 
 /// A sink: transformers then publishers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SinkConfig {
     /// Unique name.
     pub name: String,
@@ -75,7 +75,7 @@ pub struct SinkConfig {
 }
 
 /// A transformer entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TransformerConfig {
     /// Plugin name.
     pub name: String,
@@ -84,7 +84,7 @@ pub struct TransformerConfig {
 }
 
 /// A publisher entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PublisherConfig {
     /// As written.
     pub url: String,

@@ -26,6 +26,7 @@ pub use polling::{load_polling, parse_polling, PollingConfig, PollingSource};
 pub use positions::{Pos, Positions};
 pub use sink::{Sink, SinkReport};
 pub use wiring::{
-    discover_pollers, handler_meters, poller_meters, wire, HostSettings, OutputMode,
-    PollerDiscovery, PollerSlot, Route, Runtime, SourceRuntime, WiringCause, WiringError,
+    discover_pollers, handler_meters, poller_meters, wire, wire_reusing, HostSettings, OutputMode,
+    PollerDiscovery, PollerSlot, Reusable, Reused, Route, Runtime, SourceRuntime, WiringCause,
+    WiringError,
 };

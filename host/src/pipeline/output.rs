@@ -2,6 +2,7 @@
 //! terminal. Later layers add the host's own `direct://` store here.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use ceilo_plugin_api::Sample;
 
@@ -15,6 +16,47 @@ pub trait Output: Send {
     fn publish(&mut self, batch: &[Sample]) -> Result<(), String>;
     /// Pushes out anything buffered.
     fn flush(&mut self) -> Result<(), String>;
+}
+
+/// An output as a sink holds it: shared, so that a reload that changes a sink but not
+/// this publisher hands the same instance (its connection, its buffer) to the sink's
+/// new definition.
+#[derive(Clone)]
+pub struct SharedOutput(Arc<Mutex<Box<dyn Output>>>);
+
+impl SharedOutput {
+    /// Shares `output`.
+    pub fn new(output: Box<dyn Output>) -> Self {
+        SharedOutput(Arc::new(Mutex::new(output)))
+    }
+
+    /// Whether both are the same instance.
+    pub fn same(&self, other: &SharedOutput) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Box<dyn Output>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        match self.0.lock() {
+            Ok(mut o) => f(&mut o),
+            Err(_) => Err("this output is unusable after a panic in it".into()),
+        }
+    }
+}
+
+impl Output for SharedOutput {
+    fn describe(&self) -> String {
+        self.with(|o| Ok(o.describe()))
+            .unwrap_or_else(|e| e.to_string())
+    }
+    fn publish(&mut self, batch: &[Sample]) -> Result<(), String> {
+        self.with(|o| o.publish(batch))
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        self.with(|o| o.flush())
+    }
 }
 
 /// A publisher plugin instance.

@@ -2,7 +2,7 @@
 
 use ceilo_plugin_api::SampleBatch;
 
-use super::output::Output;
+use super::output::{Output, SharedOutput};
 use crate::loader::{TransformOutput, TransformerInstance};
 
 /// Transformers then outputs, as `pipeline.yaml` wires them.
@@ -10,7 +10,7 @@ pub struct Sink {
     /// The sink's name.
     pub name: String,
     transformers: Vec<TransformerInstance>,
-    outputs: Vec<Box<dyn Output>>,
+    outputs: Vec<SharedOutput>,
 }
 
 /// What happened to a batch.
@@ -29,7 +29,7 @@ impl Sink {
     pub fn new(
         name: String,
         transformers: Vec<TransformerInstance>,
-        outputs: Vec<Box<dyn Output>>,
+        outputs: Vec<SharedOutput>,
     ) -> Self {
         Sink {
             name,
@@ -75,6 +75,11 @@ impl Sink {
         }
         crate::metrics::global().sink(&report);
         report
+    }
+
+    /// Its outputs, in `pipeline.yaml` order.
+    pub fn outputs(&self) -> &[SharedOutput] {
+        &self.outputs
     }
 
     fn publish(&mut self, batch: SampleBatch, report: &mut SinkReport) {

@@ -12,11 +12,11 @@ use ceilo_plugin_api::{Context, SampleBatch};
 use super::config::{PipelineConfig, SourceConfig, DIRECT_SCHEME};
 use super::direct::{DirectOutput, StoreHandle};
 use super::meters::MeterFilter;
-use super::output::{Output, PluginOutput, StdoutOutput};
+use super::output::{Output, PluginOutput, SharedOutput, StdoutOutput};
 use super::plugin_config::PluginParams;
 use super::polling::PollingSource;
 use super::sink::Sink;
-use crate::loader::{CreateError, PluginKind, PluginRegistry, PollerInstance};
+use crate::loader::{CreateError, PluginKind, PluginRegistry, PluginStamp, PollerInstance};
 
 /// Where sinks send samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +111,65 @@ pub struct Runtime {
     pub sinks: Vec<Arc<Mutex<Sink>>>,
     /// With polling.yaml: the pipeline's sources, which route what is polled.
     pub routes: Option<Arc<Vec<Route>>>,
+    /// Its parts by definition, for a reload to take over what did not change.
+    pub reusable: Reusable,
+}
+
+/// What a sink is made of: equal keys are the same definition over the same plugin
+/// code, so the running sink (with its transformer state) can stand for the new one.
+#[derive(Debug, Clone, PartialEq)]
+struct SinkKey {
+    config: super::SinkConfig,
+    stamps: Vec<Option<PluginStamp>>,
+    stdout: bool,
+}
+
+/// A publisher in a sink, by URL and plugin code.
+#[derive(Debug, Clone, PartialEq)]
+struct OutputKey {
+    sink: String,
+    url: String,
+    stamp: Option<PluginStamp>,
+}
+
+/// A poller in a polled source, by what it is given and its code.
+#[derive(Debug, Clone, PartialEq)]
+struct PollerKey {
+    source: String,
+    resources: Vec<String>,
+    params: serde_json::Value,
+    stamp: Option<PluginStamp>,
+}
+
+/// The parts of a running pipeline a new wiring may take over: sinks whose
+/// definition did not change (whole, with their transformers' state), publishers of
+/// changed sinks whose URL and plugin did not change (with their connections and
+/// buffers), and pollers given the same as before.
+#[derive(Clone, Default)]
+pub struct Reusable {
+    sinks: Vec<(SinkKey, Arc<Mutex<Sink>>)>,
+    outputs: Vec<(OutputKey, SharedOutput)>,
+    pollers: Vec<(PollerKey, Arc<Mutex<PollerInstance>>)>,
+}
+
+/// What a wiring took over from the one before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reused {
+    /// Sinks kept whole.
+    pub sinks: usize,
+    /// Sinks built anew.
+    pub new_sinks: usize,
+    /// Publishers handed on to a changed sink.
+    pub outputs: usize,
+    /// Pollers kept.
+    pub pollers: usize,
+}
+
+impl Reusable {
+    fn take<K: PartialEq, V: Clone>(pool: &mut Vec<(K, V)>, key: &K) -> Option<V> {
+        let i = pool.iter().position(|(k, _)| k == key)?;
+        Some(pool.remove(i).1)
+    }
 }
 
 impl Runtime {
@@ -149,6 +208,7 @@ impl Runtime {
             sources,
             sinks: self.sinks.clone(),
             routes: None,
+            reusable: Reusable::default(),
         }
     }
 }
@@ -256,14 +316,75 @@ pub fn wire(
     host: &HostSettings,
     with_pollers: bool,
 ) -> Result<Runtime, WiringError> {
+    wire_reusing(
+        config,
+        registry,
+        meters,
+        mode,
+        host,
+        with_pollers,
+        &Reusable::default(),
+    )
+    .map(|(runtime, _)| runtime)
+}
+
+/// As [`wire`], taking over from `previous` every part whose definition and plugin
+/// code did not change (see [`Reusable`]).
+pub fn wire_reusing(
+    config: &PipelineConfig,
+    registry: &PluginRegistry,
+    meters: &BTreeMap<String, Vec<String>>,
+    mode: OutputMode,
+    host: &HostSettings,
+    with_pollers: bool,
+    previous: &Reusable,
+) -> Result<(Runtime, Reused), WiringError> {
     let context = |plugin: &str, instance: String| {
         Context::new(plugin, instance)
             .with_data_dir(host.data_dir.clone())
             .with_telemetry_secret(host.telemetry_secret.clone())
     };
+    let mut previous = previous.clone();
+    let mut reusable = Reusable::default();
+    let mut reused = Reused::default();
     let mut sinks: BTreeMap<String, Arc<Mutex<Sink>>> = BTreeMap::new();
     let mut all_sinks = Vec::new();
     for sc in &config.sinks {
+        let key = SinkKey {
+            config: sc.clone(),
+            stamps: sc
+                .transformers
+                .iter()
+                .map(|t| registry.stamp(PluginKind::Transformer, &t.name))
+                .chain(
+                    sc.publishers
+                        .iter()
+                        .map(|p| registry.stamp(PluginKind::Publisher, &p.scheme)),
+                )
+                .collect(),
+            stdout: mode == OutputMode::Stdout,
+        };
+        if let Some(sink) = Reusable::take(&mut previous.sinks, &key) {
+            reused.sinks += 1;
+            // Handed on by position only when none was left out at its creation.
+            if let Ok(s) = sink.lock().map(|s| s.outputs().to_vec()) {
+                let aligned = s.len() == sc.publishers.len();
+                for (o, p) in s.iter().zip(&sc.publishers).filter(|_| aligned) {
+                    reusable.outputs.push((
+                        OutputKey {
+                            sink: sc.name.clone(),
+                            url: p.url.clone(),
+                            stamp: registry.stamp(PluginKind::Publisher, &p.scheme),
+                        },
+                        o.clone(),
+                    ));
+                }
+            }
+            reusable.sinks.push((key, sink.clone()));
+            sinks.insert(sc.name.clone(), sink.clone());
+            all_sinks.push(sink);
+            continue;
+        }
         let mut transformers = Vec::new();
         let mut broken_sink = false;
         for (i, t) in sc.transformers.iter().enumerate() {
@@ -291,18 +412,30 @@ pub fn wire(
             tracing::error!(target: "ceilo::pipeline", sink = %sc.name, "sink `{}` is left out: one of its transformers could not be created", sc.name);
             continue;
         }
-        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+        reused.new_sinks += 1;
+        let mut outputs: Vec<SharedOutput> = Vec::new();
         match mode {
-            OutputMode::Stdout => outputs.push(Box::new(StdoutOutput)),
+            OutputMode::Stdout => outputs.push(SharedOutput::new(Box::new(StdoutOutput))),
             OutputMode::Publishers => {
                 for (i, p) in sc.publishers.iter().enumerate() {
+                    let output_key = OutputKey {
+                        sink: sc.name.clone(),
+                        url: p.url.clone(),
+                        stamp: registry.stamp(PluginKind::Publisher, &p.scheme),
+                    };
+                    if let Some(o) = Reusable::take(&mut previous.outputs, &output_key) {
+                        reused.outputs += 1;
+                        reusable.outputs.push((output_key, o.clone()));
+                        outputs.push(o);
+                        continue;
+                    }
                     let instance = format!(
                         "sink {}, publisher {} ({})",
                         sc.name,
                         i + 1,
                         crate::redact::mask_url(&p.url)
                     );
-                    if p.scheme == DIRECT_SCHEME {
+                    let created: Box<dyn Output> = if p.scheme == DIRECT_SCHEME {
                         let Some(store) = host.storage.clone() else {
                             return Err(WiringError {
                                 context: instance,
@@ -311,28 +444,30 @@ pub fn wire(
                                 ),
                             });
                         };
-                        outputs.push(Box::new(DirectOutput::new(store)));
-                        continue;
-                    }
-                    let publisher = match registry.create_publisher(
-                        &p.scheme,
-                        &serde_json::json!({ "url": p.url }),
-                        context(&p.scheme, instance.clone()),
-                    ) {
-                        Ok(publisher) => publisher,
-                        Err(error) => {
-                            let e = WiringError {
-                                context: instance,
-                                error: error.into(),
-                            };
-                            left_out(host, PluginKind::Publisher, &p.scheme, &e)?;
-                            continue;
+                        Box::new(DirectOutput::new(store))
+                    } else {
+                        match registry.create_publisher(
+                            &p.scheme,
+                            &serde_json::json!({ "url": p.url }),
+                            context(&p.scheme, instance.clone()),
+                        ) {
+                            Ok(publisher) => Box::new(PluginOutput {
+                                url: p.url.clone(),
+                                publisher,
+                            }),
+                            Err(error) => {
+                                let e = WiringError {
+                                    context: instance,
+                                    error: error.into(),
+                                };
+                                left_out(host, PluginKind::Publisher, &p.scheme, &e)?;
+                                continue;
+                            }
                         }
                     };
-                    outputs.push(Box::new(PluginOutput {
-                        url: p.url.clone(),
-                        publisher,
-                    }));
+                    let shared = SharedOutput::new(created);
+                    reusable.outputs.push((output_key, shared.clone()));
+                    outputs.push(shared);
                 }
             }
         }
@@ -341,6 +476,9 @@ pub fn wire(
             transformers,
             outputs,
         )));
+        if mode == OutputMode::Publishers {
+            reusable.sinks.push((key, sink.clone()));
+        }
         sinks.insert(sc.name.clone(), sink.clone());
         all_sinks.push(sink);
     }
@@ -382,12 +520,25 @@ pub fn wire(
                     .map(String::as_str)
                     .filter(|m| filter.allows(m)),
             );
+            let params = config.plugins.of(PluginKind::Poller, poller);
+            let poller_key = PollerKey {
+                source: name.to_owned(),
+                resources: polled.resources.clone(),
+                params: params.clone(),
+                stamp: registry.stamp(PluginKind::Poller, poller),
+            };
+            if let Some(instance) = Reusable::take(&mut previous.pollers, &poller_key) {
+                reused.pollers += 1;
+                reusable.pollers.push((poller_key, instance.clone()));
+                pollers.push(PollerSlot {
+                    name: poller.clone(),
+                    instance,
+                });
+                continue;
+            }
             let instance = format!("source {name}, poller {poller}");
-            let p = match registry.create_poller(
-                poller,
-                &config.plugins.of(PluginKind::Poller, poller),
-                context(poller, instance.clone()),
-            ) {
+            let p = match registry.create_poller(poller, &params, context(poller, instance.clone()))
+            {
                 Ok(p) => p,
                 Err(error) => {
                     let e = WiringError {
@@ -398,9 +549,11 @@ pub fn wire(
                     continue;
                 }
             };
+            let instance = Arc::new(Mutex::new(p));
+            reusable.pollers.push((poller_key, instance.clone()));
             pollers.push(PollerSlot {
                 name: poller.clone(),
-                instance: Arc::new(Mutex::new(p)),
+                instance,
             });
         }
         let (source_sinks, source_routes) = match &routes {
@@ -436,11 +589,15 @@ pub fn wire(
             routes: source_routes,
         });
     }
-    Ok(Runtime {
-        sources,
-        sinks: all_sinks,
-        routes,
-    })
+    Ok((
+        Runtime {
+            sources,
+            sinks: all_sinks,
+            routes,
+            reusable,
+        },
+        reused,
+    ))
 }
 
 /// A plugin that could not be created: an error in strict mode; otherwise one error

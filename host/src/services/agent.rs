@@ -60,38 +60,101 @@ struct Slot {
     backoff: Mutex<Backoff>,
 }
 
-/// Runs the agent until `shutdown` turns true, then flushes every sink.
-pub async fn run(runtime: Runtime, settings: AgentSettings, mut shutdown: watch::Receiver<bool>) {
-    let Runtime { sources, sinks, .. } = runtime;
-    let mut groups: BTreeMap<Duration, Vec<SourceRuntime>> = BTreeMap::new();
-    for s in sources {
-        groups.entry(s.interval).or_default().push(s);
-    }
-    let mut tasks = Vec::new();
-    for (interval, group) in groups {
-        let rx = shutdown.clone();
-        tasks.push(tokio::spawn(run_group(interval, group, settings, rx)));
-    }
-    let _ = shutdown.wait_for(|stop| *stop).await;
-    for t in tasks {
-        let _ = t.await;
-    }
-    tracing::info!(target: "ceilo::agent", "shutting down: flushing transformers and publishers");
-    let _ = tokio::task::spawn_blocking(move || {
-        for sink in &sinks {
-            flush_sink(sink);
-        }
-    })
-    .await;
+/// A new runtime for a running agent, taken at a cycle boundary: the cycles under
+/// way finish on the old one, the schedule goes on (no cycle is lost or run early),
+/// and the old sinks the new runtime does not keep are flushed. `applied` hears when.
+pub struct Swap {
+    /// The new runtime.
+    pub runtime: Runtime,
+    /// Told once the new runtime runs.
+    pub applied: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Runs the agent until `shutdown` turns true, then flushes every sink.
+pub async fn run(runtime: Runtime, settings: AgentSettings, shutdown: watch::Receiver<bool>) {
+    run_live(runtime, settings, shutdown, None).await;
+}
+
+/// As [`run`], taking new runtimes from `swaps` (live reloads).
+pub async fn run_live(
+    runtime: Runtime,
+    settings: AgentSettings,
+    mut shutdown: watch::Receiver<bool>,
+    mut swaps: Option<tokio::sync::mpsc::Receiver<Swap>>,
+) {
+    let mut runtime = runtime;
+    // When each interval's next cycle is due, carried across swaps.
+    let mut schedule: BTreeMap<Duration, Instant> = BTreeMap::new();
+    loop {
+        let Runtime { sources, sinks, .. } = runtime;
+        let mut groups: BTreeMap<Duration, Vec<SourceRuntime>> = BTreeMap::new();
+        for s in sources {
+            groups.entry(s.interval).or_default().push(s);
+        }
+        let (retire, retired) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (interval, group) in groups {
+            let first = schedule.get(&interval).copied();
+            tasks.push(tokio::spawn(run_group(
+                interval,
+                group,
+                settings,
+                first,
+                shutdown.clone(),
+                retired.clone(),
+            )));
+        }
+        let next = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => None,
+            Some(swap) = async {
+                match swaps.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => Some(swap),
+        };
+        let _ = retire.send(true);
+        schedule.clear();
+        for t in tasks {
+            if let Ok((interval, due)) = t.await {
+                schedule.insert(interval, due);
+            }
+        }
+        let Some(swap) = next else {
+            tracing::info!(target: "ceilo::agent", "shutting down: flushing transformers and publishers");
+            let _ = tokio::task::spawn_blocking(move || {
+                for sink in &sinks {
+                    flush_sink(sink);
+                }
+            })
+            .await;
+            return;
+        };
+        // Sinks the new runtime does not keep release what they hold into their
+        // publishers (some shared with the new sinks) before they go.
+        let gone: Vec<Arc<Mutex<Sink>>> = sinks
+            .into_iter()
+            .filter(|s| !swap.runtime.sinks.iter().any(|n| Arc::ptr_eq(n, s)))
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || gone.iter().for_each(flush_sink)).await;
+        runtime = swap.runtime;
+        let _ = swap.applied.send(());
+    }
+}
+
+/// One interval's schedule, until shutdown or until retired by a swap; returns when
+/// its next cycle was due.
 async fn run_group(
     interval: Duration,
     sources: Vec<SourceRuntime>,
     settings: AgentSettings,
+    first: Option<Instant>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(interval);
+    mut retired: watch::Receiver<bool>,
+) -> (Duration, Instant) {
+    let start = first.unwrap_or_else(Instant::now);
+    let mut ticker = tokio::time::interval_at(start, interval);
+    let mut due = start;
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let slots: Arc<Vec<Slot>> = Arc::new(
         sources
@@ -110,11 +173,12 @@ async fn run_group(
     let flushing = Arc::new(AtomicBool::new(false));
     let mut cycles = JoinSet::new();
     loop {
-        if *shutdown.borrow() {
+        if *shutdown.borrow() || *retired.borrow() {
             break;
         }
         tokio::select! {
-            _ = ticker.tick() => {
+            at = ticker.tick() => {
+                due = at + interval;
                 cycles.spawn(run_cycle(
                     interval,
                     sources.clone(),
@@ -130,11 +194,17 @@ async fn run_group(
                     break;
                 }
             }
+            changed = retired.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
         }
     }
     // Cycles abandon their pending polls at shutdown and finish the processing they
-    // started; the final flush comes after.
+    // started; the final flush comes after. Retired, they finish as usual.
     while cycles.join_next().await.is_some() {}
+    (interval, due)
 }
 
 /// What one poll's task gives back: the slot, and the poll's result (none: the
