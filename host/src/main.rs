@@ -30,14 +30,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             plugin_dir,
             isolation,
             format,
+            api_url,
+            token,
         } => {
             let stdout = std::io::stdout();
-            plugins_command(
-                plugin_dir.as_deref(),
-                &isolation,
-                format,
-                &mut stdout.lock(),
-            )?;
+            match api_url {
+                Some(url) => ceilo_host::cli::running_plugins_command(
+                    &url,
+                    token.as_deref(),
+                    format,
+                    &mut stdout.lock(),
+                )?,
+                None => plugins_command(
+                    plugin_dir.as_deref(),
+                    &isolation,
+                    format,
+                    &mut stdout.lock(),
+                )?,
+            }
         }
         Command::PluginWorker { library } => ceilo_host::loader::serve_worker(&library)?,
         Command::Validate { args } => {

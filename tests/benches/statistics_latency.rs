@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ceilo_host::api::{self, ApiState, Auth};
+use ceilo_host::api::{self, ApiState, Auth, SharedAuth};
 use ceilo_host::storage::{self, GroupBy, Retention, SampleQuery, StatisticsQuery, Storage};
 use ceilo_plugin_api::{Sample, SampleType};
 use ceilo_tests::*;
@@ -77,7 +77,7 @@ async fn serve(store: Arc<dyn Storage>) -> (String, tokio::sync::watch::Sender<b
     let (tx, rx) = tokio::sync::watch::channel(false);
     let state = ApiState {
         store,
-        auth: Arc::new(Auth::Open),
+        auth: Arc::new(SharedAuth::new(Auth::Open)),
         pipeline: None,
         deployment: Default::default(),
     };

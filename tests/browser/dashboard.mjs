@@ -1,9 +1,11 @@
 // Loads the ceilo dashboard in headless Debian chromium and checks that it lists
 // cpu_util and draws a chart with a series per resource; saves a screenshot.
-// Usage: node dashboard.mjs URL SCREENSHOT.png
+// With a third argument `plugins`, it instead waits for the plugins panel and reports
+// the plugins it lists.
+// Usage: node dashboard.mjs URL SCREENSHOT.png [plugins]
 import { chromium } from "playwright-core";
 
-const [url, screenshot] = process.argv.slice(2);
+const [url, screenshot, mode] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -19,6 +21,19 @@ try {
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.goto(url, { waitUntil: "load" });
+  if (mode === "plugins") {
+    await page.waitForSelector("#plugins tbody tr", { timeout: 15000 });
+    const panel = await page.evaluate(() => ({
+      visible: !document.getElementById("plugins-panel").hidden,
+      plugins: [...document.querySelectorAll("#plugins tbody tr")].map((r) => r.dataset.plugin),
+      summary: document.getElementById("plugins-summary").textContent,
+    }));
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(JSON.stringify(panel));
+    if (errors.length) await fail(`page errors: ${errors.join("; ")}`);
+    await browser.close();
+    process.exit(0);
+  }
   await page.waitForSelector('nav button[data-meter="cpu_util"]', { timeout: 15000 });
   const current = await page.getAttribute('nav button[data-meter="cpu_util"]', "aria-current");
   if (current !== "true") await fail(`cpu_util is not the chosen meter (aria-current=${current})`);
@@ -28,7 +43,8 @@ try {
     const d = document.getElementById("chart").dataset;
     return { width: c.width, height: c.height, series: Number(d.series), points: Number(d.points),
       title: document.getElementById("title").textContent, error: document.getElementById("error").textContent,
-      legend: [...document.querySelectorAll(".u-legend .u-series th")].map((t) => t.textContent.trim()) };
+      legend: [...document.querySelectorAll(".u-legend .u-series th")].map((t) => t.textContent.trim()),
+      plugins_hidden: document.getElementById("plugins-panel").hidden };
   });
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(JSON.stringify(chart));

@@ -357,6 +357,21 @@ pub fn agent_plugin_dir() -> tempfile::TempDir {
     ])
 }
 
+/// A plugin directory with the notification handlers and the file publishers: what a
+/// notification agent writing files loads.
+pub fn notification_plugin_dir() -> tempfile::TempDir {
+    plugin_dir(&[
+        (
+            &library("ceilo_plugin_notifications"),
+            "libceilo_plugin_notifications.so",
+        ),
+        (
+            &library("ceilo_plugin_publishers"),
+            "libceilo_plugin_publishers.so",
+        ),
+    ])
+}
+
 /// Writes `dir/pipeline.yaml`: the `load.*` meters every second to `publisher` and to
 /// `file:produced.json` (the record of what was produced); returns its path.
 pub fn load_pipeline(dir: &Path, publisher: &str) -> PathBuf {
@@ -426,6 +441,43 @@ pub fn stop_ceilo(child: std::process::Child, within: std::time::Duration) -> St
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Publishes `bodies` as notifications on the topic exchange `exchange` (declared
+/// here) with routing key `topic`, each confirmed; message ids `fixture-{i}`.
+pub fn publish_notifications(url: &str, exchange: &str, topic: &str, bodies: Vec<Vec<u8>>) {
+    use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, ExchangeKind};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("exchange");
+        for (i, body) in bodies.into_iter().enumerate() {
+            let props = BasicProperties::default().with_message_id(format!("fixture-{i}").into());
+            ch.basic_publish(
+                exchange.into(),
+                topic.into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        }
+    });
 }
 
 /// Takes every message waiting in `queue` (acking each), then deletes the queue:

@@ -83,14 +83,20 @@ fn read_until_closed(s: &mut TcpStream, within: Duration) -> (String, Duration) 
 }
 
 fn get(api: &Api, path: &str) -> (u16, String) {
+    request(&api.listen, path, None)
+}
+
+/// `GET path`, with `token` as X-Auth-Token when given: the status and body.
+fn request(listen: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
-    let mut r = agent
-        .get(format!("http://{}{path}", api.listen))
-        .call()
-        .expect("request");
+    let mut req = agent.get(format!("http://{listen}{path}"));
+    if let Some(t) = token {
+        req = req.header("X-Auth-Token", t);
+    }
+    let mut r = req.call().expect("request");
     let status = r.status().as_u16();
     (status, r.body_mut().read_to_string().unwrap_or_default())
 }
@@ -300,4 +306,68 @@ fn a_bad_certificate_or_key_is_refused_at_start_naming_the_file() {
     let (code, _, err) = run_ceilo(&["api", "--no-auth", "--tls-cert", &p(&good_cert)]);
     assert_ne!(code, 0);
     assert!(err.contains("--tls-key"), "{err}");
+}
+
+#[test]
+fn an_edited_tokens_file_takes_effect_without_a_restart() {
+    build_workspace();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8").to_owned();
+    let empty = dir.path().join("no-plugins");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, "old-token: admin\n").expect("tokens");
+    let (child, listen) = spawn_api(&[
+        "--tokens",
+        tokens.to_str().expect("utf-8"),
+        "--pipeline",
+        &format!("{d}/none.yaml"),
+        "--plugin-dir",
+        empty.to_str().expect("utf-8"),
+        "--data-dir",
+        &d,
+        "--reload-settle",
+        "0.3",
+    ]);
+    let status = |token: &str| request(&listen, "/v2/meters", Some(token)).0;
+    assert_eq!((status("old-token"), status("new-token")), (200, 401));
+
+    // Replaced the atomic way: the new token works, the old one no longer does.
+    let staged = dir.path().join(".tokens.yaml.new");
+    std::fs::write(&staged, "new-token: {project: p1}\n").expect("tokens");
+    std::fs::rename(&staged, &tokens).expect("mv");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (status("old-token"), status("new-token")) != (401, 200) {
+        assert!(
+            Instant::now() < deadline,
+            "the new tokens did not take effect"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Broken: refused and counted; the tokens in force stay.
+    std::fs::write(&tokens, "new-token: [unclosed\n").expect("tokens");
+    let failures = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("ceilo_config_reload_failures_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while failures(&request(&listen, "/metrics", Some("new-token")).1) != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the refused reload was not counted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!((status("old-token"), status("new-token")), (401, 200));
+    let stderr = stop_ceilo(child, Duration::from_secs(20));
+    let refused = stderr
+        .lines()
+        .find(|l| l.contains("tokens reload refused"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        refused.contains("tokens.yaml") && refused.contains("line 1"),
+        "{refused}"
+    );
 }

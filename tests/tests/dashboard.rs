@@ -1,7 +1,7 @@
 //! The dashboard in a real headless browser (Debian's chromium, driven by
 //! playwright-core from `tests/browser`): the page loads, lists and chooses cpu_util,
-//! draws a chart with a series per resource. The screenshot is kept as
-//! `target/test-artifacts/dashboard.png`.
+//! draws a chart with a series per resource; under `ceilo run`, it lists the plugins
+//! the process has loaded. The screenshots are kept in `target/test-artifacts/`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -99,6 +99,10 @@ fn the_dashboard_lists_cpu_util_and_draws_its_chart() {
     assert!(out.status.success(), "{stdout}\n{stderr}\n{log}");
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the script's report");
     assert_eq!(seen["series"], 2, "one series per resource: {seen}");
+    assert_eq!(
+        seen["plugins_hidden"], true,
+        "`ceilo api` loads no plugins: no panel ({seen})"
+    );
     assert!(
         seen["legend"]
             .as_array()
@@ -112,5 +116,73 @@ fn the_dashboard_lists_cpu_util_and_draws_its_chart() {
             .map(|m| m.len() > 1000)
             .unwrap_or(false),
         "screenshot saved"
+    );
+}
+
+#[test]
+fn the_dashboard_of_ceilo_run_lists_its_plugins() {
+    let Some((chromium, script)) = browser() else {
+        return;
+    };
+    let plugins = built_in_plugin_dir();
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let run = spawn_ceilo(
+        &[
+            "run",
+            "--listen",
+            &listen,
+            "--pipeline",
+            data.path().join("none.yaml").to_str().unwrap(),
+            "--plugin-dir",
+            plugins.path().to_str().unwrap(),
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ceilo run did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let artifacts = target_dir().join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{listen}/"))
+        .arg(artifacts.join("dashboard-plugins.png"))
+        .arg("plugins")
+        .env("CHROMIUM", &chromium)
+        .current_dir(workspace_root().join("tests/browser"))
+        .output()
+        .expect("run node");
+    let log = stop_ceilo(run, Duration::from_secs(15));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\n{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the script's report");
+    let listed: Vec<&str> = seen["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    for expected in ["poller/cpu", "transformer/rate_of_change", "publisher/file"] {
+        assert!(listed.contains(&expected), "{expected} not listed: {seen}");
+    }
+    assert!(
+        seen["summary"].as_str().unwrap_or("").starts_with("run: "),
+        "{seen}"
     );
 }

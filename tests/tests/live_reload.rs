@@ -382,3 +382,109 @@ fn an_amqp_publisher_keeps_its_buffer_across_a_reload_that_does_not_touch_it() {
         produced.len()
     );
 }
+
+/// The count of applied (`applied`) or refused (`failed`) reloads in `/v2/plugins`.
+fn reloads(port: u16, which: &str) -> i64 {
+    serde_json::from_str::<serde_json::Value>(&get(port, "/v2/plugins"))
+        .ok()
+        .and_then(|v| v["reloads"][which].as_i64())
+        .unwrap_or(-1)
+}
+
+const NOTIFICATION_PIPELINE: &str = "sources:\n  - name: memory\n    meters: [memory]\n    sinks: [a]\nsinks:\n  - name: a\n    publishers: [\"file:a.json\"]\n";
+
+#[test]
+fn a_running_notification_agent_takes_an_edited_pipeline() {
+    let Some(url) = rabbitmq() else { return };
+    let plugins = notification_plugin_dir();
+    let data = tempfile::tempdir().unwrap();
+    let pipeline = data.path().join("pipeline.yaml");
+    std::fs::write(&pipeline, NOTIFICATION_PIPELINE).unwrap();
+    let (exchange, topic) = (unique("nova-reload"), unique("notifications.info"));
+    let port = free_port();
+    let port_text = format!("127.0.0.1:{port}");
+    let agent = spawn_service(
+        "notification",
+        &pipeline,
+        plugins.path(),
+        data.path(),
+        &[
+            "--exchange",
+            &exchange,
+            "--topic",
+            &topic,
+            "--status-listen",
+            &port_text,
+            "--reload-settle",
+            "0.3",
+        ],
+        &[("CEILO_AMQP_URL", url.as_str())],
+    );
+    wait_for(Duration::from_secs(15), "the status endpoint", || {
+        reloads(port, "applied") >= 0
+    });
+    std::thread::sleep(Duration::from_millis(1000)); // the agent declares its queue
+    let create =
+        std::fs::read(workspace_root().join("tests/notifications/nova_instance_create_end.json"))
+            .unwrap();
+    let (a, b) = (data.path().join("a.json"), data.path().join("b.json"));
+    let publish = || publish_notifications(&url, &exchange, &topic, vec![create.clone()]);
+    publish();
+    wait_for(Duration::from_secs(15), "memory in sink a", || {
+        samples_named(&a, "memory").len() == 1
+    });
+
+    // A sink added for vcpus: the next notification reaches both.
+    let applied = reloads(port, "applied");
+    std::fs::write(
+        &pipeline,
+        NOTIFICATION_PIPELINE.replace(
+            "sinks:\n  - name: a",
+            "  - name: vcpus\n    meters: [vcpus]\n    sinks: [b]\nsinks:\n  - name: b\n    publishers: [\"file:b.json\"]\n  - name: a",
+        ),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(15), "the reload applied", || {
+        reloads(port, "applied") > applied
+    });
+    publish();
+    wait_for(Duration::from_secs(15), "vcpus in the new sink", || {
+        samples_named(&b, "vcpus").len() == 1 && samples_named(&a, "memory").len() == 2
+    });
+
+    // Broken: refused with file and line; the running pipeline, both sinks, goes on.
+    std::fs::write(
+        &pipeline,
+        NOTIFICATION_PIPELINE.replace("file:a.json", "nosuch://a"),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(15), "the refused reload", || {
+        reloads(port, "failed") == 1
+    });
+    publish();
+    wait_for(
+        Duration::from_secs(15),
+        "samples from the old pipeline",
+        || samples_named(&b, "vcpus").len() == 2 && samples_named(&a, "memory").len() == 3,
+    );
+
+    // `ceilo plugins --api-url` reads the same view from the running service.
+    let (code, table, err) = run_ceilo(&["plugins", "--api-url", &format!("http://{port_text}")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(table.starts_with("notification ("), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("compute") && l.contains("libceilo_plugin_notifications.so")),
+        "{table}"
+    );
+    assert!(table.contains("1 refused"), "{table}");
+    assert!(table.contains("pipeline.yaml:7:"), "{table}");
+
+    let stderr = stop_ceilo(agent, Duration::from_secs(20));
+    assert_eq!(
+        samples_named(&a, "memory").len(),
+        3,
+        "nothing sent twice across the reloads\n{stderr}"
+    );
+}

@@ -8,59 +8,15 @@ use std::time::Duration;
 
 use ceilo_plugin_api::Sample;
 use ceilo_tests::*;
-use lapin::options::{BasicPublishOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{BasicProperties, ExchangeKind};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(workspace_root().join("tests/notifications").join(name)).expect("fixture")
 }
 
-fn publish_all(url: &str, exchange: &str, topic: &str, bodies: Vec<Vec<u8>>) {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-            .await
-            .expect("connect");
-        let ch = conn.create_channel().await.expect("channel");
-        ch.exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("exchange");
-        for (i, body) in bodies.into_iter().enumerate() {
-            let props = BasicProperties::default().with_message_id(format!("fixture-{i}").into());
-            ch.basic_publish(
-                exchange.into(),
-                topic.into(),
-                BasicPublishOptions::default(),
-                &body,
-                props,
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
-        }
-    });
-}
-
 #[test]
 fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
     let Some(url) = rabbitmq() else { return };
-    let plugins = plugin_dir(&[
-        (
-            &library("ceilo_plugin_notifications"),
-            "libceilo_plugin_notifications.so",
-        ),
-        (
-            &library("ceilo_plugin_publishers"),
-            "libceilo_plugin_publishers.so",
-        ),
-    ]);
+    let plugins = notification_plugin_dir();
     let data = tempfile::tempdir().unwrap();
     let pipeline = data.path().join("pipeline.yaml");
     std::fs::write(
@@ -85,7 +41,7 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
         "oslo.version": "2.0",
         "oslo.message": String::from_utf8(exists).unwrap(),
     });
-    publish_all(
+    publish_notifications(
         &url,
         &exchange,
         &topic,
@@ -163,16 +119,7 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
 #[test]
 fn the_declarative_handler_runs_ceilometer_meter_definitions() {
     let Some(url) = rabbitmq() else { return };
-    let plugins = plugin_dir(&[
-        (
-            &library("ceilo_plugin_notifications"),
-            "libceilo_plugin_notifications.so",
-        ),
-        (
-            &library("ceilo_plugin_publishers"),
-            "libceilo_plugin_publishers.so",
-        ),
-    ]);
+    let plugins = notification_plugin_dir();
     let data = tempfile::tempdir().unwrap();
     let pipeline = data.path().join("pipeline.yaml");
     std::fs::write(
@@ -210,7 +157,7 @@ fn the_declarative_handler_runs_ceilometer_meter_definitions() {
         &[("CEILO_AMQP_URL", url.as_str())],
     );
     std::thread::sleep(Duration::from_millis(1500));
-    publish_all(
+    publish_notifications(
         &url,
         &exchange,
         &topic,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::RwLock;
 
 use axum::http::HeaderMap;
 use subtle::ConstantTimeEq;
@@ -106,5 +107,34 @@ impl Auth {
         found
             .cloned()
             .ok_or_else(|| ApiError::unauthorized("the token is not valid"))
+    }
+}
+
+/// The authentication a running API uses, replaced whole when its tokens file is
+/// reloaded (a request sees the old tokens or the new ones, never a mix).
+#[derive(Debug)]
+pub struct SharedAuth {
+    current: RwLock<Auth>,
+}
+
+impl SharedAuth {
+    /// Starts with `auth`.
+    pub fn new(auth: Auth) -> SharedAuth {
+        SharedAuth {
+            current: RwLock::new(auth),
+        }
+    }
+
+    /// Who sent these headers, by the tokens in force.
+    pub fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        // A panic elsewhere while holding the lock leaves the value whole (it is only
+        // ever replaced), so a poisoned lock is still read.
+        let auth = self.current.read().unwrap_or_else(|p| p.into_inner());
+        auth.principal(headers)
+    }
+
+    /// Puts `auth` in force for the requests that follow.
+    pub fn replace(&self, auth: Auth) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = auth;
     }
 }

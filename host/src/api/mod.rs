@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-pub use auth::{Auth, Principal};
+pub use auth::{Auth, Principal, SharedAuth};
 pub use error::ApiError;
 pub use server::{serve, tls_config, ServerError, ServerOptions, TlsFiles, MAX_BODY_BYTES};
 pub use status::serve_status;
@@ -38,7 +38,7 @@ pub struct ApiState {
     /// The store.
     pub store: Arc<dyn Storage>,
     /// Who may ask what.
-    pub auth: Arc<Auth>,
+    pub auth: Arc<SharedAuth>,
     /// The pipeline POSTed samples go through (none: only `?direct=True` works).
     pub pipeline: Option<Arc<Mutex<Runtime>>>,
     /// Where the API is mounted and who may call it from a browser.

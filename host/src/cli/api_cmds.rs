@@ -9,7 +9,7 @@ use super::pipeline_cmds::{
     load, new_runtime, open_store_reader, run_until_signal, settings, PipelineArgs,
     PipelineCommandError,
 };
-use crate::api::{self, ApiState, Auth, ServerOptions, TlsFiles};
+use crate::api::{self, ApiState, Auth, ServerOptions, SharedAuth, TlsFiles};
 use crate::pipeline::{self, OutputMode, Runtime, StoreHandle};
 
 /// Where and for whom the API serves.
@@ -127,7 +127,26 @@ impl ApiArgs {
             ))),
         }
     }
+
+    /// The task that reloads the tokens file into `auth` on SIGHUP and when the file
+    /// changes (none without --tokens), started with the stop signal.
+    pub(super) fn tokens_reload(
+        &self,
+        args: &PipelineArgs,
+        auth: Arc<SharedAuth>,
+    ) -> Option<impl FnOnce(tokio::sync::watch::Receiver<bool>) -> TokensReload> {
+        let file = self.tokens.clone()?;
+        let (settle, watch_file) = (args.live.settle(), !args.live.no_watch);
+        Some(move |stop| {
+            Box::pin(crate::live::reload_tokens(
+                file, auth, settle, watch_file, stop,
+            )) as TokensReload
+        })
+    }
 }
+
+/// The tokens reload task (see [`ApiArgs::tokens_reload`]).
+pub(super) type TokensReload = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Binds the listener now, so that a taken port is an error at start.
 pub(super) fn bind(
@@ -178,15 +197,21 @@ pub fn api_command(args: &PipelineArgs, api_args: &ApiArgs) -> Result<(), Pipeli
     let options = api_args.server_options()?;
     let listener = bind(&rt, api_args.listen)?;
     tracing::info!(target: "ceilo::api", "API on {}://{} over {}; authentication: {auth_text}", api_args.scheme(), api_args.listen, store.store.describe());
+    let auth = Arc::new(SharedAuth::new(auth));
     let state = ApiState {
         store: store.store,
-        auth: Arc::new(auth),
+        auth: auth.clone(),
         pipeline,
         deployment: api_args.deployment(),
     };
+    let tokens = api_args.tokens_reload(args, auth);
     run_until_signal(rt, args.bounds.shutdown(), move |stop| async move {
+        let reloads = tokens.map(|t| tokio::spawn(t(stop.clone())));
         if let Err(e) = api::serve(listener, state, options, stop).await {
             tracing::error!(target: "ceilo::api", "the API stopped: {e}");
+        }
+        if let Some(r) = reloads {
+            let _ = r.await;
         }
     });
     Ok(())

@@ -21,7 +21,7 @@ pub use pipeline_cmds::{
     agent_command, notification_command, poll_once_command, validate_command, NotificationArgs,
     PipelineArgs, PipelineCommandError, StorageArgs,
 };
-pub use plugins::{plugins_command, OutputFormat};
+pub use plugins::{plugins_command, running_plugins_command, OutputFormat};
 pub use query_cmds::{query_command, ApiClientArgs, Query, QueryError};
 pub use service_cmds::{collector_command, run_command, CollectorArgs, RunArgs, DEFAULT_PIPELINE};
 
@@ -66,6 +66,13 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: OutputFormat,
+        /// Ask a running service instead (its API, or an agent's --status-listen):
+        /// what it has loaded, refused and failed, with generations and reloads.
+        #[arg(long, value_name = "URL", conflicts_with = "plugin_dir")]
+        api_url: Option<String>,
+        /// Token for --api-url, sent as X-Auth-Token.
+        #[arg(long, env = "CEILO_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Check a pipeline.yaml against the loaded plugins and print its wiring.
     Validate {

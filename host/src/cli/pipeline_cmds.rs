@@ -513,37 +513,65 @@ pub fn agent_command(args: &PipelineArgs) -> Result<(), PipelineCommandError> {
     for line in runtime.describe() {
         tracing::info!(target: "ceilo::agent", "{line}");
     }
+    let store = host.storage.clone().map(|h| h.store);
+    let agent = args.bounds.agent();
+    let live = super::reload::Live::new(
+        args,
+        None,
+        &host,
+        "agent",
+        &l.registry,
+        Some(&runtime),
+        None,
+    );
+    run_reloadable(rt, args, live, store, |stop| {
+        let (swaps, swapped) = tokio::sync::mpsc::channel(1);
+        let targets = super::reload::Targets {
+            agent: Some(swaps),
+            ..Default::default()
+        };
+        let service = crate::services::agent::run_live(runtime, agent, stop, Some(swapped));
+        (targets, service)
+    })?;
+    tracing::info!(target: "ceilo::agent", "stopped");
+    Ok(())
+}
+
+/// Runs a service that reloads (`start` gives it the stop signal and says where
+/// reloads go), beside its reload task, its status server (`--status-listen`) and
+/// the retention sweeper of `store`, until SIGINT or SIGTERM.
+fn run_reloadable<F>(
+    rt: tokio::runtime::Runtime,
+    args: &PipelineArgs,
+    live: super::reload::Live,
+    store: Option<std::sync::Arc<dyn crate::storage::Storage>>,
+    start: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> (super::reload::Targets, F),
+) -> Result<(), PipelineCommandError>
+where
+    F: std::future::Future<Output = ()>,
+{
     let status = args
         .live
         .status_listen
         .map(|addr| super::api_cmds::bind(&rt, addr))
         .transpose()?;
-    let store = host.storage.clone().map(|h| h.store);
-    let agent = args.bounds.agent();
-    let live = super::reload::Live::new(args, None, &host, "agent", true, l, &runtime);
     let (settle, watch_files) = (args.live.settle(), !args.live.no_watch);
     run_until_signal(rt, args.bounds.shutdown(), |stop| async move {
-        let (swaps, swapped) = tokio::sync::mpsc::channel(1);
-        let reloads = tokio::spawn(super::reload::reload_agent(
+        let (targets, service) = start(stop.clone());
+        let reloads = tokio::spawn(super::reload::reload_service(
             live,
-            swaps,
+            targets,
             settle,
             watch_files,
             stop.clone(),
         ));
         let status = status.map(|l| tokio::spawn(crate::api::serve_status(l, stop.clone())));
-        with_retention(
-            store,
-            stop.clone(),
-            crate::services::agent::run_live(runtime, agent, stop, Some(swapped)),
-        )
-        .await;
+        with_retention(store, stop, service).await;
         let _ = reloads.await;
         if let Some(s) = status {
             let _ = s.await;
         }
     });
-    tracing::info!(target: "ceilo::agent", "stopped");
     Ok(())
 }
 
@@ -669,14 +697,25 @@ pub fn notification_command(
         topic: n.topic.clone(),
         prefetch: n.prefetch.max(1),
     };
-    let store = host.storage.map(|h| h.store);
-    run_until_signal(rt, args.bounds.shutdown(), |stop| {
-        with_retention(
-            store,
-            stop.clone(),
-            notification::run(settings, handlers, runtime, stop),
-        )
-    });
+    let store = host.storage.clone().map(|h| h.store);
+    let live = super::reload::Live::new(
+        args,
+        None,
+        &host,
+        "notification",
+        &l.registry,
+        None,
+        Some(&runtime),
+    );
+    run_reloadable(rt, args, live, store, |stop| {
+        let (swaps, swapped) = tokio::sync::mpsc::channel(1);
+        let targets = super::reload::Targets {
+            notification: Some(swaps),
+            ..Default::default()
+        };
+        let service = notification::run(settings, handlers, runtime, stop, Some(swapped));
+        (targets, service)
+    })?;
     tracing::info!(target: "ceilo::notification", "stopped");
     Ok(())
 }

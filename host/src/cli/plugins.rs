@@ -134,16 +134,12 @@ fn write_table(l: &Listing<'_>, dir: &Path, out: &mut dyn Write) -> std::io::Res
             .plugins
             .iter()
             .map(|p| {
-                let file = Path::new(&p.library)
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| p.library.clone());
                 vec![
                     p.kind.to_owned(),
                     p.name.to_owned(),
                     p.version.to_owned(),
                     p.abi.clone(),
-                    file,
+                    file_name(&p.library),
                     p.isolation.to_owned(),
                     p.status.to_owned(),
                     p.description.to_owned(),
@@ -168,6 +164,84 @@ fn write_table(l: &Listing<'_>, dir: &Path, out: &mut dyn Write) -> std::io::Res
     Ok(())
 }
 
+/// The file name of a library path, for tables (the directory is said once).
+fn file_name(library: &str) -> String {
+    Path::new(library)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| library.to_owned())
+}
+
+/// `ceilo plugins --api-url URL`: what a running service has loaded, refused and
+/// failed, and its reloads (its `GET /v2/plugins`).
+pub fn running_plugins_command(
+    api_url: &str,
+    token: Option<&str>,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), PluginsCommandError> {
+    let url = format!("{}/v2/plugins", api_url.trim_end_matches('/'));
+    let body = super::query_cmds::fetch(&url, token)?;
+    if format == OutputFormat::Json {
+        serde_json::to_writer_pretty(&mut *out, &body)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let view: crate::live::PluginsView = serde_json::from_value(body)?;
+    let header = [
+        "KIND", "NAME", "VERSION", "ABI", "LIBRARY", "GEN", "LOADED", "RUNS",
+    ];
+    let rows: Vec<Vec<String>> = view
+        .plugins
+        .iter()
+        .map(|p| {
+            vec![
+                p.kind.clone(),
+                p.name.clone(),
+                p.version.clone(),
+                p.abi.clone(),
+                file_name(&p.library),
+                p.generation.to_string(),
+                p.loaded_at.clone(),
+                p.isolation.clone(),
+            ]
+        })
+        .collect();
+    writeln!(
+        out,
+        "{} ({}), plugins from {}",
+        view.service, api_url, view.plugin_dir
+    )?;
+    super::table::write_table(out, &header, &rows)?;
+    if !view.failed.is_empty() {
+        writeln!(out, "\nFailed plugins (left out):")?;
+        for f in &view.failed {
+            writeln!(out, "  {} {}: {}", f.kind, f.name, f.reason)?;
+        }
+    }
+    if !view.rejected.is_empty() {
+        writeln!(out, "\nRefused libraries:")?;
+        for r in &view.rejected {
+            writeln!(out, "  {} ({}): {}", r.library, r.at, r.reason)?;
+        }
+    }
+    let r = &view.reloads;
+    writeln!(
+        out,
+        "\nReloads: {} applied, {} refused{}",
+        r.applied,
+        r.failed,
+        r.last_applied_at
+            .as_deref()
+            .map(|t| format!("; configuration in force since {t}"))
+            .unwrap_or_default()
+    )?;
+    if let Some(e) = &r.last_error {
+        writeln!(out, "Last reload refused:\n  {}", e.replace('\n', "\n  "))?;
+    }
+    Ok(())
+}
+
 /// Why `ceilo plugins` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginsCommandError {
@@ -177,7 +251,10 @@ pub enum PluginsCommandError {
     /// Output could not be written.
     #[error("cannot write output")]
     Io(#[from] std::io::Error),
-    /// JSON output failed.
-    #[error("cannot write JSON output")]
+    /// JSON output failed, or the service's answer is not the plugins view.
+    #[error("cannot write JSON output, or read the service's answer: {0}")]
     Json(#[from] serde_json::Error),
+    /// The running service could not be asked.
+    #[error(transparent)]
+    Query(#[from] super::QueryError),
 }

@@ -148,7 +148,7 @@ fn url_for(q: &Query, args: &ApiClientArgs) -> Result<String, QueryError> {
     })
 }
 
-fn fetch(url: &str, token: Option<&str>) -> Result<Value, QueryError> {
+pub(super) fn fetch(url: &str, token: Option<&str>) -> Result<Value, QueryError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(30)))

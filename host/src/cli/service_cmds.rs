@@ -108,12 +108,13 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     )?;
     // POSTed samples go through the agent's own sinks (the same transformer state
     // and publisher instances, never a second writer on the same files).
+    let ingress = std::sync::Arc::new(std::sync::Mutex::new(agent.sharing_sinks()));
+    let auth = std::sync::Arc::new(crate::api::SharedAuth::new(auth));
+    let tokens = args.api.tokens_reload(p, auth.clone());
     let api_state = crate::api::ApiState {
         store: handle.store.clone(),
-        auth: std::sync::Arc::new(auth),
-        pipeline: Some(std::sync::Arc::new(std::sync::Mutex::new(
-            agent.sharing_sinks(),
-        ))),
+        auth,
+        pipeline: Some(ingress.clone()),
         deployment: args.api.deployment(),
     };
     let notifications = match &args.amqp_url {
@@ -191,13 +192,41 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
 
     let store = handle.store;
     let agent_settings = p.bounds.agent();
+    let live = super::reload::Live::new(
+        p,
+        Some(DEFAULT_PIPELINE),
+        &host,
+        "run",
+        &l.registry,
+        Some(&agent),
+        notifications.as_ref().map(|(_, _, r)| r),
+    );
+    let (settle, watch_files) = (p.live.settle(), !p.live.no_watch);
     run_until_signal(rt, p.bounds.shutdown(), move |stop| async move {
         let mut tasks = tokio::task::JoinSet::new();
+        let (agent_swaps, agent_swapped) = tokio::sync::mpsc::channel(1);
+        let (notification_swaps, notification_swapped) = tokio::sync::mpsc::channel(1);
+        let targets = super::reload::Targets {
+            agent: Some(agent_swaps),
+            ingress: Some(ingress),
+            notification: notifications.as_ref().map(|_| notification_swaps),
+        };
+        tasks.spawn(super::reload::reload_service(
+            live,
+            targets,
+            settle,
+            watch_files,
+            stop.clone(),
+        ));
+        if let Some(t) = tokens {
+            tasks.spawn(t(stop.clone()));
+        }
         tasks.spawn(retention::run(store, stop.clone()));
-        tasks.spawn(crate::services::agent::run(
+        tasks.spawn(crate::services::agent::run_live(
             agent,
             agent_settings,
             stop.clone(),
+            Some(agent_swapped),
         ));
         let api_stop = stop.clone();
         tasks.spawn(async move {
@@ -206,7 +235,13 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
             }
         });
         if let Some((settings, handlers, runtime)) = notifications {
-            tasks.spawn(notification::run(settings, handlers, runtime, stop.clone()));
+            tasks.spawn(notification::run(
+                settings,
+                handlers,
+                runtime,
+                stop.clone(),
+                Some(notification_swapped),
+            ));
         }
         while tasks.join_next().await.is_some() {}
     });

@@ -3,7 +3,9 @@
 //! what the service has loaded, refused and reloaded.
 
 pub mod status;
+pub mod tokens;
 pub mod watch;
 
 pub use status::{PluginsView, ReloadOutcome};
+pub use tokens::reload_tokens;
 pub use watch::{Trigger, WatchSet, Watcher};

@@ -78,15 +78,29 @@ impl Handler {
     }
 }
 
+/// New handlers and pipeline for a running notification agent (a live reload), taken
+/// between two batches; the old sinks the new pipeline does not keep are flushed.
+pub struct Swap {
+    /// The new pipeline.
+    pub runtime: Runtime,
+    /// The new handlers.
+    pub handlers: Vec<Handler>,
+    /// Told once they are in use.
+    pub applied: tokio::sync::oneshot::Sender<()>,
+}
+
 /// Runs until `shutdown`; reconnects with backoff whenever the broker goes away.
+/// Takes new handlers and pipelines from `swaps` (live reloads).
 pub async fn run(
     settings: NotificationSettings,
     handlers: Vec<Handler>,
     runtime: Runtime,
     mut shutdown: watch::Receiver<bool>,
+    swaps: Option<tokio::sync::mpsc::Receiver<Swap>>,
 ) {
     let shown = mask_url(&settings.amqp_url);
     let state = Arc::new(Mutex::new(Work { handlers, runtime }));
+    let swapper = swaps.map(|rx| tokio::spawn(take_swaps(rx, state.clone())));
     let mut reconnect = Reconnect::default();
     while !*shutdown.borrow() {
         let result = tokio::select! {
@@ -103,6 +117,9 @@ pub async fn run(
             }
         }
     }
+    if let Some(s) = swapper {
+        s.abort();
+    }
     tracing::info!(target: "ceilo::notification", "shutting down: flushing transformers and publishers");
     let _ = tokio::task::spawn_blocking(move || {
         if let Ok(w) = state.lock() {
@@ -114,6 +131,36 @@ pub async fn run(
         }
     })
     .await;
+}
+
+/// Applies each swap under the lock batches are handled under: between two batches.
+async fn take_swaps(mut rx: tokio::sync::mpsc::Receiver<Swap>, state: Arc<Mutex<Work>>) {
+    while let Some(swap) = rx.recv().await {
+        let state = state.clone();
+        let Swap {
+            runtime,
+            handlers,
+            applied,
+        } = swap;
+        let done = tokio::task::spawn_blocking(move || {
+            let Ok(mut w) = state.lock() else { return };
+            let old = std::mem::replace(&mut w.runtime, runtime);
+            w.handlers = handlers;
+            for sink in old
+                .sinks
+                .iter()
+                .filter(|s| !w.runtime.sinks.iter().any(|n| Arc::ptr_eq(n, s)))
+            {
+                if let Ok(mut s) = sink.lock() {
+                    s.flush();
+                }
+            }
+        })
+        .await;
+        if done.is_ok() {
+            let _ = applied.send(());
+        }
+    }
 }
 
 struct Work {

@@ -1,5 +1,7 @@
 // The dashboard: lists the meters, and plots the chosen meter's statistics over time,
-// one series per resource, refreshed every 10 s. Talks only to the v2 API.
+// one series per resource, refreshed every 10 s; below, the plugins the serving process
+// has loaded and refused, and its reloads (when it loads plugins: `ceilo run`). Talks
+// only to the v2 API.
 "use strict";
 
 const state = { meter: null, plot: null };
@@ -95,9 +97,38 @@ function draw(stats, period) {
   el("chart").dataset.points = String(stats.length);
 }
 
+async function loadPlugins() {
+  const r = await fetch("../v2/plugins", { headers: headers() });
+  // 404: this process loads no plugins (`ceilo api`): no panel.
+  if (r.status === 404) { el("plugins-panel").hidden = true; return; }
+  const view = await api("/v2/plugins");
+  const cell = (text) => { const td = document.createElement("td"); td.textContent = text; return td; };
+  el("plugins").tBodies[0].replaceChildren(...view.plugins.map((p) => {
+    const tr = document.createElement("tr");
+    tr.dataset.plugin = `${p.kind}/${p.name}`;
+    tr.append(cell(p.kind), cell(p.name), cell(p.version), cell(String(p.generation)),
+      cell(p.loaded_at), cell(p.library.split("/").pop()), cell(p.isolation));
+    return tr;
+  }));
+  el("plugins-refused").replaceChildren(...view.rejected.map((x) => {
+    const li = document.createElement("li");
+    li.textContent = `refused ${x.library.split("/").pop()}: ${x.reason}`;
+    return li;
+  }), ...view.failed.map((f) => {
+    const li = document.createElement("li");
+    li.textContent = `${f.kind} ${f.name} left out: ${f.reason}`;
+    return li;
+  }));
+  const rl = view.reloads;
+  el("plugins-summary").textContent = `${view.service}: ${view.plugins.length} plugin(s) from ${view.plugin_dir}; `
+    + `reloads ${rl.applied} applied, ${rl.failed} refused` + (rl.last_error ? ` (last refused: ${rl.last_error})` : "");
+  el("plugins-panel").hidden = false;
+}
+
 el("token").value = localStorage.getItem("ceilo-token") || "";
 el("token").onchange = () => { localStorage.setItem("ceilo-token", el("token").value); loadMeters().catch(showError); };
 el("window").onchange = refresh;
 function showError(e) { el("error").textContent = String(e.message || e); }
 loadMeters().catch(showError);
-setInterval(() => { loadMeters().catch(showError); refresh(); }, 10000);
+loadPlugins().catch(showError);
+setInterval(() => { loadMeters().catch(showError); loadPlugins().catch(showError); refresh(); }, 10000);
