@@ -23,6 +23,7 @@ use sha2::Sha256;
 use crate::{PluginError, Sample};
 
 pub mod ceilometer;
+mod jcs;
 
 /// The wire field that carries the signature.
 pub const SIGNATURE_FIELD: &str = "message_signature";
@@ -36,12 +37,10 @@ fn mac(secret: &str) -> HmacSha256 {
 
 /// The canonical bytes of a wire object, without its signature field.
 pub fn canonical_bytes(wire: &Value) -> Result<Vec<u8>, PluginError> {
-    let mut v = wire.clone();
-    if let Value::Object(m) = &mut v {
-        m.remove(SIGNATURE_FIELD);
-    }
-    serde_jcs::to_vec(&v)
-        .map_err(|e| PluginError::invalid_input(format!("cannot canonicalise the sample: {e}")))
+    let mut out = Vec::with_capacity(512);
+    jcs::write(&mut out, wire, Some(SIGNATURE_FIELD))
+        .map_err(|e| PluginError::invalid_input(format!("cannot canonicalise the sample: {e}")))?;
+    Ok(out)
 }
 
 /// The signature of a sample.

@@ -19,30 +19,13 @@
 use std::time::Instant;
 
 use ceilo_host::storage::{self, Retention};
-use ceilo_plugin_api::{Sample, SampleType};
+use ceilo_plugin_api::Sample;
 use ceilo_tests::*;
 use mongodb::bson::{doc, DateTime as BsonDateTime, Document};
 
 const BATCH: usize = 1_000;
 /// The collector's batch under load: up to `--prefetch` (256) messages of up to 100.
 const LOAD_BATCH: usize = 10_000;
-
-fn samples(n: usize) -> Vec<Sample> {
-    (0..n)
-        .map(|i| {
-            Sample::new(
-                format!("bench.meter.{}", i % 10),
-                SampleType::Gauge,
-                "%",
-                i as f64,
-                format!("resource-{}", (i / 10) % 1_000),
-            )
-            .with_project_id(format!("project-{}", i % 7))
-            .with_user_id("user")
-            .with_resource_metadata(serde_json::json!({"host": "bench", "flavor": {"vcpus": 2}}))
-        })
-        .collect()
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -206,7 +189,7 @@ fn main() {
         let mut ours = Vec::new();
         let mut base = Vec::new();
         for _ in 0..rounds {
-            let all = samples(n);
+            let all = store_bench_samples(n);
             let dir = tempfile::tempdir().expect("tempdir");
             let url = format!("sqlite://{}/ceilo.db", dir.path().display());
             ours.push(ceilo_rate(&rt, &url, dir.path(), &all, batch));
@@ -228,11 +211,11 @@ fn main() {
     let mut ours = Vec::new();
     let mut base = Vec::new();
     for _ in 0..rounds {
-        let all = samples(n);
+        let all = store_bench_samples(n);
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("{base_url}/{}", unique("bench").replace('-', "_"));
         ours.push(ceilo_rate(&rt, &url, dir.path(), &all, BATCH));
-        let docs = documents(&samples(n));
+        let docs = documents(&store_bench_samples(n));
         let url = format!("{base_url}/{}", unique("bench_raw").replace('-', "_"));
         base.push(raw_mongo_rate(&rt, &url, &docs));
     }

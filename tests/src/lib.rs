@@ -737,3 +737,23 @@ pub fn spawn_api(args: &[&str]) -> (std::process::Child, String) {
     }
     (child, listen)
 }
+
+/// The storage benchmarks' samples: `n` gauges over 1 000 resources × 10 meters in 7
+/// projects, with a small metadata object.
+pub fn store_bench_samples(n: usize) -> Vec<ceilo_plugin_api::Sample> {
+    use ceilo_plugin_api::{Sample, SampleType};
+    (0..n)
+        .map(|i| {
+            Sample::new(
+                format!("bench.meter.{}", i % 10),
+                SampleType::Gauge,
+                "%",
+                i as f64,
+                format!("resource-{}", (i / 10) % 1_000),
+            )
+            .with_project_id(format!("project-{}", i % 7))
+            .with_user_id("user")
+            .with_resource_metadata(serde_json::json!({"host": "bench", "flavor": {"vcpus": 2}}))
+        })
+        .collect()
+}

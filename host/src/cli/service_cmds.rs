@@ -33,7 +33,7 @@ pub struct CollectorArgs {
     /// The queue to consume (shared by every collector: they split the load).
     #[arg(long, default_value = ceilo_plugin_api::topology::METERING_QUEUE)]
     pub queue: String,
-    /// Messages in flight per collector (unacked until stored); also the largest batch.
+    /// Messages in flight per collector (unacked until stored); a batch holds up to half.
     #[arg(long, default_value_t = 256)]
     pub prefetch: u16,
     /// Secret the samples are signed with (empty: signatures are not checked).

@@ -46,7 +46,7 @@ const OSLO_CEILOMETER_EXCHANGE: &str = "ceilometer";
 pub struct CollectorSettings {
     /// The broker (may hold a password: shown masked).
     pub amqp_url: String,
-    /// Messages in flight (unacked) per collector; also the largest batch.
+    /// Messages in flight (unacked) per collector; a batch holds up to half of them.
     pub prefetch: u16,
     /// The signing secret (empty: signatures are not checked).
     pub telemetry_secret: String,
@@ -317,39 +317,105 @@ async fn session(
         )
         .await?;
     tracing::info!(target: "ceilo::collector", "consuming {} on {} (prefetch {}) into {}", settings.queue, mask_url(&settings.amqp_url), settings.prefetch, store.describe());
-    loop {
-        let first = tokio::select! {
-            d = consumer.next() => d,
-            _ = shutdown.changed() => return Ok(()),
-        };
-        let Some(first) = first else {
-            return Err(SessionError::Cancelled);
-        };
-        // A batch: what arrives within a few milliseconds, up to the prefetch.
-        let mut batch = vec![first?];
-        while batch.len() < settings.prefetch as usize {
-            match tokio::time::timeout(Duration::from_millis(20), consumer.next()).await {
-                Ok(Some(d)) => batch.push(d?),
-                _ => break,
+    // Two stages, overlapped: one receives and decodes the next batch (verifying
+    // signatures on every core) while the other stores the last one and settles it.
+    // Batches hold at most half the prefetch, so that the broker can deliver the
+    // next batch while the last one is still unacked.
+    let (ready, mut decoded_batches) =
+        tokio::sync::mpsc::channel::<(Vec<Delivery>, Vec<Decoded>)>(1);
+    let most = (settings.prefetch as usize / 2).max(1);
+    let mut stop_receiving = shutdown.clone();
+    let receive = async move {
+        loop {
+            let first = tokio::select! {
+                d = consumer.next() => d,
+                _ = stop_receiving.changed() => return Ok(()),
+                () = ready.closed() => return Ok(()), // the storing stage stopped
+            };
+            let Some(first) = first else {
+                return Err(SessionError::Cancelled);
+            };
+            // A batch: what arrives within a few milliseconds, up to `most`.
+            let mut batch = vec![first?];
+            while batch.len() < most {
+                match tokio::time::timeout(Duration::from_millis(20), consumer.next()).await {
+                    Ok(Some(d)) => batch.push(d?),
+                    _ => break,
+                }
+            }
+            let decoded = decode_all(&batch, &settings.telemetry_secret).await;
+            if ready.send((batch, decoded)).await.is_err() {
+                return Ok(()); // the storing stage stopped
             }
         }
-        let mut decoded: Vec<Decoded> = batch
-            .iter()
-            .map(|d| decode(&d.data, &settings.telemetry_secret))
-            .collect();
-        let samples: Vec<Sample> = decoded
-            .iter()
-            .flat_map(|d| d.samples.iter().cloned())
-            .collect();
-        let Some(outcome) = store_until_done(store, &samples, shutdown).await else {
-            // Shutting down with the batch unstored: closing the channel hands the
-            // messages back to the queue.
-            return Ok(());
-        };
-        if !outcome.refused.is_empty() {
-            move_unstorable(&mut decoded, &samples, &outcome.refused);
+    };
+    let store_batches = async move {
+        while let Some((batch, mut decoded)) = decoded_batches.recv().await {
+            let counts: Vec<usize> = decoded.iter().map(|d| d.samples.len()).collect();
+            let samples: Vec<Sample> = decoded
+                .iter_mut()
+                .flat_map(|d| std::mem::take(&mut d.samples))
+                .collect();
+            let Some(outcome) = store_until_done(store, &samples, shutdown).await else {
+                // Shutting down with the batch unstored: closing the channel hands the
+                // messages back to the queue.
+                return Ok(());
+            };
+            if !outcome.refused.is_empty() {
+                give_back(&mut decoded, samples.clone(), &counts);
+                move_unstorable(&mut decoded, &samples, &outcome.refused);
+            } else {
+                give_back(&mut decoded, samples, &counts);
+            }
+            settle(&batch, &decoded, &dead).await?;
+            if *shutdown.borrow() {
+                return Ok(());
+            }
         }
-        settle(&batch, &decoded, &dead).await?;
+        Ok(())
+    };
+    // On shutdown the receiving stage stops and the storing one finishes the batch
+    // in hand; what is unacked goes back to the queue when the channel closes.
+    let (received, stored) = tokio::join!(receive, store_batches);
+    stored.and(received)
+}
+
+/// Decodes a batch, its messages shared out over the machine's cores (decoding and
+/// verifying is most of a collector's work).
+async fn decode_all(batch: &[Delivery], secret: &str) -> Vec<Decoded> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_task = batch.len().div_ceil(cores).max(1);
+    let tasks: Vec<_> = batch
+        .chunks(per_task)
+        .map(|chunk| {
+            let bodies: Vec<Vec<u8>> = chunk.iter().map(|d| d.data.clone()).collect();
+            let secret = secret.to_owned();
+            tokio::task::spawn_blocking(move || {
+                bodies
+                    .iter()
+                    .map(|b| decode(b, &secret))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(batch.len());
+    for (task, chunk) in tasks.into_iter().zip(batch.chunks(per_task)) {
+        match task.await {
+            Ok(decoded) => out.extend(decoded),
+            // A decoder that panicked: its messages are decoded again here, so that
+            // one bad message is refused alone instead of taking the batch with it.
+            Err(_) => out.extend(chunk.iter().map(|d| decode(&d.data, secret))),
+        }
+    }
+    out
+}
+
+/// Puts the samples taken out of `decoded` for storing back, `counts[i]` to message
+/// `i` (what it held before).
+fn give_back(decoded: &mut [Decoded], samples: Vec<Sample>, counts: &[usize]) {
+    let mut rest = samples.into_iter();
+    for (d, n) in decoded.iter_mut().zip(counts) {
+        d.samples = rest.by_ref().take(*n).collect();
     }
 }
 
