@@ -402,9 +402,12 @@ async fn decode_all(batch: &[Delivery], secret: &str) -> Vec<Decoded> {
     for (task, chunk) in tasks.into_iter().zip(batch.chunks(per_task)) {
         match task.await {
             Ok(decoded) => out.extend(decoded),
-            // A decoder that panicked: its messages are decoded again here, so that
-            // one bad message is refused alone instead of taking the batch with it.
-            Err(_) => out.extend(chunk.iter().map(|d| decode(&d.data, secret))),
+            // A decoder that failed (a bug, not a bad message: decoding refuses bad
+            // input): its messages are dead-lettered, never lost or acked unstored.
+            Err(e) => out.extend(chunk.iter().map(|_| Decoded {
+                malformed: Some(format!("the decoder failed on this batch: {e}")),
+                ..Decoded::default()
+            })),
         }
     }
     out
