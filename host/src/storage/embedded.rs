@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS meter (
 -- index alone, without reading the rows.
 CREATE INDEX IF NOT EXISTS meter_stats ON meter (counter_name, resource_id, timestamp, counter_volume, counter_unit);
 CREATE INDEX IF NOT EXISTS meter_project_time ON meter (project_id, timestamp);
+-- The newest samples of one meter (`/v2/meters/{name}?limit=N`) without sorting all
+-- of that meter's samples.
+CREATE INDEX IF NOT EXISTS meter_name_time ON meter (counter_name, timestamp);
 CREATE INDEX IF NOT EXISTS meter_time ON meter (timestamp);
 -- A resource is keyed by its id *and* its project (`project_key`: the project id, or
 -- '' for none), so a sample of one project can never read or overwrite another
