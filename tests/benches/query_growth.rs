@@ -13,41 +13,12 @@
 use std::time::{Duration, Instant};
 
 use ceilo_host::storage::{self, ResourceQuery, Retention, SampleQuery, Storage};
-use ceilo_plugin_api::{Sample, SampleType};
-use chrono::{TimeZone, Utc};
-
-const RESOURCES: usize = 1_000;
-const METERS: usize = 10;
+use ceilo_tests::series_sample;
 
 async fn load(store: &dyn Storage, n: usize) {
-    let t0 = Utc
-        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-        .single()
-        .expect("time");
-    let mut batch = Vec::with_capacity(10_000);
-    for i in 0..n {
-        let (minute, r, m) = (
-            i / (RESOURCES * METERS),
-            (i / METERS) % RESOURCES,
-            i % METERS,
-        );
-        batch.push(
-            Sample::new(
-                format!("meter.{m}"),
-                SampleType::Gauge,
-                "%",
-                (minute % 100) as f64,
-                format!("resource-{r}"),
-            )
-            .with_project_id(format!("project-{}", r % 10))
-            .with_timestamp(t0 + chrono::Duration::minutes(minute as i64)),
-        );
-        if batch.len() == 10_000 {
-            store.record(&batch).await.expect("record");
-            batch.clear();
-        }
-    }
-    if !batch.is_empty() {
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(10_000) {
+        let batch: Vec<_> = chunk.iter().map(|&i| series_sample(i)).collect();
         store.record(&batch).await.expect("record");
     }
 }

@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 
 use ceilo_host::api::{self, ApiState, Auth, SharedAuth};
 use ceilo_host::storage::{self, GroupBy, Retention, SampleQuery, StatisticsQuery, Storage};
-use ceilo_plugin_api::{Sample, SampleType};
+use ceilo_plugin_api::Sample;
 use ceilo_tests::*;
 use chrono::{TimeZone, Utc};
 use mongodb::bson::{doc, Document};
 
 const RESOURCES: usize = 1_000;
-const METERS: usize = 10;
 
 fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
@@ -32,30 +31,9 @@ fn t0() -> chrono::DateTime<Utc> {
 }
 
 async fn load(store: &dyn Storage, n: usize) {
-    let per_series = n / (RESOURCES * METERS);
-    let mut batch = Vec::with_capacity(10_000);
-    for minute in 0..per_series {
-        for r in 0..RESOURCES {
-            for m in 0..METERS {
-                batch.push(
-                    Sample::new(
-                        format!("meter.{m}"),
-                        SampleType::Gauge,
-                        "%",
-                        ((minute * 7 + r) % 100) as f64,
-                        format!("resource-{r}"),
-                    )
-                    .with_project_id(format!("project-{}", r % 10))
-                    .with_timestamp(t0() + chrono::Duration::minutes(minute as i64)),
-                );
-                if batch.len() == 10_000 {
-                    store.record(&batch).await.expect("record");
-                    batch.clear();
-                }
-            }
-        }
-    }
-    if !batch.is_empty() {
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(10_000) {
+        let batch: Vec<Sample> = chunk.iter().map(|&i| series_sample(i)).collect();
         store.record(&batch).await.expect("record");
     }
 }

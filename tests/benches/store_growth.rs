@@ -14,11 +14,9 @@
 use std::time::{Duration, Instant};
 
 use ceilo_host::storage::{self, Retention, Storage};
-use ceilo_plugin_api::{Sample, SampleType};
-use chrono::{TimeZone, Utc};
+use ceilo_plugin_api::Sample;
+use ceilo_tests::series_sample;
 
-const RESOURCES: usize = 1_000;
-const METERS: usize = 10;
 const BATCH: usize = 10_000;
 
 #[derive(Clone, Copy)]
@@ -28,26 +26,9 @@ enum Ids {
 }
 
 fn batch(start: usize, ids: Ids) -> Vec<Sample> {
-    let t0 = Utc
-        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-        .single()
-        .expect("time");
     (start..start + BATCH)
         .map(|i| {
-            let (minute, r, m) = (
-                i / (RESOURCES * METERS),
-                (i / METERS) % RESOURCES,
-                i % METERS,
-            );
-            let mut s = Sample::new(
-                format!("meter.{m}"),
-                SampleType::Gauge,
-                "%",
-                ((minute * 7 + r) % 100) as f64,
-                format!("resource-{r}"),
-            )
-            .with_project_id(format!("project-{}", r % 10))
-            .with_timestamp(t0 + chrono::Duration::minutes(minute as i64));
+            let mut s = series_sample(i);
             if let Ids::Random = ids {
                 s.set_message_id(uuid::Uuid::new_v4().to_string());
             }

@@ -757,3 +757,29 @@ pub fn store_bench_samples(n: usize) -> Vec<ceilo_plugin_api::Sample> {
         })
         .collect()
 }
+
+/// Sample `i` of the query benchmarks' series: 1 000 resources × 10 meters in 10
+/// projects, one sample per series per minute from 2026-01-01, in time order
+/// (samples `0..10 000` are the first minute).
+pub fn series_sample(i: usize) -> ceilo_plugin_api::Sample {
+    use ceilo_plugin_api::{Sample, SampleType};
+    const RESOURCES: usize = 1_000;
+    const METERS: usize = 10;
+    let (minute, r, m) = (
+        i / (RESOURCES * METERS),
+        (i / METERS) % RESOURCES,
+        i % METERS,
+    );
+    let t0 = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH
+        + chrono::Duration::seconds(1_767_225_600) // 2026-01-01T00:00:00Z
+        + chrono::Duration::minutes(minute as i64);
+    Sample::new(
+        format!("meter.{m}"),
+        SampleType::Gauge,
+        "%",
+        ((minute * 7 + r) % 100) as f64,
+        format!("resource-{r}"),
+    )
+    .with_project_id(format!("project-{}", r % 10))
+    .with_timestamp(t0)
+}

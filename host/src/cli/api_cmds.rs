@@ -128,25 +128,21 @@ impl ApiArgs {
         }
     }
 
-    /// The task that reloads the tokens file into `auth` on SIGHUP and when the file
-    /// changes (none without --tokens), started with the stop signal.
+    /// What reloads the tokens file into `auth` on SIGHUP and when the file changes
+    /// (none without --tokens).
     pub(super) fn tokens_reload(
         &self,
         args: &PipelineArgs,
         auth: Arc<SharedAuth>,
-    ) -> Option<impl FnOnce(tokio::sync::watch::Receiver<bool>) -> TokensReload> {
-        let file = self.tokens.clone()?;
-        let (settle, watch_file) = (args.live.settle(), !args.live.no_watch);
-        Some(move |stop| {
-            Box::pin(crate::live::reload_tokens(
-                file, auth, settle, watch_file, stop,
-            )) as TokensReload
+    ) -> Option<crate::live::TokensReload> {
+        Some(crate::live::TokensReload {
+            file: self.tokens.clone()?,
+            auth,
+            settle: args.live.settle(),
+            watch_file: !args.live.no_watch,
         })
     }
 }
-
-/// The tokens reload task (see [`ApiArgs::tokens_reload`]).
-pub(super) type TokensReload = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Binds the listener now, so that a taken port is an error at start.
 pub(super) fn bind(
@@ -206,7 +202,7 @@ pub fn api_command(args: &PipelineArgs, api_args: &ApiArgs) -> Result<(), Pipeli
     };
     let tokens = api_args.tokens_reload(args, auth);
     run_until_signal(rt, args.bounds.shutdown(), move |stop| async move {
-        let reloads = tokens.map(|t| tokio::spawn(t(stop.clone())));
+        let reloads = tokens.map(|t| tokio::spawn(t.run(stop.clone())));
         if let Err(e) = api::serve(listener, state, options, stop).await {
             tracing::error!(target: "ceilo::api", "the API stopped: {e}");
         }

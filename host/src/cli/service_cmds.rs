@@ -219,7 +219,7 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
             stop.clone(),
         ));
         if let Some(t) = tokens {
-            tasks.spawn(t(stop.clone()));
+            tasks.spawn(t.run(stop.clone()));
         }
         tasks.spawn(retention::run(store, stop.clone()));
         tasks.spawn(crate::services::agent::run_live(

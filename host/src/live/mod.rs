@@ -7,5 +7,5 @@ pub mod tokens;
 pub mod watch;
 
 pub use status::{PluginsView, ReloadOutcome};
-pub use tokens::reload_tokens;
+pub use tokens::TokensReload;
 pub use watch::{Trigger, WatchSet, Watcher};
