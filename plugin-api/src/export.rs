@@ -48,7 +48,7 @@
 #[macro_export]
 macro_rules! export_plugins {
     ($($kind:ident : [$($ty:ty),* $(,)?]),+ $(,)?) => {
-        $crate::__export_plugins_for_abi! { v1_1; $($kind: [$($ty),*]),+ }
+        $crate::__export_plugins_for_abi! { v1_2; $($kind: [$($ty),*]),+ }
     };
 }
 

@@ -66,17 +66,21 @@ mod context;
 mod error;
 mod export;
 pub mod log;
+mod message_id;
+mod metadata_cache;
 mod notification;
 mod params;
 mod plugin;
 mod sample;
 #[cfg(feature = "signing")]
 pub mod signing;
+mod text;
 pub mod topology;
 
 pub use batch::SampleBatch;
 pub use context::Context;
 pub use error::{ErrorKind, PluginError};
+pub use metadata_cache::MetadataCache;
 pub use notification::Notification;
 pub use params::Parameters;
 pub use plugin::{Counter, NotificationHandler, Plugin, Poller, Publisher, Transformer};
@@ -84,6 +88,7 @@ pub use sample::{
     format_timestamp, parse_timestamp, Sample, SampleParts, SampleType, UnknownSampleType,
     DEFAULT_SOURCE,
 };
+pub use text::{Text, TextHeader};
 
 /// Re-exports for [`export_plugins!`]; not part of the API.
 #[doc(hidden)]

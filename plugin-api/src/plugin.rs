@@ -202,4 +202,4 @@ pub trait Publisher: Plugin {
 /// let c = Counter::new("dropped", 3);
 /// assert_eq!((c.name(), c.value()), ("dropped", 3));
 /// ```
-pub use crate::abi::v1_1::Counter;
+pub use crate::abi::v1_2::Counter;

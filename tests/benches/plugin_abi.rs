@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ceilo_host::loader::{PluginRegistry, ScanOptions};
-use ceilo_plugin_api::abi::v1_0::glue::transform_batch;
+use ceilo_plugin_api::abi::current::glue::transform_batch;
 use ceilo_plugin_api::{Context, Parameters, Plugin, Sample, SampleBatch, SampleType};
 use ceilo_tests::build_workspace_release;
 use chain::Scale;

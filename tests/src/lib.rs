@@ -140,7 +140,7 @@ pub enum ApiChange {
     None,
     /// Pretend to be plugin-api 2.0: the ABI it declares becomes 2.0.
     AbiMajor2,
-    /// Pretend to be a newer minor: the library declares ABI 1.2.
+    /// Pretend to be a newer minor: the library declares ABI 1.3.
     AbiMinorNewer,
     /// Change `Sample`'s layout (two fields swapped) without changing the version.
     SampleLayout,
@@ -197,24 +197,24 @@ pub fn build_example(change: ApiChange) -> PathBuf {
                 ApiChange::AbiMajor2 => {
                     edit(
                         &api.join("Cargo.toml"),
-                        "version = \"1.0.0\"",
+                        "version = \"1.2.0\"",
                         "version = \"2.0.0\"",
                     );
                     edit(
-                        &api.join("src/abi/v1_1.rs"),
-                        "VersionStrings::new(\"1.1.0\")",
+                        &api.join("src/abi/v1_2.rs"),
+                        "VersionStrings::new(\"1.2.0\")",
                         "VersionStrings::new(\"2.0.0\")",
                     );
                 }
                 ApiChange::AbiMinorNewer => edit(
-                    &api.join("src/abi/v1_1.rs"),
-                    "VersionStrings::new(\"1.1.0\")",
+                    &api.join("src/abi/v1_2.rs"),
                     "VersionStrings::new(\"1.2.0\")",
+                    "VersionStrings::new(\"1.3.0\")",
                 ),
                 _ => edit(
                     &api.join("src/sample.rs"),
-                    "    name: RString,\n    sample_type: SampleType,\n    unit: RString,",
-                    "    unit: RString,\n    sample_type: SampleType,\n    name: RString,",
+                    "    name: Text,\n    unit: Text,",
+                    "    unit: Text,\n    name: Text,",
                 ),
             }
             let ex = work.path().join("example");
@@ -264,20 +264,35 @@ fn build_out_of_tree(manifest: &Path, libs: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The plugin libraries built for the released plugin ABIs: `tests/released-abi`, a
-/// workspace of its own built with `cargo build --manifest-path` against the frozen
-/// copy of plugin-api as released (never the workspace's crate). Returns the ABI 1.0
-/// and the ABI 1.1 library.
-pub fn build_released_abi_plugins() -> (PathBuf, PathBuf) {
-    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    BUILT
+/// The plugin libraries built for the released plugin ABIs: `tests/released-abi` (and
+/// its `v1.2`), workspaces of their own built with `cargo build --manifest-path`
+/// against the frozen copies of plugin-api as released (never the workspace's crate).
+pub struct ReleasedAbiPlugins {
+    /// Built for ABI 1.0.
+    pub v1_0: PathBuf,
+    /// Built for ABI 1.1.
+    pub v1_1: PathBuf,
+    /// Built for ABI 1.2.
+    pub v1_2: PathBuf,
+}
+
+/// Builds [`ReleasedAbiPlugins`] (once per test process).
+pub fn build_released_abi_plugins() -> ReleasedAbiPlugins {
+    static BUILT: OnceLock<(PathBuf, PathBuf, PathBuf)> = OnceLock::new();
+    let (v1_0, v1_1, v1_2) = BUILT
         .get_or_init(|| {
-            let manifest = workspace_root().join("tests/released-abi/Cargo.toml");
-            let mut libs = build_out_of_tree(&manifest, &["released_abi_1_0", "released_abi_1_1"]);
+            let root = workspace_root().join("tests/released-abi");
+            let mut libs = build_out_of_tree(
+                &root.join("Cargo.toml"),
+                &["released_abi_1_0", "released_abi_1_1"],
+            );
+            let v1_2 =
+                build_out_of_tree(&root.join("v1.2/Cargo.toml"), &["released_abi_1_2"]).remove(0);
             let v1_1 = libs.remove(1);
-            (libs.remove(0), v1_1)
+            (libs.remove(0), v1_1, v1_2)
         })
-        .clone()
+        .clone();
+    ReleasedAbiPlugins { v1_0, v1_1, v1_2 }
 }
 
 fn copy_tree(from: &Path, to: &Path) {

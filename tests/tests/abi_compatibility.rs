@@ -1,5 +1,5 @@
 //! The compatibility contract (plugin-api/README.md, "Compatibility contract"): plugins
-//! built for a released ABI (1.0, 1.1) against the released plugin-api — a frozen copy
+//! built for a released ABI (1.0, 1.1, 1.2) against the released plugin-api — a frozen copy
 //! in `tests/released-abi`, never the workspace's crate — keep loading and working in a
 //! pipeline; a plugin for a newer minor, another major, or a changed layout is refused
 //! with both versions and what to do; an out-of-tree plugin built by a third party
@@ -18,7 +18,7 @@ fn scan(dir: &Path) -> PluginRegistry {
 
 #[test]
 fn a_plugin_built_for_abi_1_0_loads_and_works() {
-    let (v1_0, _) = build_released_abi_plugins();
+    let v1_0 = build_released_abi_plugins().v1_0;
     let dir = plugin_dir(&[(&v1_0, "libold.so")]);
     let reg = scan(dir.path());
     assert!(reg.rejected().is_empty(), "{:?}", reg.rejected());
@@ -146,22 +146,22 @@ fn incompatible_plugins_are_refused_with_both_versions_and_the_fix() {
     let r = reason("libmajor2.so");
     assert!(
         r.contains("built for plugin ABI 2.0")
-            && r.contains("this host's 1.1")
+            && r.contains("this host's 1.2")
             && r.contains("rebuild it against ceilo-plugin-api 1.x"),
         "{r}"
     );
     let r = reason("libminor2.so");
     assert!(
-        r.contains("built for plugin ABI 1.2")
-            && r.contains("newer than this host's 1.1")
-            && r.contains("this host supports plugin ABI 1.0–1.1")
+        r.contains("built for plugin ABI 1.3")
+            && r.contains("newer than this host's 1.2")
+            && r.contains("this host supports plugin ABI 1.0–1.2")
             && r.contains("upgrade ceilo"),
         "{r}"
     );
     let r = reason("liblayout.so");
     assert!(
-        r.contains("declares plugin ABI 1.1")
-            && r.contains("this host supports plugin ABI 1.0–1.1")
+        r.contains("declares plugin ABI 1.2")
+            && r.contains("this host supports plugin ABI 1.0–1.2")
             && r.contains("rebuild it against the released"),
         "{r}"
     );
@@ -177,10 +177,11 @@ fn incompatible_plugins_are_refused_with_both_versions_and_the_fix() {
 
 #[test]
 fn plugins_built_against_the_released_plugin_api_run_in_a_pipeline() {
-    let (v1_0, v1_1) = build_released_abi_plugins();
+    let released = build_released_abi_plugins();
     let dir = plugin_dir(&[
-        (&v1_0, "libreleased_1_0.so"),
-        (&v1_1, "libreleased_1_1.so"),
+        (&released.v1_0, "libreleased_1_0.so"),
+        (&released.v1_1, "libreleased_1_1.so"),
+        (&released.v1_2, "libreleased_1_2.so"),
         (
             &library("ceilo_plugin_publishers"),
             "libceilo_plugin_publishers.so",
@@ -189,6 +190,7 @@ fn plugins_built_against_the_released_plugin_api_run_in_a_pipeline() {
     let work = tempfile::tempdir().unwrap();
     let lines = work.path().join("lines.txt");
     let count = work.path().join("count.txt");
+    let lines12 = work.path().join("lines12.txt");
     let pipeline = work.path().join("pipeline.yaml");
     std::fs::write(
         &pipeline,
@@ -197,20 +199,23 @@ fn plugins_built_against_the_released_plugin_api_run_in_a_pipeline() {
 sources:
   - name: released
     interval: 1
-    meters: ["released.counter", "old.counter"]
+    meters: ["released.counter", "old.counter", "v12.counter"]
     sinks: [both]
 sinks:
   - name: both
     transformers:
       - name: released_double
       - name: old_double
+      - name: v12_double
     publishers:
       - file:out.json
       - released_lines://{}
       - old_counting://{}
+      - v12_lines://{}
 "#,
             lines.display(),
-            count.display()
+            count.display(),
+            lines12.display()
         ),
     )
     .unwrap();
@@ -218,7 +223,7 @@ sinks:
     let child = spawn_service("agent", &pipeline, dir.path(), &data, &[], &[]);
     let out = data.join("out.json");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while read_samples(&out).len() < 4 {
+    while read_samples(&out).len() < 6 {
         assert!(
             std::time::Instant::now() < deadline,
             "no samples from the released plugins"
@@ -228,26 +233,45 @@ sinks:
     let stderr = stop_ceilo(child, std::time::Duration::from_secs(15));
     assert!(!stderr.contains("refused"), "{stderr}");
     let samples = read_samples(&out);
-    for name in ["released.counter", "old.counter"] {
+    for name in ["released.counter", "old.counter", "v12.counter"] {
         let mine: Vec<f64> = samples
             .iter()
             .filter(|s| s.name() == name)
             .map(|s| s.volume())
             .collect();
         assert!(mine.len() >= 2, "{name}: {samples:?}");
-        // Poll n gives n; both transformers double it.
-        assert_eq!(mine[0], 4.0, "{name}: {mine:?}");
-        assert_eq!(mine[1], 8.0, "{name}: {mine:?}");
+        // Poll n gives n; the three transformers double it (1.2's by the `factor` of
+        // 2 in the 1.2 poller's metadata, the others' metadata lacking one).
+        assert_eq!(mine[0], 8.0, "{name}: {mine:?}");
+        assert_eq!(mine[1], 16.0, "{name}: {mine:?}");
+    }
+    // Every sample crossed all three ABIs and kept its identity: ids are UUIDs, and
+    // the 1.2 publisher saw each sample the file publisher stored.
+    let lines12 = std::fs::read_to_string(&lines12).unwrap();
+    assert_eq!(lines12.lines().count(), samples.len(), "{lines12}");
+    for s in &samples {
+        assert!(
+            lines12.contains(s.message_id()),
+            "{} not seen by 1.2",
+            s.message_id()
+        );
     }
     let lines = std::fs::read_to_string(&lines).unwrap();
     assert_eq!(lines.lines().count(), samples.len(), "{lines}");
     let counted: usize = std::fs::read_to_string(&count).unwrap().parse().unwrap();
     assert_eq!(counted, samples.len());
+    let abis: std::collections::BTreeSet<String> = samples
+        .iter()
+        .filter_map(|s| s.metadata_value("abi"))
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    assert!(abis.contains("1.1") && abis.contains("1.2"), "{abis:?}");
     assert_eq!(
-        samples[0]
-            .metadata_value("abi")
-            .or_else(|| samples[1].metadata_value("abi")),
-        Some(json!("1.1"))
+        samples
+            .iter()
+            .find(|s| s.name() == "v12.counter")
+            .and_then(|s| s.metadata_value("factor")),
+        Some(json!(2))
     );
 
     // The 1.1 handler works through the host too.
@@ -260,4 +284,19 @@ sinks:
         .handle(r#"{"event_type": "released.thing", "payload": {"value": 7}}"#)
         .unwrap();
     assert_eq!(out[0].volume(), 7.0);
+    let mut echo12 = reg
+        .create_notification("v12_echo", &json!({}), Context::default())
+        .unwrap();
+    assert_eq!(echo12.event_types().unwrap(), ["v12.*"]);
+    let out = echo12
+        .handle(r#"{"event_type": "v12.thing", "payload": {"value": 9}}"#)
+        .unwrap();
+    assert_eq!((out[0].name(), out[0].volume()), ("v12.event", 9.0));
+    assert_eq!(
+        reg.get(PluginKind::Poller, "v12_counter")
+            .unwrap()
+            .abi
+            .to_string(),
+        "1.2"
+    );
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use abi_stable::type_layout::{TLData, TLFields, TypeLayout};
 use abi_stable::StableAbi;
-use ceilo_plugin_api::abi::{v1_0, v1_1};
+use ceilo_plugin_api::abi::{v1_0, v1_1, v1_2};
 
 /// A deterministic, readable dump of a type and of every type it reaches.
 fn dump(roots: &[&'static TypeLayout]) -> String {
@@ -161,7 +161,7 @@ fn abi_1_0_layout_is_frozen() {
             <v1_0::TransformerVTableRef as StableAbi>::LAYOUT,
             <v1_0::PublisherVTableRef as StableAbi>::LAYOUT,
             <v1_0::BatchOutput as StableAbi>::LAYOUT,
-            <ceilo_plugin_api::Sample as StableAbi>::LAYOUT,
+            <v1_0::Sample as StableAbi>::LAYOUT,
             <ceilo_plugin_api::PluginError as StableAbi>::LAYOUT,
         ],
     );
@@ -180,7 +180,28 @@ fn abi_1_1_layout_is_frozen() {
             <v1_1::PollerVTableRef as StableAbi>::LAYOUT,
             <v1_1::NotificationVTableRef as StableAbi>::LAYOUT,
             <v1_1::TransformerVTableRef as StableAbi>::LAYOUT,
+            <v1_1::Sample as StableAbi>::LAYOUT,
+        ],
+    );
+}
+
+#[test]
+fn abi_1_2_layout_is_frozen() {
+    check(
+        "1.2",
+        &[
+            <v1_2::PluginLibraryRef as StableAbi>::LAYOUT,
+            <v1_2::PluginList as StableAbi>::LAYOUT,
+            <v1_2::PollerVTableRef as StableAbi>::LAYOUT,
+            <v1_2::NotificationVTableRef as StableAbi>::LAYOUT,
+            <v1_2::TransformerVTableRef as StableAbi>::LAYOUT,
+            <v1_2::PublisherVTableRef as StableAbi>::LAYOUT,
+            <v1_2::BatchOutput as StableAbi>::LAYOUT,
+            <v1_2::Counter as StableAbi>::LAYOUT,
+            <ceilo_plugin_api::log::HostLogger as StableAbi>::LAYOUT,
             <ceilo_plugin_api::Sample as StableAbi>::LAYOUT,
+            <ceilo_plugin_api::Text as StableAbi>::LAYOUT,
+            <ceilo_plugin_api::PluginError as StableAbi>::LAYOUT,
         ],
     );
 }

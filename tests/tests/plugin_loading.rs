@@ -251,7 +251,7 @@ fn built_in_plugins_work_through_the_abi() {
     let reg = scan(dir.path());
     assert_eq!(
         reg.get(PluginKind::Poller, "load").unwrap().abi.to_string(),
-        "1.1"
+        "1.2"
     );
 
     let mut poller = reg

@@ -3,6 +3,7 @@
 //! pattern matches; a list of only exclusions allows everything else. Mixing included
 //! meters with exclusions, or `*` with included meters, is an error.
 
+use ceilo_plugin_api::{Sample, Text};
 use glob::Pattern;
 
 /// A compiled `meters` list.
@@ -58,6 +59,23 @@ impl MeterFilter {
             return true;
         }
         self.include.is_empty()
+    }
+
+    /// [`allows`](Self::allows) for the samples of one batch: a batch holds runs of
+    /// one meter, so the last meter's answer is kept instead of matching the patterns
+    /// again for every sample.
+    pub fn sample_predicate(&self) -> impl FnMut(&Sample) -> bool + '_ {
+        let mut last: Option<(Text, bool)> = None;
+        move |s| {
+            if let Some((name, allowed)) = &last {
+                if name.as_str() == s.name() {
+                    return *allowed;
+                }
+            }
+            let allowed = self.allows(s.name());
+            last = Some((s.name_text().clone(), allowed));
+            allowed
+        }
     }
 
     /// The patterns as written.

@@ -93,7 +93,10 @@ impl SourceRuntime {
         for route in routes {
             let selected: SampleBatch = batch
                 .iter()
-                .filter(|s| route.filter.allows(s.name()))
+                .filter({
+                    let mut allowed = route.filter.sample_predicate();
+                    move |s| allowed(s)
+                })
                 .cloned()
                 .collect();
             if !selected.is_empty() {

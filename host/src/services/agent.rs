@@ -414,11 +414,8 @@ fn poll_result(
                     out.cut
                 );
             }
-            let selected: SampleBatch = out
-                .samples
-                .into_iter()
-                .filter(|s| source.filter.allows(s.name()))
-                .collect();
+            let mut allowed = source.filter.sample_predicate();
+            let selected: SampleBatch = out.samples.into_iter().filter(|s| allowed(s)).collect();
             (!selected.is_empty()).then_some(selected)
         }
         Some(Err(e)) => {
@@ -487,7 +484,7 @@ pub fn run_once(runtime: &Runtime) -> Vec<String> {
                 continue;
             };
             match p.poll(&source.resources) {
-                Ok(b) => batch.extend(b.into_iter().filter(|s| source.filter.allows(s.name()))),
+                Ok(b) => batch.extend(b.into_iter().filter(source.filter.sample_predicate())),
                 Err(e) => errors.push(format!("source `{}`: {e}", source.name)),
             }
         }

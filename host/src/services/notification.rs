@@ -363,7 +363,10 @@ fn route(runtime: &Runtime, samples: SampleBatch) {
     for source in &runtime.sources {
         let selected: SampleBatch = samples
             .iter()
-            .filter(|s| source.filter.allows(s.name()))
+            .filter({
+                let mut allowed = source.filter.sample_predicate();
+                move |s| allowed(s)
+            })
             .cloned()
             .collect();
         if !selected.is_empty() {

@@ -4,15 +4,15 @@
 //! transformers are 1.0's, unchanged.
 
 use abi_stable::library::RootModule;
-use abi_stable::prefix_type::{PrefixTypeTrait, WithMetadata};
 use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
-use std::marker::PhantomData;
 
-use super::{guard, AbiVersion};
+use super::AbiVersion;
 use crate::log::HostLogger;
-use crate::{PluginError, Publisher, Sample};
+use crate::PluginError;
+
+pub use super::v1_0::{Sample, SampleBatch};
 
 pub use super::v1_0::{
     BatchOutput, NotificationDescriptor, NotificationHandle, NotificationVTable,
@@ -119,106 +119,4 @@ pub struct PublisherVTable {
     pub flush: unsafe extern "C" fn(PluginObject) -> RResult<(), PluginError>,
     /// [`Publisher::stats`] (new in 1.1).
     pub stats: unsafe extern "C" fn(PluginObject) -> RResult<RVec<Counter>, PluginError>,
-}
-
-/// Glue used by [`export_plugins!`](crate::export_plugins); not for direct use.
-#[doc(hidden)]
-pub mod glue {
-    use super::*;
-    use crate::abi::v1_0::glue as old;
-    use crate::{NotificationHandler, Poller, Transformer};
-
-    /// Collects a library's plugins for ABI 1.1.
-    pub struct ListBuilder {
-        list: PluginList,
-    }
-
-    impl ListBuilder {
-        /// Adds a poller.
-        pub fn pollers<T: Poller>(&mut self, version: &str) {
-            self.list.pollers.push(old::poller::<T>(version));
-        }
-        /// Adds a notification handler.
-        pub fn notification_handlers<T: NotificationHandler>(&mut self, version: &str) {
-            self.list
-                .notification_handlers
-                .push(old::notification::<T>(version));
-        }
-        /// Adds a transformer.
-        pub fn transformers<T: Transformer>(&mut self, version: &str) {
-            self.list.transformers.push(old::transformer::<T>(version));
-        }
-        /// Adds a publisher.
-        pub fn publishers<T: Publisher>(&mut self, version: &str) {
-            self.list.publishers.push(PublisherDescriptor {
-                info: old::info::<T>(version),
-                create: create_publisher::<T>,
-            });
-        }
-    }
-
-    /// Runs the macro-written list function under the panic guard.
-    pub fn plugin_list(fill: impl FnOnce(&mut ListBuilder)) -> RResult<PluginList, PluginError> {
-        guard("listing plugins", || {
-            let mut b = ListBuilder {
-                list: PluginList {
-                    pollers: RVec::new(),
-                    notification_handlers: RVec::new(),
-                    transformers: RVec::new(),
-                    publishers: RVec::new(),
-                },
-            };
-            fill(&mut b);
-            Ok(b.list)
-        })
-        .into()
-    }
-
-    /// The root module for ABI 1.1.
-    pub fn root_module(
-        plugins: extern "C" fn() -> RResult<PluginList, PluginError>,
-    ) -> PluginLibraryRef {
-        PluginLibrary {
-            init: init_library,
-            plugins,
-        }
-        .leak_into_prefix()
-    }
-
-    extern "C" fn init_library(logger: HostLogger) {
-        crate::log::set_host_logger(logger);
-    }
-
-    struct PublisherVT<T>(PhantomData<T>);
-    impl<T: Publisher> PublisherVT<T> {
-        const VTABLE: &'static WithMetadata<PublisherVTable> =
-            &WithMetadata::new(PublisherVTable {
-                drop: old::drop_obj::<T>,
-                publish: old::publisher_publish::<T>,
-                flush: old::publisher_flush::<T>,
-                stats: publisher_stats::<T>,
-            });
-    }
-
-    extern "C" fn create_publisher<T: Publisher>(
-        p: abi_stable::std_types::RStr<'_>,
-        c: abi_stable::std_types::RStr<'_>,
-    ) -> RResult<PublisherHandle, PluginError> {
-        old::create::<T>(p, c)
-            .map(|obj| PublisherHandle {
-                obj,
-                vtable: PublisherVTableRef(PublisherVT::<T>::VTABLE.static_as_prefix()),
-            })
-            .into()
-    }
-
-    unsafe extern "C" fn publisher_stats<T: Publisher>(
-        obj: PluginObject,
-    ) -> RResult<RVec<Counter>, PluginError> {
-        guard("stats", || {
-            let t = unsafe { &*obj.0.cast::<T>() };
-            Ok(RVec::from(t.stats()))
-        })
-        .into()
-    }
 }

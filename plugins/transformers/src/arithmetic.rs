@@ -80,7 +80,7 @@ impl Scope for Resource<'_> {
         None
     }
     fn meter(&self, name: &str, path: &[String]) -> Option<f64> {
-        self.0.get(name).and_then(|s| field_of(s, path))
+        self.0.get(name).and_then(|s| field_of(s, path, None))
     }
 }
 

@@ -2,7 +2,9 @@
 //! Ceilometer's conversion transformers: the `source`/`target` parameters, the
 //! `map_from`/`map_to` regex renames and the `scale` (a number or an expression).
 
-use ceilo_plugin_api::{PluginError, Sample, SampleType};
+use std::cell::RefCell;
+
+use ceilo_plugin_api::{MetadataCache, PluginError, Sample, SampleType, Text};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -81,13 +83,16 @@ struct Rename {
 #[derive(Debug)]
 pub struct Conversion {
     source_unit: Option<String>,
-    name: Option<String>,
-    unit: Option<String>,
+    // Shared text: every converted sample gets a clone, not a copy.
+    name: Option<Text>,
+    unit: Option<Text>,
     sample_type: Option<SampleType>,
     scale: Scale,
     max: Option<f64>,
     rename_name: Option<Rename>,
     rename_unit: Option<Rename>,
+    /// Metadata the scale reads, parsed once for the samples sharing it.
+    metadata: RefCell<MetadataCache>,
 }
 
 /// A compiled scale.
@@ -122,13 +127,14 @@ impl Conversion {
         let to = target.map_to.unwrap_or_default();
         Ok(Conversion {
             source_unit: source.unit,
-            name: target.name,
-            unit: target.unit,
+            name: target.name.map(Text::from),
+            unit: target.unit.map(Text::from),
             sample_type: target.sample_type,
             scale,
             max: target.max.filter(|m| *m != 0.0),
             rename_name: rename(from.name, to.name, "name")?,
             rename_unit: rename(from.unit, to.unit, "unit")?,
+            metadata: RefCell::default(),
         })
     }
 
@@ -142,13 +148,15 @@ impl Conversion {
         match &self.scale {
             Scale::None => Ok(s.volume()),
             Scale::Factor(f) => Ok(s.volume() * f),
-            Scale::Expr(e) => e.eval(&SampleScope(s)).map_err(|err| {
-                PluginError::invalid_input(format!(
-                    "scale for {} of {}: {err}",
-                    s.name(),
-                    s.resource_id()
-                ))
-            }),
+            Scale::Expr(e) => e
+                .eval(&SampleScope(s, Some(&self.metadata)))
+                .map_err(|err| {
+                    PluginError::invalid_input(format!(
+                        "scale for {} of {}: {err}",
+                        s.name(),
+                        s.resource_id()
+                    ))
+                }),
         }
     }
 
@@ -161,7 +169,9 @@ impl Conversion {
             None => volume,
         };
         let name = self.mapped_name(&s);
-        let unit = map(&self.rename_unit, s.unit()).or_else(|| self.unit.clone());
+        let unit = map(&self.rename_unit, s.unit())
+            .map(Text::from)
+            .or_else(|| self.unit.clone());
         if let Some(n) = name {
             s.set_name(n);
         }
@@ -177,8 +187,10 @@ impl Conversion {
     }
 
     /// The new name, if the sample is renamed.
-    pub fn mapped_name(&self, s: &Sample) -> Option<String> {
-        map(&self.rename_name, s.name()).or_else(|| self.name.clone())
+    pub fn mapped_name(&self, s: &Sample) -> Option<Text> {
+        map(&self.rename_name, s.name())
+            .map(Text::from)
+            .or_else(|| self.name.clone())
     }
 }
 
@@ -209,23 +221,31 @@ fn map(rule: &Option<Rename>, value: &str) -> Option<String> {
 }
 
 /// A sample seen by an expression.
-pub struct SampleScope<'a>(pub &'a Sample);
+pub struct SampleScope<'a>(pub &'a Sample, pub Option<&'a RefCell<MetadataCache>>);
 
 impl Scope for SampleScope<'_> {
     fn field(&self, path: &[String]) -> Option<f64> {
-        field_of(self.0, path)
+        field_of(self.0, path, self.1)
     }
 }
 
-/// A numeric field of a sample by expression path.
-pub fn field_of(s: &Sample, path: &[String]) -> Option<f64> {
+/// A numeric field of a sample by expression path, its metadata read through `cache`
+/// when there is one.
+pub fn field_of(
+    s: &Sample,
+    path: &[String],
+    cache: Option<&RefCell<MetadataCache>>,
+) -> Option<f64> {
     match path.first().map(String::as_str) {
         Some("volume") => Some(s.volume()),
         Some("monotonic_time") => s.monotonic_time(),
-        Some("resource_metadata") => s
-            .metadata_value(&path[1..].join("."))
-            .as_ref()
-            .and_then(json_number),
+        Some("resource_metadata") => match cache.and_then(|c| c.try_borrow_mut().ok()) {
+            Some(mut cache) => cache.value_at(s, &path[1..]).and_then(json_number),
+            None => s
+                .metadata_value(&path[1..].join("."))
+                .as_ref()
+                .and_then(json_number),
+        },
         _ => None,
     }
 }
