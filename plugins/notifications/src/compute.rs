@@ -62,6 +62,16 @@ impl NotificationHandler for Compute {
         }
         let timestamp = n.timestamp.as_deref().and_then(|t| parse_timestamp(t).ok());
         let metadata = metadata(payload, &n.event_type, n.publisher_id.as_deref());
+        // One template for the instance: every meter's sample clones it, sharing its
+        // ids and metadata text instead of building them again per meter.
+        let mut template = Sample::new("", SampleType::Gauge, "", 0.0, instance_id.as_str())
+            .with_resource_metadata(Value::Object(metadata));
+        template.set_user_id(text("user_id"));
+        template.set_project_id(text("tenant_id").or_else(|| text("project_id")));
+        template.set_source("openstack");
+        if let Some(t) = timestamp {
+            template.set_timestamp(t);
+        }
         let mut out = SampleBatch::new();
         for (meter, unit, field) in METERS {
             let volume = match field {
@@ -71,14 +81,11 @@ impl NotificationHandler for Compute {
                     None => continue,
                 },
             };
-            let mut s = Sample::new(meter, SampleType::Gauge, unit, volume, instance_id.as_str())
-                .with_resource_metadata(Value::Object(metadata.clone()));
-            s.set_user_id(text("user_id"));
-            s.set_project_id(text("tenant_id").or_else(|| text("project_id")));
-            s.set_source("openstack");
-            if let Some(t) = timestamp {
-                s.set_timestamp(t);
-            }
+            let mut s = template.clone();
+            s.set_name(meter);
+            s.set_unit(unit);
+            s.set_volume(volume);
+            s.renew_message_id();
             out.push(s);
         }
         Ok(out)
