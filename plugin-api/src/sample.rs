@@ -123,7 +123,7 @@ impl<'de> Deserialize<'de> for SampleType {
 /// assert_eq!(back, s);
 /// ```
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
+#[derive(StableAbi, Clone)]
 pub struct Sample {
     name: Text,
     unit: Text,
@@ -143,6 +143,26 @@ pub struct Sample {
     message_id_inline: [u8; INLINE],
     message_id_len: u8,
     sample_type: SampleType,
+}
+
+impl fmt::Debug for Sample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // By what the fields mean, not how they are stored (the id's inline bytes).
+        f.debug_struct("Sample")
+            .field("name", &self.name())
+            .field("sample_type", &self.sample_type)
+            .field("unit", &self.unit())
+            .field("volume", &self.volume)
+            .field("user_id", &self.user_id())
+            .field("project_id", &self.project_id())
+            .field("resource_id", &self.resource_id())
+            .field("timestamp_us", &self.timestamp_us)
+            .field("resource_metadata", &self.resource_metadata_json())
+            .field("source", &self.source())
+            .field("message_id", &self.message_id())
+            .field("monotonic_time", &self.monotonic_time())
+            .finish()
+    }
 }
 
 impl PartialEq for Sample {
@@ -710,6 +730,17 @@ impl<'de> Deserialize<'de> for Sample {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn debug_shows_what_the_fields_mean() {
+        let s = Sample::new("cpu", SampleType::Gauge, "%", 1.0, "vm");
+        let text = format!("{s:?}");
+        assert!(
+            text.contains(&format!("message_id: {:?}", s.message_id())),
+            "{text}"
+        );
+        assert!(text.contains("monotonic_time: None"), "{text}");
+    }
 
     #[test]
     fn a_sample_is_two_cache_lines() {

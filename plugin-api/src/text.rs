@@ -110,8 +110,9 @@ impl Text {
         if s.is_empty() {
             return Text::new();
         }
+        // As `String` does on capacity overflow: a panic, which the ABI guards catch.
         let Some(layout) = heap_layout(s.len()) else {
-            alloc::handle_alloc_error(Layout::new::<TextHeader>())
+            panic!("text of {} bytes is too long to allocate", s.len())
         };
         // SAFETY: the layout is non-zero-sized; the header is written before use and
         // the bytes copied right after it, inside the allocation.
