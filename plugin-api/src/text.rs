@@ -154,13 +154,22 @@ impl Text {
     }
 }
 
-/// An optional [`Text`] in one pointer: `None` is a pointer to a header of its own,
-/// distinct from every real text, so a sample's optional ids cost no tag word.
+/// An optional [`Text`] in one pointer: `None` is a header whose length is
+/// `usize::MAX` (no real text has it) and that is never freed. The mark is the length,
+/// not the header's address: every library has its own copy of the `static`, and a
+/// `None` made in a plugin must read as `None` in the host.
 #[repr(transparent)]
 #[derive(StableAbi, Clone)]
 pub(crate) struct OptText(Text);
 
-static NONE_HEADER: TextHeader = TextHeader::immortal("");
+const NONE_LEN: usize = usize::MAX;
+
+static NONE_HEADER: TextHeader = TextHeader {
+    strong: AtomicUsize::new(1),
+    len: NONE_LEN,
+    bytes: ptr::NonNull::<u8>::dangling().as_ptr(),
+    free: None,
+};
 
 impl OptText {
     pub(crate) const NONE: OptText = OptText(Text::from_static(&NONE_HEADER));
@@ -169,12 +178,17 @@ impl OptText {
         OptText(t)
     }
 
+    fn is_none(&self) -> bool {
+        // SAFETY: a non-null header is alive while this text is.
+        unsafe { self.0.header.as_ref() }.is_some_and(|h| h.len == NONE_LEN)
+    }
+
     pub(crate) fn get(&self) -> Option<&Text> {
-        (!ptr::eq(self.0.header, &NONE_HEADER)).then_some(&self.0)
+        (!self.is_none()).then_some(&self.0)
     }
 
     pub(crate) fn into_option(self) -> Option<Text> {
-        (!ptr::eq(self.0.header, &NONE_HEADER)).then_some(self.0)
+        (!self.is_none()).then_some(self.0)
     }
 }
 
@@ -438,6 +452,14 @@ mod tests {
     #[test]
     fn optional_text_keeps_none_apart_from_empty() {
         assert_eq!(OptText::NONE.get(), None);
+        // Another library's `None` (its own header) reads as `None` too.
+        static OTHER_LIBRARYS_NONE: TextHeader = TextHeader {
+            strong: AtomicUsize::new(1),
+            len: NONE_LEN,
+            bytes: ptr::NonNull::<u8>::dangling().as_ptr(),
+            free: None,
+        };
+        assert_eq!(OptText(Text::from_static(&OTHER_LIBRARYS_NONE)).get(), None);
         assert_eq!(OptText::some(Text::new()).get(), Some(&Text::new()));
         assert_eq!(
             OptText::from(Some(Text::from("p"))).into_option().unwrap(),

@@ -299,4 +299,17 @@ sinks:
             .to_string(),
         "1.2"
     );
+    // What a 1.2 library leaves unset reads as unset in the host (the absent-text mark
+    // is not an address of the library's own).
+    let mut counter = reg
+        .create_poller("v12_counter", &json!({}), Context::default())
+        .unwrap();
+    let polled = counter.poll(&[]).unwrap();
+    assert_eq!(
+        (polled[0].user_id(), polled[0].project_id()),
+        (None, None),
+        "{:?}",
+        polled[0]
+    );
+    assert_eq!(polled[0].source(), "ceilo");
 }

@@ -1,5 +1,6 @@
 //! The [`Sample`]: one measurement, as it flows through pipelines and crosses the ABI.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -82,8 +83,18 @@ impl Serialize for SampleType {
 
 impl<'de> Deserialize<'de> for SampleType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
+        // Read in place: no string allocated per sample.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SampleType;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("gauge, delta or cumulative")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SampleType, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 
@@ -112,7 +123,7 @@ impl<'de> Deserialize<'de> for SampleType {
 /// assert_eq!(back, s);
 /// ```
 #[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
+#[derive(StableAbi, Clone)]
 pub struct Sample {
     name: Text,
     unit: Text,
@@ -132,6 +143,26 @@ pub struct Sample {
     message_id_inline: [u8; INLINE],
     message_id_len: u8,
     sample_type: SampleType,
+}
+
+impl fmt::Debug for Sample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // By what the fields mean, not how they are stored (the id's inline bytes).
+        f.debug_struct("Sample")
+            .field("name", &self.name())
+            .field("sample_type", &self.sample_type)
+            .field("unit", &self.unit())
+            .field("volume", &self.volume)
+            .field("user_id", &self.user_id())
+            .field("project_id", &self.project_id())
+            .field("resource_id", &self.resource_id())
+            .field("timestamp_us", &self.timestamp_us)
+            .field("resource_metadata", &self.resource_metadata_json())
+            .field("source", &self.source())
+            .field("message_id", &self.message_id())
+            .field("monotonic_time", &self.monotonic_time())
+            .finish()
+    }
 }
 
 impl PartialEq for Sample {
@@ -597,31 +628,35 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
     ))
 }
 
-/// The wire form read: Ceilometer's field names, timestamps as text, metadata as an object.
-#[derive(Serialize, Deserialize)]
-struct WireSample {
-    name: String,
+/// The wire form read: Ceilometer's field names, timestamps as text, metadata as an
+/// object. Text is read straight into the sample's [`Text`] (one copy); the timestamp
+/// and id are borrowed where the input allows.
+#[derive(Deserialize)]
+struct WireSample<'a> {
+    name: Text,
     #[serde(rename = "type")]
     sample_type: SampleType,
-    unit: String,
+    unit: Text,
     volume: f64,
     #[serde(default)]
-    user_id: Option<String>,
+    user_id: Option<Text>,
     #[serde(default)]
-    project_id: Option<String>,
-    resource_id: String,
-    timestamp: String,
+    project_id: Option<Text>,
+    resource_id: Text,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
     #[serde(default)]
     resource_metadata: Option<Map<String, Value>>,
     #[serde(default = "default_source")]
-    source: String,
-    message_id: String,
+    source: Text,
+    #[serde(borrow)]
+    message_id: Cow<'a, str>,
     #[serde(default)]
     monotonic_time: Option<f64>,
 }
 
-fn default_source() -> String {
-    DEFAULT_SOURCE.to_owned()
+fn default_source() -> Text {
+    Text::from_static(&DEFAULT_SOURCE_TEXT)
 }
 
 /// The wire form written, borrowing the sample's text.
@@ -670,19 +705,19 @@ impl<'de> Deserialize<'de> for Sample {
         let timestamp = parse_timestamp(&w.timestamp).map_err(serde::de::Error::custom)?;
         let id = MessageId::from_str(&w.message_id);
         Ok(Sample {
-            name: w.name.into(),
+            name: w.name,
             sample_type: w.sample_type,
-            unit: w.unit.into(),
+            unit: w.unit,
             volume: w.volume,
-            user_id: w.user_id.map(Text::from).into(),
-            project_id: w.project_id.map(Text::from).into(),
-            resource_id: w.resource_id.into(),
+            user_id: w.user_id.into(),
+            project_id: w.project_id.into(),
+            resource_id: w.resource_id,
             timestamp_us: timestamp.timestamp_micros(),
             resource_metadata: match w.resource_metadata {
                 Some(m) if !m.is_empty() => Text::from(Value::Object(m).to_string()),
                 _ => Text::new(),
             },
-            source: w.source.into(),
+            source: w.source,
             message_id_text: id.text,
             message_id_inline: id.inline,
             message_id_len: id.len,
@@ -695,6 +730,17 @@ impl<'de> Deserialize<'de> for Sample {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn debug_shows_what_the_fields_mean() {
+        let s = Sample::new("cpu", SampleType::Gauge, "%", 1.0, "vm");
+        let text = format!("{s:?}");
+        assert!(
+            text.contains(&format!("message_id: {:?}", s.message_id())),
+            "{text}"
+        );
+        assert!(text.contains("monotonic_time: None"), "{text}");
+    }
 
     #[test]
     fn a_sample_is_two_cache_lines() {
