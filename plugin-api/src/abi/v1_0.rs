@@ -2,7 +2,9 @@
 //! are checked against these exact layouts. Grow the ABI in a new module.
 //!
 //! Only the types remain here: plugins are built for the current ABI
-//! ([`super::current`]); the host loads 1.0 libraries through these types.
+//! ([`super::current`]); the host loads 1.0 libraries through these types. (With 1.2
+//! the glue moved out and the imports name the frozen 1.0 sample, `crate::Sample`
+//! being 1.2's; no type changed, as the layout snapshot shows.)
 
 use std::ffi::c_void;
 
@@ -97,9 +99,9 @@ pub struct PollerHandle {
 pub struct PollerVTable {
     /// Frees the instance.
     pub drop: unsafe extern "C" fn(PluginObject),
-    /// [`Poller::meters`].
+    /// [`Poller::meters`](crate::Poller::meters).
     pub meters: unsafe extern "C" fn(PluginObject) -> RResult<RVec<RString>, PluginError>,
-    /// [`Poller::poll`].
+    /// [`Poller::poll`](crate::Poller::poll).
     #[sabi(last_prefix_field)]
     pub poll: unsafe extern "C" fn(
         PluginObject,
@@ -135,11 +137,11 @@ pub struct NotificationHandle {
 pub struct NotificationVTable {
     /// Frees the instance.
     pub drop: unsafe extern "C" fn(PluginObject),
-    /// [`NotificationHandler::event_types`].
+    /// [`NotificationHandler::event_types`](crate::NotificationHandler::event_types).
     pub event_types: unsafe extern "C" fn(PluginObject) -> RResult<RVec<RString>, PluginError>,
-    /// [`NotificationHandler::meters`].
+    /// [`NotificationHandler::meters`](crate::NotificationHandler::meters).
     pub meters: unsafe extern "C" fn(PluginObject) -> RResult<RVec<RString>, PluginError>,
-    /// [`NotificationHandler::handle`], given the notification as JSON text.
+    /// [`NotificationHandler::handle`](crate::NotificationHandler::handle), given the notification as JSON text.
     #[sabi(last_prefix_field)]
     pub handle: unsafe extern "C" fn(PluginObject, RStr<'_>) -> RResult<SampleBatch, PluginError>,
 }
@@ -185,9 +187,9 @@ pub struct BatchOutput {
 pub struct TransformerVTable {
     /// Frees the instance.
     pub drop: unsafe extern "C" fn(PluginObject),
-    /// [`Transformer::handle`] over a whole batch.
+    /// [`Transformer::handle`](crate::Transformer::handle) over a whole batch.
     pub handle: unsafe extern "C" fn(PluginObject, SampleBatch) -> BatchOutput,
-    /// [`Transformer::flush`].
+    /// [`Transformer::flush`](crate::Transformer::flush).
     #[sabi(last_prefix_field)]
     pub flush: unsafe extern "C" fn(PluginObject) -> BatchOutput,
 }
@@ -220,9 +222,9 @@ pub struct PublisherHandle {
 pub struct PublisherVTable {
     /// Frees the instance.
     pub drop: unsafe extern "C" fn(PluginObject),
-    /// [`Publisher::publish`].
+    /// [`Publisher::publish`](crate::Publisher::publish).
     pub publish: unsafe extern "C" fn(PluginObject, RSlice<'_, Sample>) -> RResult<(), PluginError>,
-    /// [`Publisher::flush`].
+    /// [`Publisher::flush`](crate::Publisher::flush).
     #[sabi(last_prefix_field)]
     pub flush: unsafe extern "C" fn(PluginObject) -> RResult<(), PluginError>,
 }

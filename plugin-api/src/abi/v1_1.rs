@@ -2,6 +2,11 @@
 //! its logger ([`log`](crate::log)), and publishers report counters
 //! ([`Publisher::stats`](crate::Publisher::stats)). Pollers, notification handlers and
 //! transformers are 1.0's, unchanged.
+//!
+//! Only the types remain here: plugins are built for the current ABI
+//! ([`super::current`]); the host loads 1.1 libraries through these types. (With 1.2
+//! the glue moved out and the imports name the frozen 1.0 sample; no type changed, as
+//! the layout snapshot shows.)
 
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
@@ -112,11 +117,11 @@ pub struct PublisherHandle {
 pub struct PublisherVTable {
     /// Frees the instance.
     pub drop: unsafe extern "C" fn(PluginObject),
-    /// [`Publisher::publish`].
+    /// [`Publisher::publish`](crate::Publisher::publish).
     pub publish: unsafe extern "C" fn(PluginObject, RSlice<'_, Sample>) -> RResult<(), PluginError>,
-    /// [`Publisher::flush`].
+    /// [`Publisher::flush`](crate::Publisher::flush).
     #[sabi(last_prefix_field)]
     pub flush: unsafe extern "C" fn(PluginObject) -> RResult<(), PluginError>,
-    /// [`Publisher::stats`] (new in 1.1).
+    /// [`Publisher::stats`](crate::Publisher::stats) (new in 1.1).
     pub stats: unsafe extern "C" fn(PluginObject) -> RResult<RVec<Counter>, PluginError>,
 }
