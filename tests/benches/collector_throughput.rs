@@ -35,8 +35,13 @@ fn stored(db: &std::path::Path) -> usize {
     else {
         return 0;
     };
-    c.query_row("SELECT count(*) FROM meter", [], |r| r.get::<_, i64>(0))
-        .map_or(0, |n| n as usize)
+    // Both tables: a large store stages its newest samples in `meter_recent`.
+    c.query_row(
+        "SELECT (SELECT count(*) FROM meter) + (SELECT count(*) FROM meter_recent)",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map_or(0, |n| n as usize)
 }
 
 async fn publish(url: &str, exchange: &str, bodies: &[Vec<u8>]) {

@@ -110,10 +110,13 @@ fn sql_a(c: &rusqlite::Connection) -> Duration {
     let t = Instant::now();
     let mut st = c
         .prepare_cached(
-            "SELECT (timestamp - (SELECT min(timestamp) FROM meter WHERE counter_name = ?1 AND resource_id = ?2)) / 3600000000 AS b,
+            "WITH s AS (SELECT timestamp, counter_volume FROM meter WHERE counter_name = ?1 AND resource_id = ?2
+                        UNION ALL
+                        SELECT timestamp, counter_volume FROM meter_recent WHERE counter_name = ?1 AND resource_id = ?2)
+             SELECT (timestamp - (SELECT min(timestamp) FROM s)) / 3600000000 AS b,
                     count(*), min(counter_volume), max(counter_volume), sum(counter_volume), avg(counter_volume),
                     min(timestamp), max(timestamp)
-             FROM meter WHERE counter_name = ?1 AND resource_id = ?2 GROUP BY b",
+             FROM s GROUP BY b",
         )
         .expect("prepare");
     let n = st
@@ -130,7 +133,10 @@ fn sql_b(c: &rusqlite::Connection) -> Duration {
         .prepare_cached(
             "SELECT resource_id, count(*), min(counter_volume), max(counter_volume), sum(counter_volume),
                     avg(counter_volume), min(timestamp), max(timestamp)
-             FROM meter WHERE counter_name = ?1 GROUP BY resource_id",
+             FROM (SELECT resource_id, counter_volume, timestamp FROM meter WHERE counter_name = ?1
+                   UNION ALL
+                   SELECT resource_id, counter_volume, timestamp FROM meter_recent WHERE counter_name = ?1)
+             GROUP BY resource_id",
         )
         .expect("prepare");
     let n = st

@@ -17,18 +17,10 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OpenFlags, Row};
 use serde_json::{Map, Value};
 
-use super::model::{from_micros, resource_updates, sample_type};
-use super::statistics::{finish, period_bounds, stddev, Aggregate, GroupBy};
-use super::{
-    CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
-    StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
-};
-
-/// Bumped when the schema changes; older files are migrated on open.
-const SCHEMA_VERSION: i64 = 3;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meter (
+/// The columns of `meter` (and of `meter_recent`, which must match it).
+macro_rules! meter_columns {
+    () => {
+        "
     id INTEGER PRIMARY KEY,
     message_id NOT NULL UNIQUE, -- 16-byte BLOB for a canonical UUID, else TEXT
     counter_name TEXT NOT NULL,
@@ -43,15 +35,36 @@ CREATE TABLE IF NOT EXISTS meter (
     recorded_at INTEGER NOT NULL,
     resource_metadata TEXT NOT NULL,
     monotonic_time REAL
-);
+"
+    };
+}
+
+mod staging;
+
+use staging::{Sources, Staging, Table};
+pub use staging::{MERGE_AT, STAGE_ABOVE};
+
+use super::model::{from_micros, resource_updates, sample_type};
+use super::statistics::{finish, period_bounds, stddev, Aggregate, GroupBy};
+use super::{
+    CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
+    StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
+};
+
+/// Bumped when the schema changes; older files are migrated on open.
+const SCHEMA_VERSION: i64 = 4;
+
+const SCHEMA: &str = concat!(
+    "
+CREATE TABLE IF NOT EXISTS meter (", meter_columns!(), ");
 -- Covers the statistics of a meter (per resource, per period): answered from the
 -- index alone, without reading the rows.
 CREATE INDEX IF NOT EXISTS meter_stats ON meter (counter_name, resource_id, timestamp, counter_volume, counter_unit);
-CREATE INDEX IF NOT EXISTS meter_project_time ON meter (project_id, timestamp);
--- The newest samples of one meter (`/v2/meters/{name}?limit=N`) without sorting all
--- of that meter's samples.
-CREATE INDEX IF NOT EXISTS meter_name_time ON meter (counter_name, timestamp);
-CREATE INDEX IF NOT EXISTS meter_time ON meter (timestamp);
+-- Newest first, ties in insertion order (the rowid ascending): lists are read in the
+-- order the API returns them, and `LIMIT N` reads N entries, with nothing to sort.
+CREATE INDEX IF NOT EXISTS meter_project_time ON meter (project_id, timestamp DESC);
+CREATE INDEX IF NOT EXISTS meter_name_time ON meter (counter_name, timestamp DESC);
+CREATE INDEX IF NOT EXISTS meter_time ON meter (timestamp DESC);
 -- A resource is keyed by its id *and* its project (`project_key`: the project id, or
 -- '' for none), so a sample of one project can never read or overwrite another
 -- project's record of the same resource id.
@@ -78,13 +91,33 @@ CREATE TABLE IF NOT EXISTS resource_meter (
 ) WITHOUT ROWID;
 -- The units a meter was recorded in (statistics ask it before grouping).
 CREATE INDEX IF NOT EXISTS resource_meter_unit ON resource_meter (counter_name, counter_unit);
-";
+"
+);
 
-const INSERT_SAMPLE: &str = "INSERT INTO meter (message_id, counter_name, counter_type, \
-     counter_unit, counter_volume, user_id, project_id, resource_id, source, timestamp, \
-     recorded_at, resource_metadata, monotonic_time) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-     ON CONFLICT (message_id) DO NOTHING";
+/// A sample into `table` (`meter` or `meter_recent`: the same columns).
+fn insert_sample(table: Table) -> &'static str {
+    match table {
+        Table::Meter => {
+            "INSERT INTO meter (id, message_id, counter_name, counter_type, counter_unit, \
+             counter_volume, user_id, project_id, resource_id, source, timestamp, recorded_at, \
+             resource_metadata, monotonic_time) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             ON CONFLICT (message_id) DO NOTHING"
+        }
+        Table::Recent => {
+            "INSERT INTO meter_recent (id, message_id, counter_name, counter_type, counter_unit, \
+             counter_volume, user_id, project_id, resource_id, source, timestamp, recorded_at, \
+             resource_metadata, monotonic_time) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+             ON CONFLICT (message_id) DO NOTHING"
+        }
+    }
+}
+
+/// `meter` is written only while nothing is staged, so there its unique index alone
+/// dedupes; a staged sample must also be absent from `meter`. (A separate probe: an
+/// INSERT … SELECT … WHERE NOT EXISTS costs several times a plain insert.)
+const IN_METER: &str = "SELECT EXISTS (SELECT 1 FROM meter WHERE message_id = ?1)";
 
 // The newest sample's project, user, source and metadata win; timestamps only move
 // outward (samples may arrive out of order).
@@ -130,9 +163,10 @@ INSERT OR IGNORE INTO resource_meter (resource_id, project_key, counter_name, co
 SELECT DISTINCT resource_id, COALESCE(project_id, ''), counter_name, counter_type, counter_unit FROM meter;
 ";
 
+// `id` last: read by nothing, but the ORDER BY of a compound select must name a column.
 const SAMPLE_COLUMNS: &str = "message_id, counter_name, counter_type, counter_unit, \
      counter_volume, user_id, project_id, resource_id, source, timestamp, recorded_at, \
-     resource_metadata, monotonic_time";
+     resource_metadata, monotonic_time, id";
 
 /// The embedded SQLite store.
 pub struct EmbeddedStore {
@@ -140,6 +174,7 @@ pub struct EmbeddedStore {
     writer: Arc<Mutex<Connection>>,
     reader: Arc<Mutex<Connection>>,
     known_meters: Arc<Mutex<KnownMeters>>,
+    staging: Arc<Mutex<Staging>>,
     retention: Retention,
     /// The clock used for `recorded_at` (tests set a fixed one).
     clock: fn() -> DateTime<Utc>,
@@ -158,6 +193,7 @@ impl EmbeddedStore {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
             known_meters: Arc::new(Mutex::new(KnownMeters::new())),
+            staging: Arc::new(Mutex::new(Staging::new(STAGE_ABOVE, MERGE_AT))),
             retention,
             clock: Utc::now,
         })
@@ -171,6 +207,14 @@ impl EmbeddedStore {
     /// Replaces the clock that stamps `recorded_at` (for deterministic tests).
     pub fn with_clock(mut self, clock: fn() -> DateTime<Utc>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Replaces when writes are staged: once `meter` holds `stage_above` samples,
+    /// batches go to `meter_recent`, merged into `meter` every `merge_at` samples
+    /// (defaults [`STAGE_ABOVE`], [`MERGE_AT`]; tests use small ones).
+    pub fn with_staging(mut self, stage_above: u64, merge_at: u64) -> Self {
+        self.staging = Arc::new(Mutex::new(Staging::new(stage_above, merge_at)));
         self
     }
 
@@ -248,6 +292,7 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
         // Current: nothing to write (a process opening a store another one is writing
         // must not need the write lock).
         writer.execute_batch(SCHEMA).map_err(&e)?;
+        writer.execute_batch(staging::SCHEMA).map_err(&e)?;
         return open_reader(path, writer);
     }
     let rebuild = (1..3).contains(&version);
@@ -264,7 +309,17 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
     if rebuild {
         tx.execute_batch(REBUILD_RESOURCES).map_err(&e)?;
     }
+    if version < 4 {
+        // Schema 4 orders the time indexes newest first (rebuilt below) and adds
+        // `meter_recent` (created empty: nothing to move).
+        tx.execute_batch(
+            "DROP INDEX IF EXISTS meter_project_time; DROP INDEX IF EXISTS meter_name_time; \
+             DROP INDEX IF EXISTS meter_time;",
+        )
+        .map_err(&e)?;
+    }
     tx.execute_batch(SCHEMA).map_err(&e)?;
+    tx.execute_batch(staging::SCHEMA).map_err(&e)?;
     if rebuild {
         tx.execute_batch(FILL_RESOURCES).map_err(&e)?;
         tracing::info!(target: "ceilo::storage", "embedded store {}: schema {version} → {SCHEMA_VERSION}: resources rebuilt per project from the samples", path.display());
@@ -314,17 +369,27 @@ const KNOWN_METERS_MAX: usize = 200_000;
 fn write_batch(
     c: &mut Connection,
     known: &mut KnownMeters,
+    staging: &mut Staging,
     samples: &[Sample],
     recorded_at: i64,
 ) -> rusqlite::Result<WriteOutcome> {
     let mut added = Vec::new();
     let tx = c.transaction()?;
     let mut outcome = WriteOutcome::default();
+    let table = staging.table(&tx)?;
+    let mut id = staging::next_id(&tx)?;
     {
-        let mut insert = tx.prepare_cached(INSERT_SAMPLE)?;
+        let mut insert = tx.prepare_cached(insert_sample(table))?;
+        let mut in_meter = tx.prepare_cached(IN_METER)?;
         for s in samples {
+            let key = message_key(s.message_id());
+            if table == Table::Recent && in_meter.query_row([&key], |r| r.get::<_, bool>(0))? {
+                outcome.duplicates += 1;
+                continue;
+            }
             let n = insert.execute(params![
-                message_key(s.message_id()),
+                id,
+                key,
                 s.name(),
                 s.sample_type().as_str(),
                 s.unit(),
@@ -340,6 +405,7 @@ fn write_batch(
             ])?;
             if n == 1 {
                 outcome.stored += 1;
+                id += 1;
             } else {
                 outcome.duplicates += 1;
             }
@@ -371,6 +437,7 @@ fn write_batch(
             }
         }
     }
+    staging.recorded(&tx, table, outcome.stored as u64)?;
     tx.commit()?;
     if known.len() + added.len() > KNOWN_METERS_MAX {
         known.clear();
@@ -493,19 +560,35 @@ fn where_clause(q: &SampleQuery) -> (String, Vec<SqlValue>) {
 }
 
 fn query_samples(
-    c: &Connection,
+    c: &mut Connection,
     q: &SampleQuery,
 ) -> rusqlite::Result<Vec<Result<StoredSample, String>>> {
+    // One snapshot for the probe and the query.
+    let tx = c.transaction()?;
+    let sources = Sources::probe(&tx)?;
+    let (sql, args) = samples_sql(q, sources);
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), sample_from_row)?;
+    rows.collect()
+}
+
+/// The query for `q`'s samples, newest first, over `sources`.
+fn samples_sql(q: &SampleQuery, sources: Sources) -> (String, Vec<SqlValue>) {
     let (filter, args) = where_clause(q);
     let mut sql = format!("SELECT {SAMPLE_COLUMNS} FROM meter{filter}");
+    if sources == Sources::Both {
+        // A compound select, not a subquery: SQLite merges the two tables' ordered
+        // index scans and stops at the limit.
+        sql.push_str(&format!(
+            " UNION ALL SELECT {SAMPLE_COLUMNS} FROM meter_recent{filter}"
+        ));
+    }
     // Ties in insertion order, as Ceilometer's MongoDB driver returns them.
     sql.push_str(" ORDER BY timestamp DESC, id ASC");
     if let Some(l) = q.limit {
         sql.push_str(&format!(" LIMIT {l}"));
     }
-    let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), sample_from_row)?;
-    rows.collect()
+    (sql, sources.args(&args))
 }
 
 /// A JSON path for `json_extract` from a dotted metadata path, each key quoted.
@@ -530,14 +613,22 @@ fn sql_to_json(v: SqlValue) -> Value {
 }
 
 /// One GROUP BY query: every period of every group, in the database.
-fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec<Statistics>> {
+fn query_statistics(c: &mut Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec<Statistics>> {
+    // One snapshot for the probe and the three queries.
+    let tx = c.transaction()?;
+    let c = &*tx;
+    let sources = Sources::probe(c)?;
     let (filter, args) = where_clause(&q.filter);
+    let args = sources.args(&args);
     // Periods start at the query's start, else at the first matching sample.
     let origin: Option<i64> = match (q.period, q.filter.start) {
         (None, _) => None,
         (Some(_), Some(t)) => Some(t.timestamp_micros()),
         (Some(_), None) => c.query_row(
-            &format!("SELECT min(timestamp) FROM meter{filter}"),
+            &format!(
+                "SELECT min(timestamp){}",
+                sources.from("timestamp", &filter)
+            ),
             rusqlite::params_from_iter(args.iter()),
             |r| r.get(0),
         )?,
@@ -561,14 +652,31 @@ fn query_statistics(c: &Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec
         [one] => Some(one.as_str()),
         _ => None,
     };
-    run_statistics(c, q, &filter, &args, origin, single)
+    let from = sources.from(&statistics_columns(q), &filter);
+    run_statistics(c, q, &from, &args, origin, single)
+}
+
+/// The columns the statistics of `q` read (what a union of the two tables must carry).
+fn statistics_columns(q: &StatisticsQuery) -> String {
+    let mut cols = vec!["counter_unit", "counter_volume", "timestamp"];
+    for g in &q.groupby {
+        cols.push(g.column().unwrap_or("resource_metadata"));
+    }
+    for a in &q.aggregates {
+        if let Aggregate::Cardinality(g) = a {
+            cols.push(g.column().unwrap_or("resource_id"));
+        }
+    }
+    let mut seen = HashSet::new();
+    cols.retain(|c| seen.insert(*c));
+    cols.join(", ")
 }
 
 /// The statistics; grouped by unit too unless the meter's only unit is `unit`.
 fn run_statistics(
     c: &Connection,
     q: &StatisticsQuery,
-    filter: &str,
+    from: &str,
     args: &[SqlValue],
     origin: Option<i64>,
     unit: Option<&str>,
@@ -617,7 +725,7 @@ fn run_statistics(
             ));
         }
     }
-    let mut sql = format!("SELECT {} FROM meter{filter}", select.join(", "));
+    let mut sql = format!("SELECT {}{from}", select.join(", "));
     if !group.is_empty() {
         sql.push_str(&format!(" GROUP BY {}", group.join(", ")));
     }
@@ -755,15 +863,19 @@ fn query_resources(
 fn expire_before(c: &mut Connection, cutoff: i64) -> rusqlite::Result<u64> {
     // In slices, so that a large first sweep does not hold the write lock for long.
     let mut removed = 0u64;
-    loop {
-        let n = c.execute(
-            "DELETE FROM meter WHERE id IN \
-             (SELECT id FROM meter WHERE timestamp < ?1 LIMIT 10000)",
-            [cutoff],
-        )?;
-        removed += n as u64;
-        if n < 10000 {
-            break;
+    for table in ["meter", "meter_recent"] {
+        loop {
+            let n = c.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE id IN \
+                     (SELECT id FROM {table} WHERE timestamp < ?1 LIMIT 10000)"
+                ),
+                [cutoff],
+            )?;
+            removed += n as u64;
+            if n < 10000 {
+                break;
+            }
         }
     }
     let tx = c.transaction()?;
@@ -798,12 +910,21 @@ impl Storage for EmbeddedStore {
         let now = (self.clock)().timestamp_micros();
         let path = self.path.clone();
         let known = self.known_meters.clone();
+        let staging = self.staging.clone();
         let mut outcome = self
             .blocking(&self.writer, move |c| {
                 let mut known = known
                     .lock()
                     .map_err(|_| unavailable(&path, "meter cache lock poisoned".into()))?;
-                write_batch(c, &mut known, &batch, now).map_err(sql_err(&path))
+                let mut staging = staging
+                    .lock()
+                    .map_err(|_| unavailable(&path, "staging lock poisoned".into()))?;
+                let written = write_batch(c, &mut known, &mut staging, &batch, now);
+                if written.is_err() {
+                    // The transaction rolled back; the sizes it counted did not happen.
+                    staging.forget();
+                }
+                written.map_err(sql_err(&path))
             })
             .await?;
         outcome.refused = refused;
@@ -848,17 +969,70 @@ impl Storage for EmbeddedStore {
         let cutoff = cutoff.timestamp_micros();
         let path = self.path.clone();
         let known = self.known_meters.clone();
+        let staging = self.staging.clone();
         self.blocking(&self.writer, move |c| {
-            let removed = expire_before(c, cutoff).map_err(sql_err(&path))?;
+            let removed = expire_before(c, cutoff);
             if let Ok(mut k) = known.lock() {
                 k.clear();
             }
-            Ok(removed)
+            if let Ok(mut s) = staging.lock() {
+                s.forget();
+            }
+            removed.map_err(sql_err(&path))
         })
         .await
     }
 
     fn retention(&self) -> Retention {
         self.retention
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan's lines for `sql` (with `args` bound).
+    fn plan(c: &Connection, sql: &str, args: &[SqlValue]) -> Vec<String> {
+        let mut stmt = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<rusqlite::Result<_>>()
+            .expect("plan rows")
+    }
+
+    #[test]
+    fn newest_samples_are_read_in_index_order_with_nothing_to_sort() {
+        let c = Connection::open_in_memory().expect("memory db");
+        c.execute_batch(SCHEMA).expect("schema");
+        c.execute_batch(staging::SCHEMA).expect("staging schema");
+        let newest = SampleQuery {
+            limit: Some(100),
+            ..SampleQuery::default()
+        };
+        let of_meter = SampleQuery {
+            meter: Some("cpu".into()),
+            ..newest.clone()
+        };
+        let of_project = SampleQuery {
+            project_id: Some("p".into()),
+            ..newest.clone()
+        };
+        for q in [newest, of_meter, of_project] {
+            for sources in [Sources::MeterOnly, Sources::Both] {
+                let (sql, args) = samples_sql(&q, sources);
+                let lines = plan(&c, &sql, &args);
+                assert!(
+                    lines.iter().all(|l| !l.contains("TEMP B-TREE")),
+                    "{q:?} over {sources:?} sorts: {lines:#?}"
+                );
+                assert!(
+                    lines.iter().any(|l| l.contains("USING INDEX")),
+                    "{q:?} over {sources:?} reads an index: {lines:#?}"
+                );
+            }
+        }
     }
 }
