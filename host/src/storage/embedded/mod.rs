@@ -619,19 +619,23 @@ fn query_statistics(c: &mut Connection, q: &StatisticsQuery) -> rusqlite::Result
     let c = &*tx;
     let sources = Sources::probe(c)?;
     let (filter, args) = where_clause(&q.filter);
-    let args = sources.args(&args);
     // Periods start at the query's start, else at the first matching sample.
     let origin: Option<i64> = match (q.period, q.filter.start) {
         (None, _) => None,
         (Some(_), Some(t)) => Some(t.timestamp_micros()),
-        (Some(_), None) => c.query_row(
-            &format!(
-                "SELECT min(timestamp){}",
-                sources.from("timestamp", &filter)
-            ),
-            rusqlite::params_from_iter(args.iter()),
-            |r| r.get(0),
-        )?,
+        (Some(_), None) => {
+            // The minimum of each table's minimum: each an index probe.
+            let sql = match sources {
+                Sources::MeterOnly => format!("SELECT min(timestamp) FROM meter{filter}"),
+                Sources::Both => format!(
+                    "SELECT min(t) FROM (SELECT min(timestamp) AS t FROM meter{filter} \
+                     UNION ALL SELECT min(timestamp) AS t FROM meter_recent{filter})"
+                ),
+            };
+            c.query_row(&sql, rusqlite::params_from_iter(sources.args(&args)), |r| {
+                r.get(0)
+            })?
+        }
     };
     if q.period.is_some() && origin.is_none() {
         return Ok(Vec::new());
@@ -652,8 +656,7 @@ fn query_statistics(c: &mut Connection, q: &StatisticsQuery) -> rusqlite::Result
         [one] => Some(one.as_str()),
         _ => None,
     };
-    let from = sources.from(&statistics_columns(q), &filter);
-    run_statistics(c, q, &from, &args, origin, single)
+    run_statistics(c, q, (sources, &filter, &args), origin, single)
 }
 
 /// The columns the statistics of `q` read (what a union of the two tables must carry).
@@ -676,8 +679,7 @@ fn statistics_columns(q: &StatisticsQuery) -> String {
 fn run_statistics(
     c: &Connection,
     q: &StatisticsQuery,
-    from: &str,
-    args: &[SqlValue],
+    (sources, filter, args): (Sources, &str, &[SqlValue]),
     origin: Option<i64>,
     unit: Option<&str>,
 ) -> rusqlite::Result<Vec<Statistics>> {
@@ -705,33 +707,89 @@ fn run_statistics(
         group.push("1".into());
     }
     let fixed = select.len();
-    select.extend(
-        [
-            "count(*)",
-            "min(counter_volume)",
-            "max(counter_volume)",
-            "sum(counter_volume)",
-            "sum(counter_volume * counter_volume)",
-            "min(timestamp)",
-            "max(timestamp)",
-        ]
-        .map(str::to_owned),
-    );
+    let keys = select.clone();
+    let aggregates = [
+        "count(*)",
+        "min(counter_volume)",
+        "max(counter_volume)",
+        "sum(counter_volume)",
+        "sum(counter_volume * counter_volume)",
+        "min(timestamp)",
+        "max(timestamp)",
+    ];
+    select.extend(aggregates.map(str::to_owned));
+    let mut distinct = false;
     for a in &q.aggregates {
         if let Aggregate::Cardinality(g) = a {
+            distinct = true;
             select.push(format!(
                 "count(DISTINCT {})",
                 g.column().unwrap_or("resource_id")
             ));
         }
     }
-    let mut sql = format!("SELECT {}{from}", select.join(", "));
-    if !group.is_empty() {
-        sql.push_str(&format!(" GROUP BY {}", group.join(", ")));
-    }
-    select_args.extend(args.iter().cloned());
+    let group_by = if group.is_empty() {
+        String::new()
+    } else {
+        format!(" GROUP BY {}", group.join(", "))
+    };
+    let (sql, all_args) = match sources {
+        Sources::MeterOnly => (
+            format!("SELECT {} FROM meter{filter}{group_by}", select.join(", ")),
+            [select_args, args.to_vec()].concat(),
+        ),
+        // Distinct counts do not combine: one grouping over the rows of both tables.
+        Sources::Both if distinct => (
+            format!(
+                "SELECT {}{}{group_by}",
+                select.join(", "),
+                sources.from(&statistics_columns(q), filter)
+            ),
+            [select_args, sources.args(args)].concat(),
+        ),
+        // Each table grouped in its own index order, then the partial aggregates
+        // combined (a union would have to be sorted to be grouped).
+        Sources::Both => {
+            let aliased: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k} AS k{i}"))
+                .chain(
+                    aggregates
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| format!("{a} AS a{i}")),
+                )
+                .collect();
+            let arm = |table: &str| {
+                format!(
+                    "SELECT {} FROM {table}{filter}{group_by}",
+                    aliased.join(", ")
+                )
+            };
+            let outer: Vec<String> = (0..keys.len())
+                .map(|i| format!("k{i}"))
+                .chain(
+                    ["sum", "min", "max", "sum", "sum", "min", "max"]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| format!("{f}(a{i})")),
+                )
+                .collect();
+            let arm_args = [select_args, args.to_vec()].concat();
+            (
+                format!(
+                    "SELECT {} FROM ({} UNION ALL {}){group_by}",
+                    outer.join(", "),
+                    arm("meter"),
+                    arm("meter_recent")
+                ),
+                [arm_args.clone(), arm_args].concat(),
+            )
+        }
+    };
     let mut stmt = c.prepare_cached(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(select_args))?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(all_args))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
         let count: i64 = r.get(fixed)?;
