@@ -9,7 +9,7 @@
 //! validating a configuration, reported as an error.
 
 mod definition;
-pub mod jsonpath;
+pub use ceilo_jsonpath as jsonpath;
 
 use ceilo_plugin_api::{
     log_warn, Context, Notification, NotificationHandler, Parameters, Plugin, PluginError,

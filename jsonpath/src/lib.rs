@@ -1,5 +1,7 @@
-//! The value language of Ceilometer's `meters.yaml`: jsonpath-rw with the
-//! jsonpath-rw-ext extensions, as Ceilometer uses it — not RFC 9535.
+//! The value language of Ceilometer's definition files (`meters.yaml`'s values,
+//! `event_definitions.yaml`'s trait `fields`): jsonpath-rw with the jsonpath-rw-ext
+//! extensions, as Ceilometer uses it — not RFC 9535. Shared by the declarative
+//! notification handler (a plugin) and the host's event converter.
 //!
 //! - paths: `$.payload.size`, `payload.size` (from the root), `ctxt.user`,
 //!   `.[*]` / `[*]` (every element; applied to an object, the object itself),
@@ -640,7 +642,7 @@ fn call(f: &Func, v: &Value) -> Option<Value> {
         }
         Func::Sub(re, repl) => {
             let s = v.as_str()?;
-            let repl = crate::declarative::python_replacement(repl);
+            let repl = ceilo_plugin_api::compat::python_replacement(repl);
             Some(Value::String(re.replace_all(s, repl.as_str()).into_owned()))
         }
     }
