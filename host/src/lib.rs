@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod events;
 pub mod live;
 pub mod loader;
 pub mod logging;

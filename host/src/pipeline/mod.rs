@@ -9,7 +9,7 @@ mod meters;
 pub mod output;
 mod plugin_config;
 mod polling;
-mod positions;
+pub(crate) mod positions;
 mod sink;
 mod validator;
 mod wiring;

@@ -1,0 +1,18 @@
+//! Events: what Ceilometer's event pipeline makes of every notification besides its
+//! samples — typed traits picked out of the notification by `event_definitions.yaml`.
+//!
+//! - [`model`]: events, traits, trait types and their conversions;
+//! - [`definitions`]: the definitions file, compiled, with its errors located;
+//! - [`converter`]: a notification to its event (last matching definition wins);
+//! - `yaml`: definition files read as PyYAML reads them.
+
+pub mod converter;
+pub mod definitions;
+pub mod model;
+mod yaml;
+
+pub use converter::{ceilometer_shape, Conversion, Converter, ConverterOptions};
+pub use definitions::{
+    load, parse, DefinitionError, EventDefinition, LoadedDefinitions, TraitDefinition,
+};
+pub use model::{Event, Trait, TraitType, TraitValue};
