@@ -50,9 +50,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::PluginWorker { library } => ceilo_host::loader::serve_worker(&library)?,
-        Command::Validate { args } => {
+        Command::Validate {
+            args,
+            event_definitions,
+        } => {
             let stdout = std::io::stdout();
             validate_command(&args, &mut stdout.lock())?;
+            if let Some(file) = event_definitions {
+                ceilo_host::cli::validate_event_definitions(&file, &mut stdout.lock())?;
+            }
         }
         Command::Poll { once: _, args } => {
             let failures = poll_once_command(&args)?;

@@ -567,3 +567,51 @@ fn bad_definitions_are_reported_with_file_and_line() {
     let e = events::parse(Path::new("e.yaml"), "event_type: x\n").expect_err("not a list");
     assert!(e.to_string().contains("must be a list"), "{e}");
 }
+
+/// `ceilo validate --event-definitions FILE` with the default pipeline.
+fn validate_events(file: &Path) -> (i32, String, String) {
+    let plugins = ceilo_tests::built_in_plugin_dir();
+    let pipeline = ceilo_tests::workspace_root().join("pipeline.yaml");
+    ceilo_tests::run_ceilo(&[
+        "validate",
+        "--pipeline",
+        pipeline.to_str().expect("path"),
+        "--plugin-dir",
+        plugins.path().to_str().expect("path"),
+        "--event-definitions",
+        file.to_str().expect("path"),
+    ])
+}
+
+#[test]
+fn ceilo_validate_checks_event_definitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("event_definitions.yaml");
+    std::fs::write(
+        &bad,
+        "- event_type: a.*\n  traits:\n    n:\n      type: int\n      fields: payload.n(\n- event_type: b.*\n  traits:\n    p:\n      fields: payload.p\n      plugin: split\n",
+    )
+    .expect("write");
+    let (code, _, err) = validate_events(&bad);
+    assert_ne!(code, 0, "{err}");
+    let at = |line: usize| format!("{}:{line}:", bad.display());
+    assert!(err.contains("2 event definitions cannot be used"), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&at(3)) && l.contains("trait `n`") && l.contains("does not parse")),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&at(8)) && l.contains("no trait plugin named `split`")),
+        "{err}"
+    );
+    for file in shipped() {
+        let (code, out, err) = validate_events(&file);
+        assert_eq!(code, 0, "{}: {err}", file.display());
+        assert!(
+            out.contains(&format!("{} is valid:", file.display())),
+            "{out}"
+        );
+    }
+}

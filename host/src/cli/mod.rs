@@ -18,8 +18,8 @@ use crate::logging::LogFormat;
 pub use api_cmds::{api_command, ApiArgs};
 pub use host_args::{BoundsArgs, IsolationArgs, LiveArgs};
 pub use pipeline_cmds::{
-    agent_command, notification_command, poll_once_command, validate_command, NotificationArgs,
-    PipelineArgs, PipelineCommandError, StorageArgs,
+    agent_command, notification_command, poll_once_command, validate_command,
+    validate_event_definitions, NotificationArgs, PipelineArgs, PipelineCommandError, StorageArgs,
 };
 pub use plugins::{plugins_command, running_plugins_command, OutputFormat};
 pub use query_cmds::{query_command, ApiClientArgs, Query, QueryError};
@@ -78,6 +78,11 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         args: PipelineArgs,
+        /// Also check an event definitions file (Ceilometer's
+        /// `event_definitions.yaml` format): every definition that cannot be used is
+        /// reported with its line, and any makes the check fail.
+        #[arg(long, value_name = "FILE", env = "CEILO_EVENT_DEFINITIONS")]
+        event_definitions: Option<std::path::PathBuf>,
     },
     /// Run one polling cycle and print the samples the publishers would get, as JSON
     /// lines (publishers are not called).

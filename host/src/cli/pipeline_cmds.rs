@@ -104,9 +104,43 @@ pub enum PipelineCommandError {
     /// The API options are not usable.
     #[error("{0}")]
     Api(String),
+    /// An event definitions file holds definitions that cannot be used.
+    #[error("{}", definition_errors(.0))]
+    EventDefinitions(Vec<crate::events::DefinitionError>),
     /// Plugins could not be created (`ceilo validate`, or a service with `--strict`).
     #[error("{}", failed_list(.0))]
     PluginsFailed(Vec<(String, String)>),
+}
+
+fn definition_errors(errors: &[crate::events::DefinitionError]) -> String {
+    let n = errors.len();
+    let mut out = format!(
+        "{n} event definition{} cannot be used:",
+        if n == 1 { "" } else { "s" }
+    );
+    for e in errors {
+        out.push_str(&format!("\n  {e}"));
+    }
+    out
+}
+
+/// `ceilo validate --event-definitions FILE`: loads the file and reports it.
+pub fn validate_event_definitions(
+    file: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<(), PipelineCommandError> {
+    let loaded =
+        crate::events::load(file).map_err(|e| PipelineCommandError::EventDefinitions(vec![e]))?;
+    if !loaded.errors.is_empty() {
+        return Err(PipelineCommandError::EventDefinitions(loaded.errors));
+    }
+    writeln!(
+        out,
+        "{} is valid: {} event definition(s)",
+        file.display(),
+        loaded.definitions.len()
+    )?;
+    Ok(())
 }
 
 fn failed_list(failed: &[(String, String)]) -> String {
