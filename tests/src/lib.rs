@@ -798,3 +798,68 @@ pub fn series_sample(i: usize) -> ceilo_plugin_api::Sample {
     .with_project_id(format!("project-{}", r % 10))
     .with_timestamp(t0)
 }
+
+/// Where a storage test's store lives: a fresh embedded file, or a fresh database on
+/// the MongoDB-wire server tests/run.sh starts. Reopening gives the same data.
+pub struct StorePlace {
+    /// The store URL.
+    pub url: Option<String>,
+    /// The data directory (the embedded file's).
+    pub dir: tempfile::TempDir,
+}
+
+impl StorePlace {
+    /// A new embedded store.
+    pub fn embedded() -> StorePlace {
+        let dir = tempfile::tempdir().expect("tempdir");
+        StorePlace {
+            url: Some(format!("sqlite://{}/ceilo.db", dir.path().display())),
+            dir,
+        }
+    }
+
+    /// A new MongoDB database (none when the server is not running and services are
+    /// not required).
+    pub fn mongo() -> Option<StorePlace> {
+        Some(StorePlace {
+            url: Some(mongodb()?),
+            dir: tempfile::tempdir().expect("tempdir"),
+        })
+    }
+
+    /// Opens the store with `retention`.
+    pub async fn open(
+        &self,
+        retention: ceilo_host::storage::Retention,
+    ) -> std::sync::Arc<dyn ceilo_host::storage::Storage> {
+        ceilo_host::storage::open(self.url.as_deref(), self.dir.path(), retention)
+            .await
+            .expect("open store")
+    }
+}
+
+/// One test per store: `store_suite!(a, b)` runs `async fn a(place: Place)` (with
+/// `Place` the file's name for [`StorePlace`]) over an embedded store (module
+/// `embedded`) and over MongoDB (module `mongo`).
+#[macro_export]
+macro_rules! store_suite {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test($crate::StorePlace::embedded()).await;
+                }
+            )*
+        }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    let Some(place) = $crate::StorePlace::mongo() else { return };
+                    super::$test(place).await;
+                }
+            )*
+        }
+    };
+}

@@ -2,7 +2,6 @@
 //! (the SecantusDB server `tests/run.sh` starts). Each test gets a fresh file or a
 //! fresh database.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ceilo_host::storage::{
@@ -14,31 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 /// Where a test's store lives; reopening gives the same data.
-struct Place {
-    url: Option<String>,
-    dir: tempfile::TempDir,
-}
-
-impl Place {
-    fn embedded() -> Place {
-        let dir = tempfile::tempdir().expect("tempdir");
-        Place {
-            url: Some(format!("sqlite://{}/ceilo.db", dir.path().display())),
-            dir,
-        }
-    }
-    fn mongo() -> Option<Place> {
-        Some(Place {
-            url: Some(ceilo_tests::mongodb()?),
-            dir: tempfile::tempdir().expect("tempdir"),
-        })
-    }
-    async fn open(&self, retention: Retention) -> Arc<dyn Storage> {
-        storage::open(self.url.as_deref(), self.dir.path(), retention)
-            .await
-            .expect("open store")
-    }
-}
+use ceilo_tests::StorePlace as Place;
 
 fn at(secs: i64, micros: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_767_225_600 + secs, 0)
@@ -754,29 +729,7 @@ async fn conditions_compare_fields_and_metadata(place: Place) {
     );
 }
 
-macro_rules! suite {
-    ($($test:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(super::Place::embedded()).await;
-                }
-            )*
-        }
-        mod mongo {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    let Some(place) = super::Place::mongo() else { return };
-                    super::$test(place).await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+ceilo_tests::store_suite!(
     write_and_read_back_every_field,
     queries_filter_sort_and_limit,
     replayed_batch_is_stored_once,

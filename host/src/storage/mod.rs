@@ -10,10 +10,12 @@
 
 mod condition;
 mod embedded;
+mod events;
 mod limits;
 mod metadata_keys;
 mod model;
 mod mongo;
+mod mongo_events;
 mod statistics;
 mod url;
 
@@ -21,12 +23,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::{Event, Trait};
 use async_trait::async_trait;
 use ceilo_plugin_api::Sample;
 use chrono::{DateTime, Utc};
 
 pub use condition::{CondValue, Condition, Field, Op};
 pub use embedded::EmbeddedStore;
+pub use events::{trait_type_of_code, EventQuery, TraitDescription, TraitFilter};
 pub use limits::{unstorable, MAX_DOCUMENT_BYTES};
 pub use metadata_keys::{
     escape as escape_metadata_keys, path_problem as metadata_path_problem,
@@ -111,6 +115,26 @@ pub trait Storage: Send + Sync {
 
     /// The retention the store applies.
     fn retention(&self) -> Retention;
+
+    /// Stores events, each once by message id (a stored one counts as a duplicate);
+    /// `Ok` means every event of the batch is durably stored, now or before.
+    async fn record_events(&self, events: &[Event]) -> Result<WriteOutcome, StorageError>;
+
+    /// Events matching `query`, oldest first (then by message id), with their traits
+    /// by name.
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StorageError>;
+
+    /// Every stored event type, sorted.
+    async fn event_types(&self) -> Result<Vec<String>, StorageError>;
+
+    /// The trait names (with their types) of an event type's stored events, sorted.
+    async fn trait_descriptions(
+        &self,
+        event_type: &str,
+    ) -> Result<Vec<TraitDescription>, StorageError>;
+
+    /// Every value of trait `name` over an event type's stored events, oldest first.
+    async fn trait_values(&self, event_type: &str, name: &str) -> Result<Vec<Trait>, StorageError>;
 }
 
 /// Opens the store `url` names (none: the embedded default under `data_dir`),

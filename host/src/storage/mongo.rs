@@ -26,11 +26,14 @@ use super::embedded::describe_retention;
 use super::limits;
 use super::metadata_keys;
 use super::model::{from_micros, resource_updates, sample_type, Refusal};
+use super::mongo_events;
 use super::statistics::{finish, period_bounds, Aggregate, GroupBy};
 use super::{
-    CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
-    StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
+    CondValue, EventQuery, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery,
+    Statistics, StatisticsQuery, Storage, StorageError, StoredSample, TraitDescription,
+    WriteOutcome,
 };
+use crate::events::{Event, Trait};
 use crate::redact::{mask_url, shorten};
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -49,6 +52,7 @@ pub struct MongoStore {
     database: String,
     meter: Collection<Document>,
     resource: Collection<Document>,
+    event: Collection<Document>,
     retention: Retention,
 }
 
@@ -93,7 +97,8 @@ impl MongoStore {
             shown: format!("{shown} (database {database})"),
             database: database.to_owned(),
             meter: db.collection_with_options("meter", durable.clone()),
-            resource: db.collection_with_options("resource", durable),
+            resource: db.collection_with_options("resource", durable.clone()),
+            event: db.collection_with_options("event", durable),
             retention,
         };
         store.create_indexes(manage_retention).await?;
@@ -182,6 +187,22 @@ impl MongoStore {
             ])
             .await
             .map_err(|e| self.unavailable(format!("cannot create indexes on `meter`: {e}")))?;
+        self.event
+            .create_indexes([
+                named(
+                    doc! { "event_type": 1, "generated_us": 1 },
+                    "event_type_generated",
+                    false,
+                ),
+                named(doc! { "generated_us": 1 }, "event_generated", false),
+                named(
+                    doc! { "traits.trait_name": 1, "traits.trait_value": 1 },
+                    "event_traits",
+                    false,
+                ),
+            ])
+            .await
+            .map_err(|e| self.unavailable(format!("cannot create indexes on `event`: {e}")))?;
         self.resource
             .create_indexes([
                 named(doc! { "project_id": 1 }, "resource_project", false),
@@ -866,10 +887,60 @@ impl Storage for MongoStore {
             .delete_many(doc! { "last_us": { "$lt": cutoff } })
             .await
             .map_err(|e| self.unavailable(e))?;
+        self.event
+            .delete_many(doc! { "generated_us": { "$lt": cutoff } })
+            .await
+            .map_err(|e| self.unavailable(e))?;
         Ok(removed.deleted_count)
     }
 
     fn retention(&self) -> Retention {
         self.retention
+    }
+
+    async fn record_events(&self, events: &[Event]) -> Result<WriteOutcome, StorageError> {
+        mongo_events::record(&self.event, events)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StorageError> {
+        mongo_events::query(&self.event, query)
+            .await
+            .map_err(|e| self.unavailable(e))?
+            .into_iter()
+            .map(|e| e.map_err(|e| self.corrupt(e)))
+            .collect()
+    }
+
+    async fn event_types(&self) -> Result<Vec<String>, StorageError> {
+        mongo_events::event_types(&self.event)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    async fn trait_descriptions(
+        &self,
+        event_type: &str,
+    ) -> Result<Vec<TraitDescription>, StorageError> {
+        let traits = self.traits_of_type(event_type).await?;
+        Ok(mongo_events::descriptions(traits))
+    }
+
+    async fn trait_values(&self, event_type: &str, name: &str) -> Result<Vec<Trait>, StorageError> {
+        let mut traits = self.traits_of_type(event_type).await?;
+        traits.retain(|t| t.name == name);
+        Ok(traits)
+    }
+}
+
+impl MongoStore {
+    async fn traits_of_type(&self, event_type: &str) -> Result<Vec<Trait>, StorageError> {
+        mongo_events::traits_of_type(&self.event, event_type)
+            .await
+            .map_err(|e| self.unavailable(e))?
+            .into_iter()
+            .map(|t| t.map_err(|e| self.corrupt(e)))
+            .collect()
     }
 }

@@ -39,6 +39,7 @@ macro_rules! meter_columns {
     };
 }
 
+mod events;
 mod staging;
 
 use staging::{Sources, Staging, Table};
@@ -47,9 +48,11 @@ pub use staging::{MERGE_AT, STAGE_ABOVE};
 use super::model::{from_micros, resource_updates, sample_type};
 use super::statistics::{finish, period_bounds, stddev, Aggregate, GroupBy};
 use super::{
-    CondValue, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery, Statistics,
-    StatisticsQuery, Storage, StorageError, StoredSample, WriteOutcome,
+    CondValue, EventQuery, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery,
+    Statistics, StatisticsQuery, Storage, StorageError, StoredSample, TraitDescription,
+    WriteOutcome,
 };
+use crate::events::{Event, Trait};
 
 /// Bumped when the schema changes; older files are migrated on open.
 const SCHEMA_VERSION: i64 = 4;
@@ -293,6 +296,7 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
         // must not need the write lock).
         writer.execute_batch(SCHEMA).map_err(&e)?;
         writer.execute_batch(staging::SCHEMA).map_err(&e)?;
+        writer.execute_batch(events::SCHEMA).map_err(&e)?;
         return open_reader(path, writer);
     }
     let rebuild = (1..3).contains(&version);
@@ -320,6 +324,7 @@ fn open_connections(path: &Path) -> Result<(Connection, Connection), StorageErro
     }
     tx.execute_batch(SCHEMA).map_err(&e)?;
     tx.execute_batch(staging::SCHEMA).map_err(&e)?;
+    tx.execute_batch(events::SCHEMA).map_err(&e)?;
     if rebuild {
         tx.execute_batch(FILL_RESOURCES).map_err(&e)?;
         tracing::info!(target: "ceilo::storage", "embedded store {}: schema {version} → {SCHEMA_VERSION}: resources rebuilt per project from the samples", path.display());
@@ -1029,7 +1034,8 @@ impl Storage for EmbeddedStore {
         let known = self.known_meters.clone();
         let staging = self.staging.clone();
         self.blocking(&self.writer, move |c| {
-            let removed = expire_before(c, cutoff);
+            let removed =
+                expire_before(c, cutoff).and_then(|n| events::expire_before(c, cutoff).map(|_| n));
             if let Ok(mut k) = known.lock() {
                 k.clear();
             }
@@ -1043,6 +1049,59 @@ impl Storage for EmbeddedStore {
 
     fn retention(&self) -> Retention {
         self.retention
+    }
+
+    async fn record_events(&self, batch: &[Event]) -> Result<WriteOutcome, StorageError> {
+        let batch = batch.to_vec();
+        let path = self.path.clone();
+        self.blocking(&self.writer, move |c| {
+            events::record(c, &batch).map_err(sql_err(&path))
+        })
+        .await
+    }
+
+    async fn events(&self, query: &EventQuery) -> Result<Vec<Event>, StorageError> {
+        let q = query.clone();
+        let path = self.path.clone();
+        let rows = self
+            .blocking(&self.reader, move |c| {
+                events::query(c, &q).map_err(sql_err(&path))
+            })
+            .await?;
+        self.readable(rows)
+    }
+
+    async fn event_types(&self) -> Result<Vec<String>, StorageError> {
+        let path = self.path.clone();
+        self.blocking(&self.reader, move |c| {
+            events::event_types(c).map_err(sql_err(&path))
+        })
+        .await
+    }
+
+    async fn trait_descriptions(
+        &self,
+        event_type: &str,
+    ) -> Result<Vec<TraitDescription>, StorageError> {
+        let t = event_type.to_owned();
+        let path = self.path.clone();
+        let rows = self
+            .blocking(&self.reader, move |c| {
+                events::trait_descriptions(c, &t).map_err(sql_err(&path))
+            })
+            .await?;
+        self.readable(rows)
+    }
+
+    async fn trait_values(&self, event_type: &str, name: &str) -> Result<Vec<Trait>, StorageError> {
+        let (t, n) = (event_type.to_owned(), name.to_owned());
+        let path = self.path.clone();
+        let rows = self
+            .blocking(&self.reader, move |c| {
+                events::trait_values(c, &t, &n).map_err(sql_err(&path))
+            })
+            .await?;
+        self.readable(rows)
     }
 }
 
