@@ -98,7 +98,7 @@ for _ in $(seq 1 60); do
 done
 (exec 3<>/dev/tcp/127.0.0.1/27017) 2>/dev/null || { echo "SecantusDB did not start"; cat "$HOME/.cache/ceilo-tests/secantusd.log"; exit 1; }
 
-step "Ceilometer's API suite, client and code: gabbi, python-ceilometerclient 2.9.0, the ceilometer 8.1.5 sdist and ceilometer 27.0.0 from PyPI"
+step "Ceilometer's API suite, client and code: gabbi, python-ceilometerclient 2.9.0, the ceilometer 8.1.5 and panko 10.0.0 sdists and ceilometer 27.0.0 from PyPI"
 # Taken from the registry at test time, never committed; a virtual environment of its
 # own (gabbi's dependencies stay apart from SecantusDB's).
 suite="${CEILO_TEST_SUITES:-$HOME/.cache/ceilo-tests/suites}"
@@ -112,6 +112,12 @@ if [ ! -d "$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi/gabbits" ];
         --no-binary :all: 'ceilometer==8.1.5' -d "$suite/sdist"
     tar -xzf "$suite/sdist/ceilometer-8.1.5.tar.gz" -C "$suite"
 fi
+# Panko's events API suite (the events API moved there after Ceilometer 6.0.0).
+if [ ! -d "$suite/panko-10.0.0/panko/tests/functional/gabbi/gabbits" ]; then
+    "$suite/venv/bin/pip" download --quiet --disable-pip-version-check --no-deps \
+        --no-binary :all: 'panko==10.0.0' -d "$suite/sdist"
+    tar -xzf "$suite/sdist/panko-10.0.0.tar.gz" -C "$suite"
+fi
 # Ceilometer itself (its notifier publisher and signature code, with oslo.messaging)
 # for the mixed-fleet tests, in a virtual environment of its own.
 if [ ! -x "$suite/ceilometer-venv/bin/python" ] || ! "$suite/ceilometer-venv/bin/python" -c 'import ceilometer.publisher.messaging' 2>/dev/null; then
@@ -122,6 +128,7 @@ export CEILO_CEILOMETER_PYTHON="$suite/ceilometer-venv/bin/python"
 export CEILO_GABBI_RUN="$suite/venv/bin/gabbi-run"
 export CEILO_CEILOMETER_CLIENT="$suite/venv/bin/ceilometer"
 export CEILO_CEILOMETER_GABBI="$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi"
+export CEILO_PANKO_GABBI="$suite/panko-10.0.0/panko/tests/functional/gabbi"
 
 step "browser: Debian chromium and playwright-core (dashboard test)"
 if [ ! -x /usr/bin/chromium ]; then

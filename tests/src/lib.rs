@@ -863,3 +863,54 @@ macro_rules! store_suite {
         }
     };
 }
+
+/// Runs the gabbi YAML `yaml` with `gabbi_run` against `target`: the names of the
+/// tests that failed, how many ran, and gabbi's report.
+pub fn run_gabbi(
+    gabbi_run: &Path,
+    target: &str,
+    yaml: &str,
+) -> (std::collections::BTreeSet<String>, usize, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(gabbi_run)
+        .arg(target)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gabbi-run");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(yaml.as_bytes()).expect("feed gabbi-run");
+    }
+    let out = child.wait_with_output().expect("gabbi-run");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut failed = std::collections::BTreeSet::new();
+    let mut ran = 0;
+    for line in report.lines() {
+        let (ok, rest) = if let Some(r) = line.strip_prefix("... ✓ ") {
+            (true, r)
+        } else if let Some(r) = line.strip_prefix("... ✗ ") {
+            (false, r)
+        } else {
+            continue;
+        };
+        ran += 1;
+        let name = rest
+            .trim_start_matches("gabbi-runner.input_")
+            .split(':')
+            .next()
+            .unwrap_or(rest)
+            .trim()
+            .to_owned();
+        if !ok {
+            failed.insert(name);
+        }
+    }
+    (failed, ran, report)
+}

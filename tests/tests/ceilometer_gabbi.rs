@@ -17,7 +17,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use ceilo_tests::*;
 
@@ -101,47 +100,8 @@ fn run_file(
     if yaml.contains("SampleDataFixture") {
         load_sample_data(&target);
     }
-    let mut child = Command::new(gabbi_run)
-        .arg(&target)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gabbi-run");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(yaml.as_bytes()).expect("feed gabbi-run");
-    }
-    let out = child.wait_with_output().expect("gabbi-run");
+    let (failed, ran, report) = run_gabbi(gabbi_run, &target, &yaml);
     let _ = stop_ceilo(api, std::time::Duration::from_secs(20));
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut failed = BTreeSet::new();
-    let mut ran = 0;
-    for line in report.lines() {
-        let (ok, rest) = if let Some(r) = line.strip_prefix("... ✓ ") {
-            (true, r)
-        } else if let Some(r) = line.strip_prefix("... ✗ ") {
-            (false, r)
-        } else {
-            continue;
-        };
-        ran += 1;
-        let name = rest
-            .trim_start_matches("gabbi-runner.input_")
-            .split(':')
-            .next()
-            .unwrap_or(rest)
-            .trim()
-            .to_owned();
-        if !ok {
-            failed.insert(name);
-        }
-    }
     (failed, ran, report)
 }
 

@@ -206,12 +206,12 @@ async fn event_types_and_their_traits(place: Place) {
             .expect("traits"),
         [
             TraitDescription {
-                name: "ate".into(),
-                trait_type: TraitType::Int
-            },
-            TraitDescription {
                 name: "type".into(),
                 trait_type: TraitType::Text
+            },
+            TraitDescription {
+                name: "ate".into(),
+                trait_type: TraitType::Int
             },
         ]
     );

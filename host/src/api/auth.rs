@@ -133,6 +133,12 @@ impl SharedAuth {
         auth.principal(headers)
     }
 
+    /// Whether the API runs without tokens (`--no-auth`).
+    pub fn is_open(&self) -> bool {
+        let auth = self.current.read().unwrap_or_else(|p| p.into_inner());
+        matches!(*auth, Auth::Open)
+    }
+
     /// Puts `auth` in force for the requests that follow.
     pub fn replace(&self, auth: Auth) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = auth;

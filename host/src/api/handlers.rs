@@ -307,10 +307,10 @@ pub async fn capabilities(State(st): State<ApiState>, headers: HeaderMap) -> Ans
             "statistics:aggregation:selectable:count": true,
             "statistics:aggregation:selectable:stddev": true,
             "statistics:aggregation:selectable:cardinality": true,
-            "events:query:simple": false,
+            "events:query:simple": true,
         },
         "storage": {"storage:production_ready": true},
-        "event_storage": {"storage:production_ready": false},
+        "event_storage": {"storage:production_ready": true},
     })))
 }
 

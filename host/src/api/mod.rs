@@ -6,6 +6,7 @@ mod auth;
 mod complex_query;
 mod dashboard;
 mod error;
+mod events;
 mod handlers;
 mod models;
 mod post;
@@ -186,6 +187,27 @@ fn routes() -> Router<ApiState> {
         .route(
             "/v2/capabilities",
             get(handlers::capabilities).fallback(only("GET")),
+        )
+        .route("/v2/events", get(events::events).fallback(only("GET")))
+        .route(
+            "/v2/events/{message_id}",
+            get(events::event).fallback(only("GET")),
+        )
+        .route(
+            "/v2/event_types",
+            get(events::event_types).fallback(only("GET")),
+        )
+        .route(
+            "/v2/event_types/{event_type}",
+            get(events::event_type).fallback(only("GET")),
+        )
+        .route(
+            "/v2/event_types/{event_type}/traits",
+            get(events::traits).fallback(only("GET")),
+        )
+        .route(
+            "/v2/event_types/{event_type}/traits/{name}",
+            get(events::trait_values).fallback(only("GET")),
         )
         .route(
             "/v2/query/samples",

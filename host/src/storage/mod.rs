@@ -127,7 +127,8 @@ pub trait Storage: Send + Sync {
     /// Every stored event type, sorted.
     async fn event_types(&self) -> Result<Vec<String>, StorageError>;
 
-    /// The trait names (with their types) of an event type's stored events, sorted.
+    /// The trait names (with their types) of an event type's stored events: by type
+    /// (text, int, float, datetime), then by name, as Panko's SQL store lists them.
     async fn trait_descriptions(
         &self,
         event_type: &str,

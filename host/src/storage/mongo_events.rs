@@ -234,7 +234,8 @@ pub(super) async fn traits_of_type(
     Ok(out)
 }
 
-/// The (name, type) pairs of `traits`, sorted and unique.
+/// The (name, type) pairs of `traits`, unique, in the order of
+/// [`Storage::trait_descriptions`](crate::storage::Storage::trait_descriptions).
 pub(super) fn descriptions(traits: Vec<Trait>) -> Vec<TraitDescription> {
     let mut d: Vec<TraitDescription> = traits
         .into_iter()
@@ -243,7 +244,7 @@ pub(super) fn descriptions(traits: Vec<Trait>) -> Vec<TraitDescription> {
             name: t.name,
         })
         .collect();
-    d.sort();
+    d.sort_by(|a, b| (a.trait_type.code(), &a.name).cmp(&(b.trait_type.code(), &b.name)));
     d.dedup();
     d
 }

@@ -202,7 +202,7 @@ pub(super) fn trait_descriptions(
 ) -> rusqlite::Result<Vec<Result<TraitDescription, String>>> {
     c.prepare_cached(
         "SELECT DISTINCT t.name, t.type FROM event_trait t JOIN event e ON e.id = t.event_id \
-         WHERE e.event_type = ?1 ORDER BY t.name, t.type",
+         WHERE e.event_type = ?1 ORDER BY t.type, t.name",
     )?
     .query_map([event_type], |r| {
         let name: String = r.get(0)?;
