@@ -53,11 +53,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate {
             args,
             event_definitions,
+            event_pipeline,
         } => {
             let stdout = std::io::stdout();
             validate_command(&args, &mut stdout.lock())?;
             if let Some(file) = event_definitions {
                 ceilo_host::cli::validate_event_definitions(&file, &mut stdout.lock())?;
+            }
+            if let Some(file) = event_pipeline {
+                ceilo_host::cli::validate_event_pipeline(&file, &mut stdout.lock())?;
             }
         }
         Command::Poll { once: _, args } => {

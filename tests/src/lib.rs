@@ -914,3 +914,40 @@ pub fn run_gabbi(
     }
     (failed, ran, report)
 }
+
+/// The `event_definitions.yaml` files Ceilometer 8.1.5 (sdist) and 27.0.0 (package)
+/// ship, in that order (fetched by tests/run.sh). Fewer than both: the test skips,
+/// or fails under `CEILO_REQUIRE_SERVICES=1`.
+pub fn ceilometer_event_definitions() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(gabbi) = std::env::var_os("CEILO_CEILOMETER_GABBI").map(PathBuf::from) {
+        // <sdist>/ceilometer/tests/functional/gabbi → <sdist>/etc/ceilometer
+        if let Some(root) = gabbi.ancestors().nth(4) {
+            out.push(root.join("etc/ceilometer/event_definitions.yaml"));
+        }
+    }
+    if let Some(python) = std::env::var_os("CEILO_CEILOMETER_PYTHON").map(PathBuf::from) {
+        // <venv>/bin/python → <venv>/lib/python3.*/site-packages/ceilometer/…
+        if let Some(venv) = python.parent().and_then(std::path::Path::parent) {
+            let lib = venv.join("lib");
+            for entry in std::fs::read_dir(&lib).into_iter().flatten().flatten() {
+                let f = entry
+                    .path()
+                    .join("site-packages/ceilometer/pipeline/data/event_definitions.yaml");
+                if f.is_file() {
+                    out.push(f);
+                }
+            }
+        }
+    }
+    out.retain(|f| f.is_file());
+    if out.len() < 2 {
+        if std::env::var("CEILO_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("Ceilometer's event_definitions.yaml files are missing (found {out:?}; CEILO_CEILOMETER_GABBI, CEILO_CEILOMETER_PYTHON) and CEILO_REQUIRE_SERVICES=1: tests/run.sh fetches them");
+        }
+        eprintln!(
+            "skipped: Ceilometer's sdist and package are not set up (tests/run.sh fetches them)"
+        );
+    }
+    out
+}

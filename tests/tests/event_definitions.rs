@@ -3,7 +3,9 @@
 //! ceilo cases) and against the `event_definitions.yaml` files Ceilometer ships
 //! (8.1.5's sdist and 27.0.0's package, both fetched by tests/run.sh).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use ceilo_tests::ceilometer_event_definitions;
 
 use ceilo_host::events::{
     self, ceilometer_shape, Conversion, Converter, ConverterOptions, EventDefinition,
@@ -457,44 +459,9 @@ fn oslo_notifications_take_ceilometers_shape() {
     assert_eq!(ceilometer_shape(&body), body);
 }
 
-/// Ceilometer's shipped definitions files (fetched by tests/run.sh).
-fn shipped() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Some(gabbi) = std::env::var_os("CEILO_CEILOMETER_GABBI").map(PathBuf::from) {
-        // <sdist>/ceilometer/tests/functional/gabbi → <sdist>/etc/ceilometer
-        if let Some(root) = gabbi.ancestors().nth(4) {
-            out.push(root.join("etc/ceilometer/event_definitions.yaml"));
-        }
-    }
-    if let Some(python) = std::env::var_os("CEILO_CEILOMETER_PYTHON").map(PathBuf::from) {
-        // <venv>/bin/python → <venv>/lib/python3.*/site-packages/ceilometer/…
-        if let Some(venv) = python.parent().and_then(Path::parent) {
-            let lib = venv.join("lib");
-            for entry in std::fs::read_dir(&lib).into_iter().flatten().flatten() {
-                let f = entry
-                    .path()
-                    .join("site-packages/ceilometer/pipeline/data/event_definitions.yaml");
-                if f.is_file() {
-                    out.push(f);
-                }
-            }
-        }
-    }
-    out.retain(|f| f.is_file());
-    if out.len() < 2 {
-        if std::env::var("CEILO_REQUIRE_SERVICES").as_deref() == Ok("1") {
-            panic!("Ceilometer's event_definitions.yaml files are missing (found {out:?}; CEILO_CEILOMETER_GABBI, CEILO_CEILOMETER_PYTHON) and CEILO_REQUIRE_SERVICES=1: tests/run.sh fetches them");
-        }
-        eprintln!(
-            "skipped: Ceilometer's sdist and package are not set up (tests/run.sh fetches them)"
-        );
-    }
-    out
-}
-
 #[test]
 fn ceilometers_shipped_definitions_load_with_none_rejected() {
-    for file in shipped() {
+    for file in ceilometer_event_definitions() {
         let loaded = events::load(&file).expect("loads");
         assert!(
             loaded.errors.is_empty(),
@@ -606,7 +573,7 @@ fn ceilo_validate_checks_event_definitions() {
             .any(|l| l.contains(&at(8)) && l.contains("no trait plugin named `split`")),
         "{err}"
     );
-    for file in shipped() {
+    for file in ceilometer_event_definitions() {
         let (code, out, err) = validate_events(&file);
         assert_eq!(code, 0, "{}: {err}", file.display());
         assert!(

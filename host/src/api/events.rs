@@ -21,20 +21,11 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::query::{self, RawCondition};
 use super::ApiState;
+use crate::events::model::isoformat;
 use crate::events::{Event, Trait, TraitValue};
 use crate::storage::{EventQuery, Op, TraitFilter};
 
 type Answer = Result<Json<Value>, ApiError>;
-
-/// Python's `datetime.isoformat()` of a UTC time (no offset; microseconds only
-/// when there are some), as Panko writes times.
-fn isoformat(t: DateTime<Utc>) -> String {
-    if t.timestamp_subsec_micros() == 0 {
-        t.format("%Y-%m-%dT%H:%M:%S").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-    }
-}
 
 /// Python's `str()` of a float (`1.0`, not `1`).
 fn python_float(f: f64) -> String {

@@ -1,6 +1,7 @@
 //! The `ceilo` command line.
 
 mod api_cmds;
+mod event_args;
 mod host_args;
 mod pipeline_cmds;
 mod plugins;
@@ -16,10 +17,12 @@ use clap::{Parser, Subcommand};
 use crate::logging::LogFormat;
 
 pub use api_cmds::{api_command, ApiArgs};
+pub use event_args::EventArgs;
 pub use host_args::{BoundsArgs, IsolationArgs, LiveArgs};
 pub use pipeline_cmds::{
     agent_command, notification_command, poll_once_command, validate_command,
-    validate_event_definitions, NotificationArgs, PipelineArgs, PipelineCommandError, StorageArgs,
+    validate_event_definitions, validate_event_pipeline, NotificationArgs, PipelineArgs,
+    PipelineCommandError, StorageArgs,
 };
 pub use plugins::{plugins_command, running_plugins_command, OutputFormat};
 pub use query_cmds::{query_command, ApiClientArgs, Query, QueryError};
@@ -83,6 +86,9 @@ pub enum Command {
         /// reported with its line, and any makes the check fail.
         #[arg(long, value_name = "FILE", env = "CEILO_EVENT_DEFINITIONS")]
         event_definitions: Option<std::path::PathBuf>,
+        /// Also check an event pipeline (Ceilometer's `event_pipeline.yaml` format).
+        #[arg(long, value_name = "FILE", env = "CEILO_EVENT_PIPELINE")]
+        event_pipeline: Option<std::path::PathBuf>,
     },
     /// Run one polling cycle and print the samples the publishers would get, as JSON
     /// lines (publishers are not called).

@@ -104,6 +104,9 @@ pub enum PipelineCommandError {
     /// The API options are not usable.
     #[error("{0}")]
     Api(String),
+    /// An event pipeline's output could not be opened.
+    #[error(transparent)]
+    EventWiring(#[from] crate::events::EventWiringError),
     /// An event definitions file holds definitions that cannot be used.
     #[error("{}", definition_errors(.0))]
     EventDefinitions(Vec<crate::events::DefinitionError>),
@@ -140,6 +143,34 @@ pub fn validate_event_definitions(
         file.display(),
         loaded.definitions.len()
     )?;
+    Ok(())
+}
+
+/// `ceilo validate --event-pipeline FILE`: loads the file and prints its routes.
+pub fn validate_event_pipeline(
+    file: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<(), PipelineCommandError> {
+    let config =
+        crate::pipeline::load_event_pipeline(file).map_err(PipelineCommandError::Config)?;
+    writeln!(out, "{} is valid:", file.display())?;
+    for s in &config.sources {
+        writeln!(
+            out,
+            "  event source `{}` ({}) → {}",
+            s.name,
+            s.events.patterns().join(", "),
+            s.sinks.join(", ")
+        )?;
+    }
+    for s in &config.sinks {
+        let urls: Vec<String> = s
+            .publishers
+            .iter()
+            .map(|p| crate::redact::mask_url(&p.url))
+            .collect();
+        writeln!(out, "  event sink `{}` → {}", s.name, urls.join(", "))?;
+    }
     Ok(())
 }
 
@@ -696,6 +727,8 @@ pub struct NotificationArgs {
     /// Messages in flight per agent.
     #[arg(long, default_value_t = 64)]
     pub prefetch: u16,
+    #[command(flatten)]
+    pub events: super::EventArgs,
 }
 
 /// `ceilo notification`: consumes notifications until SIGINT or SIGTERM.
@@ -707,7 +740,8 @@ pub fn notification_command(
     let l = load(args)?;
     let rt = new_runtime()?;
     let mut host = settings(args);
-    if uses_direct(&l.config) {
+    let event_config = n.events.pipeline_config()?;
+    if uses_direct(&l.config) || event_config.as_ref().is_some_and(|c| c.uses_direct()) {
         host.storage = Some(open_store(&rt, &args.storage, &args.data_dir)?);
     }
     let runtime = pipeline::wire(
@@ -718,6 +752,9 @@ pub fn notification_command(
         &host,
         false,
     )?;
+    let events =
+        n.events
+            .event_work(event_config.as_ref(), &args.data_dir, host.storage.as_ref())?;
     let handlers = notification_handlers(&l, &host);
     tracing::info!(
         target: "ceilo::notification",
@@ -747,7 +784,7 @@ pub fn notification_command(
             notification: Some(swaps),
             ..Default::default()
         };
-        let service = notification::run(settings, handlers, runtime, stop, Some(swapped));
+        let service = notification::run(settings, handlers, runtime, events, stop, Some(swapped));
         (targets, service)
     })?;
     tracing::info!(target: "ceilo::notification", "stopped");

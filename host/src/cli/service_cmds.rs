@@ -80,6 +80,9 @@ pub struct RunArgs {
     /// Also consume OpenStack notifications from this broker (off when not given).
     #[arg(long, env = "CEILO_AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<String>,
+    /// Events of the notifications consumed (with --amqp-url).
+    #[command(flatten)]
+    pub events: super::EventArgs,
     #[command(flatten)]
     pub api: super::ApiArgs,
 }
@@ -117,6 +120,15 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
         pipeline: Some(ingress.clone()),
         deployment: args.api.deployment(),
     };
+    let event_config = args.events.pipeline_config()?;
+    if event_config.is_some() && args.amqp_url.is_none() {
+        return Err(PipelineCommandError::Api(
+            "--event-pipeline makes events of notifications: give --amqp-url (or CEILO_AMQP_URL) to consume them".into(),
+        ));
+    }
+    let events =
+        args.events
+            .event_work(event_config.as_ref(), &p.data_dir, host.storage.as_ref())?;
     let notifications = match &args.amqp_url {
         Some(url) => {
             let handlers = notification_handlers(&l, &host);
@@ -188,6 +200,14 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
                 "off (give --amqp-url or CEILO_AMQP_URL to consume OpenStack notifications)".into(),
         }
     )?;
+    writeln!(
+        out,
+        "  events:        {}",
+        match &event_config {
+            Some(c) => format!("by {}", c.file.display()),
+            None => "off (give --event-pipeline to make events of notifications)".into(),
+        }
+    )?;
     out.flush()?;
 
     let store = handle.store;
@@ -239,6 +259,7 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
                 settings,
                 handlers,
                 runtime,
+                events,
                 stop.clone(),
                 Some(notification_swapped),
             ));

@@ -4,11 +4,15 @@
 //! - [`model`]: events, traits, trait types and their conversions;
 //! - [`definitions`]: the definitions file, compiled, with its errors located;
 //! - [`converter`]: a notification to its event (last matching definition wins);
+//! - [`pipeline`]: `event_pipeline.yaml` wired: events to their sinks;
+//! - [`publish`]: the outputs of event sinks (`direct://`, `file:`);
 //! - `yaml`: definition files read as PyYAML reads them.
 
 pub mod converter;
 pub mod definitions;
 pub mod model;
+pub mod pipeline;
+pub mod publish;
 mod yaml;
 
 pub use converter::{ceilometer_shape, Conversion, Converter, ConverterOptions};
@@ -16,3 +20,4 @@ pub use definitions::{
     load, parse, DefinitionError, EventDefinition, LoadedDefinitions, TraitDefinition,
 };
 pub use model::{Event, Trait, TraitType, TraitValue};
+pub use pipeline::{EventPipeline, EventWiringError};

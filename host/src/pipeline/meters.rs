@@ -17,8 +17,16 @@ pub struct MeterFilter {
 impl MeterFilter {
     /// Compiles a `meters` list; the error says which rule it breaks.
     pub fn new(meters: &[String]) -> Result<Self, String> {
+        Self::of("meter", meters)
+    }
+
+    /// Compiles a list of `what` names (`meter`, `event`: an event pipeline's
+    /// `events` follow the same rules); errors are worded for `what`.
+    pub fn of(what: &str, meters: &[String]) -> Result<Self, String> {
         if meters.is_empty() {
-            return Err("no meters: list at least one meter pattern (\"*\" for all)".into());
+            return Err(format!(
+                "no {what}s: list at least one {what} pattern (\"*\" for all)"
+            ));
         }
         let included: Vec<&String> = meters
             .iter()
@@ -26,12 +34,12 @@ impl MeterFilter {
             .collect();
         let excluded = meters.iter().any(|m| m.starts_with('!'));
         if !included.is_empty() && excluded {
-            return Err("both included and excluded meters: list either meters to take or `!meters` to leave out, not both".into());
+            return Err(format!("both included and excluded {what}s: list either {what}s to take or `!{what}s` to leave out, not both"));
         }
         if meters.iter().any(|m| m == "*") && !included.is_empty() {
-            return Err(
-                "included meters with the wildcard `*`: `*` already takes every meter".into(),
-            );
+            return Err(format!(
+                "included {what}s with the wildcard `*`: `*` already takes every {what}"
+            ));
         }
         let compile =
             |p: &str| Pattern::new(p).map_err(|e| format!("`{p}` is not a valid pattern: {e}"));

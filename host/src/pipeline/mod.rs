@@ -4,6 +4,7 @@
 mod config;
 mod direct;
 mod error;
+mod event_config;
 mod legacy;
 mod meters;
 pub mod output;
@@ -20,6 +21,10 @@ pub use config::{
 };
 pub use direct::{DirectOutput, StoreHandle};
 pub use error::{ConfigError, ConfigErrors};
+pub use event_config::{
+    load_event_pipeline, parse_event_pipeline, EventPipelineConfig, EventSinkConfig,
+    EventSourceConfig, EVENT_FILE_SCHEME,
+};
 pub use meters::MeterFilter;
 pub use plugin_config::{load_plugin_params, PluginParams};
 pub use polling::{load_polling, parse_polling, PollingConfig, PollingSource};

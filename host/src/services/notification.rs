@@ -5,6 +5,11 @@
 //! `event_type`) is logged with its id and rejected to the dead-letter queue — never
 //! redelivered forever. Several agents on one queue share the load.
 //!
+//! With an event pipeline, each notification also becomes its event (by the event
+//! definitions), and a batch is acked only once its events, too, reached their
+//! outputs; if an output does not take them, the session ends unacked and the
+//! batch is redelivered after the reconnect.
+//!
 //! Topology: the queue `ceilo.<topic>` (durable, dead-lettering to
 //! `ceilo.<topic>.dlx` → `ceilo.<topic>.dead`) is bound with routing key `<topic>`
 //! to each control exchange (topic exchanges, declared non-durable as oslo.messaging
@@ -26,6 +31,7 @@ use lapin::ExchangeKind;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::events::{ceilometer_shape, Conversion, Converter, EventPipeline};
 use crate::loader::NotificationInstance;
 use crate::pipeline::{Runtime, Sink};
 use crate::redact::mask_url;
@@ -89,17 +95,30 @@ pub struct Swap {
     pub applied: tokio::sync::oneshot::Sender<()>,
 }
 
+/// What makes and publishes events (none: samples only).
+pub struct EventWork {
+    /// Notifications to events.
+    pub converter: Converter,
+    /// Events to their outputs.
+    pub pipeline: EventPipeline,
+}
+
 /// Runs until `shutdown`; reconnects with backoff whenever the broker goes away.
 /// Takes new handlers and pipelines from `swaps` (live reloads).
 pub async fn run(
     settings: NotificationSettings,
     handlers: Vec<Handler>,
     runtime: Runtime,
+    events: Option<EventWork>,
     mut shutdown: watch::Receiver<bool>,
     swaps: Option<tokio::sync::mpsc::Receiver<Swap>>,
 ) {
     let shown = mask_url(&settings.amqp_url);
-    let state = Arc::new(Mutex::new(Work { handlers, runtime }));
+    let state = Arc::new(Mutex::new(Work {
+        handlers,
+        runtime,
+        events,
+    }));
     let swapper = swaps.map(|rx| tokio::spawn(take_swaps(rx, state.clone())));
     let mut reconnect = Reconnect::default();
     while !*shutdown.borrow() {
@@ -166,6 +185,7 @@ async fn take_swaps(mut rx: tokio::sync::mpsc::Receiver<Swap>, state: Arc<Mutex<
 struct Work {
     handlers: Vec<Handler>,
     runtime: Runtime,
+    events: Option<EventWork>,
 }
 
 /// Why a consuming session ended.
@@ -177,6 +197,8 @@ enum SessionError {
     Broker(#[from] crate::services::broker::BrokerError),
     #[error("the broker cancelled the consumer")]
     Cancelled,
+    #[error("events not published, the batch goes back to the queue: {0}")]
+    Events(String),
 }
 
 async fn session(
@@ -275,10 +297,11 @@ async fn session(
         let work = state.clone();
         let outcomes = tokio::task::spawn_blocking(move || match work.lock() {
             Ok(mut w) => handle_batch(&mut w, bodies),
-            Err(_) => Vec::new(),
+            Err(_) => Ok(Vec::new()),
         })
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|_| Ok(Vec::new()))
+        .map_err(SessionError::Events)?;
         // One ack for the whole batch when every message went through; otherwise one
         // by one, rejecting the malformed ones.
         if outcomes.len() == batch.len() && outcomes.iter().all(Result::is_ok) {
@@ -317,9 +340,14 @@ fn message_id(d: &Delivery) -> Option<String> {
     d.properties.message_id().as_ref().map(|s| s.to_string())
 }
 
-/// Decodes, dispatches and publishes a batch; one outcome per message (`Err`: reject).
-fn handle_batch(w: &mut Work, bodies: Vec<(Option<String>, Vec<u8>)>) -> Vec<Result<(), String>> {
+/// Decodes, dispatches and publishes a batch; one outcome per message (`Err`:
+/// reject). `Err` as a whole: the batch's events were not published.
+fn handle_batch(
+    w: &mut Work,
+    bodies: Vec<(Option<String>, Vec<u8>)>,
+) -> Result<Vec<Result<(), String>>, String> {
     let mut outcomes = Vec::with_capacity(bodies.len());
+    let mut events = Vec::new();
     for (_id, body) in bodies {
         let (notification, enveloped) = match decode(&body) {
             Ok(n) => n,
@@ -348,6 +376,11 @@ fn handle_batch(w: &mut Work, bodies: Vec<(Option<String>, Vec<u8>)>) -> Vec<Res
         if !samples.is_empty() {
             route(&w.runtime, samples);
         }
+        if let Some(ew) = &w.events {
+            if let Some(e) = to_event(&ew.converter, &notification, &event_type) {
+                events.push(e);
+            }
+        }
         outcomes.push(Ok(()));
     }
     for sink in &w.runtime.sinks {
@@ -355,7 +388,38 @@ fn handle_batch(w: &mut Work, bodies: Vec<(Option<String>, Vec<u8>)>) -> Vec<Res
             s.flush();
         }
     }
-    outcomes
+    if let (Some(ew), false) = (&mut w.events, events.is_empty()) {
+        ew.pipeline.publish(&events)?;
+    }
+    Ok(outcomes)
+}
+
+/// The event of a notification, if it makes one. A notification that cannot be an
+/// event (no message id or timestamp) is logged and still acked: its samples went
+/// through (Ceilometer's `ack_on_event_error`, on by default).
+fn to_event(
+    converter: &Converter,
+    notification: &Value,
+    event_type: &str,
+) -> Option<crate::events::Event> {
+    let priority = notification
+        .get("priority")
+        .and_then(Value::as_str)
+        .unwrap_or("info")
+        .to_ascii_lowercase();
+    match converter.convert(&priority, &ceilometer_shape(notification)) {
+        Ok(Conversion::Event(e, left_out)) => {
+            for why in left_out {
+                tracing::warn!(target: "ceilo::events", event_type, message_id = %e.message_id, "trait left out: {why}");
+            }
+            Some(e)
+        }
+        Ok(Conversion::Unmatched) => None,
+        Err(why) => {
+            tracing::warn!(target: "ceilo::events", event_type, "no event made: {why}");
+            None
+        }
+    }
 }
 
 /// Samples to every source whose meters they pass, then to its sinks.

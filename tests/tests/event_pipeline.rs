@@ -1,0 +1,386 @@
+//! `ceilo notification` with an event pipeline, on a real RabbitMQ: Nova, Cinder
+//! and Glance notifications become their samples *and* their events, by Ceilometer
+//! 27.0.0's shipped `event_definitions.yaml`; the events reach `direct://` (the
+//! store, then the events API) and `file:`; malformed messages are dead-lettered
+//! and make no event. Then definitions written for the converter's rules (later
+//! definitions win, exclusions, typed traits, drop_unmatched, store_raw) run
+//! through the same agent.
+
+use std::time::Duration;
+
+use ceilo_host::events::{Event, TraitValue};
+use ceilo_host::storage::{self, EventQuery, Retention};
+use ceilo_tests::*;
+use serde_json::Value;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(workspace_root().join("tests/notifications").join(name)).expect("fixture")
+}
+
+/// Runs `ceilo notification` with the event pipeline `event_pipeline` (and `extra`
+/// arguments) over `notifications`; the events stored, oldest first, and the log.
+fn run_agent(
+    url: &str,
+    data: &std::path::Path,
+    event_pipeline: &str,
+    extra: &[&str],
+    notifications: Vec<Vec<u8>>,
+    expect_events: usize,
+) -> (Vec<Event>, String) {
+    let plugins = notification_plugin_dir();
+    let pipeline = data.join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "sources:\n  - name: n\n    meters: [\"*\"]\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: [\"file:samples.json\"]\n",
+    )
+    .expect("pipeline");
+    let events_file = data.join("event_pipeline.yaml");
+    std::fs::write(&events_file, event_pipeline).expect("event pipeline");
+    let (exchange, topic) = (unique("nova-events"), unique("notifications.info"));
+    let mut args = vec![
+        "--exchange",
+        &exchange,
+        "--topic",
+        &topic,
+        "--event-pipeline",
+        events_file.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    let agent = spawn_service(
+        "notification",
+        &pipeline,
+        plugins.path(),
+        data,
+        &args,
+        &[("CEILO_AMQP_URL", url)],
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // the agent declares its queue
+    publish_notifications(url, &exchange, &topic, notifications);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let store_url = format!("sqlite://{}/ceilo.db", data.display());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut found = Vec::new();
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300));
+        if !data.join("ceilo.db").is_file() {
+            continue;
+        }
+        found = rt.block_on(async {
+            let store = storage::open(Some(&store_url), data, Retention::default())
+                .await
+                .expect("open store");
+            store.events(&EventQuery::default()).await.expect("events")
+        });
+        if found.len() >= expect_events {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = stop_ceilo(agent, Duration::from_secs(20));
+    let _ = drain_queue(url, &format!("ceilo.{topic}"));
+    let _ = drain_queue(url, &format!("ceilo.{topic}.dead"));
+    (found, log)
+}
+
+fn trait_of<'a>(e: &'a Event, name: &str) -> Option<&'a TraitValue> {
+    e.trait_named(name).map(|t| &t.value)
+}
+
+fn text(v: &str) -> Option<TraitValue> {
+    Some(TraitValue::Text(v.into()))
+}
+
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn notifications_become_events_by_ceilometers_shipped_definitions() {
+    let Some(url) = rabbitmq() else { return };
+    let Some(definitions) = ceilometer_event_definitions().pop() else {
+        return;
+    };
+    let data = tempfile::tempdir().expect("tempdir");
+    let exists = String::from_utf8(fixture("nova_instance_exists.json")).expect("utf-8");
+    let envelope = serde_json::json!({"oslo.version": "2.0", "oslo.message": exists});
+    let (events, log) = run_agent(
+        &url,
+        data.path(),
+        "---\nsources:\n    - name: event_source\n      events:\n          - \"*\"\n      sinks:\n          - event_sink\nsinks:\n    - name: event_sink\n      transformers:\n      publishers:\n          - direct://\n          - file:events.json\n",
+        &["--event-definitions", definitions.to_str().expect("utf-8")],
+        vec![
+            fixture("nova_instance_create_end.json"),
+            b"this is not JSON".to_vec(),
+            envelope.to_string().into_bytes(),
+            fixture("cinder_volume_create_end.json"),
+            fixture("glance_image_upload.json"),
+        ],
+        4,
+    );
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "compute.instance.exists",
+            "compute.instance.create.end",
+            "volume.create.end",
+            "image.upload",
+        ],
+        "one event per notification, oldest first; none of the malformed one\n{log}"
+    );
+
+    // Nova: the instance traits of Ceilometer's definitions (merged into
+    // create.end's with `<<`), `split` on the publisher id, the default traits.
+    let create = &events[1];
+    assert_eq!(create.message_id, "dae6f69c-00e0-41c0-b371-41ec3b7f4451");
+    assert_eq!(create.generated, at("2012-05-08T20:23:48.028195Z"));
+    assert_eq!(
+        trait_of(create, "instance_id").cloned(),
+        text("9f9d01b9-4a58-4271-9e27-398b21ab20d1")
+    );
+    assert_eq!(trait_of(create, "memory_mb"), Some(&TraitValue::Int(512)));
+    assert_eq!(trait_of(create, "root_gb"), Some(&TraitValue::Int(1)));
+    assert_eq!(trait_of(create, "host").cloned(), text("vagrant-precise"));
+    assert_eq!(trait_of(create, "service").cloned(), text("compute"));
+    assert_eq!(trait_of(create, "availability_zone").cloned(), text("nova"));
+    assert_eq!(
+        trait_of(create, "launched_at"),
+        Some(&TraitValue::Datetime(at("2012-05-08T20:23:47.985999Z")))
+    );
+    assert_eq!(
+        trait_of(create, "request_id").cloned(),
+        text("req-3ac4f43b-ba1f-4fc6-b5ba-a1d2ed5c6a08"),
+        "a default trait, from the request context"
+    );
+    assert_eq!(
+        trait_of(create, "project_id").cloned(),
+        text("7c150a59fe714e6f9263774af9688f0e")
+    );
+    // `deleted_at` is "": an empty value of a typed trait is no trait (Ceilometer).
+    assert!(trait_of(create, "deleted_at").is_none());
+    assert_eq!(
+        create.raw,
+        serde_json::json!({}),
+        "raw is kept only when asked"
+    );
+
+    // Cinder and Glance.
+    let volume = &events[2];
+    assert_eq!(
+        trait_of(volume, "resource_id").cloned(),
+        text("3b761164-84b4-4eb3-8fcb-1974c641d6ef")
+    );
+    assert_eq!(trait_of(volume, "size"), Some(&TraitValue::Int(2)));
+    let image = &events[3];
+    assert_eq!(trait_of(image, "size"), Some(&TraitValue::Int(13147648)));
+    assert_eq!(
+        trait_of(image, "project_id").cloned(),
+        text("fd2dc62ceb4e4e6e95a75d5d4ea7bcb8")
+    );
+    assert_eq!(
+        trait_of(image, "created_at"),
+        Some(&TraitValue::Datetime(at("2013-07-29T21:40:37Z")))
+    );
+
+    // The file: output got the same events, in Ceilometer's serialized form.
+    let text_out = std::fs::read_to_string(data.path().join("events.json")).expect("events.json");
+    let lines: Vec<Value> = text_out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["message_id"].as_str().unwrap_or(""))
+        .collect();
+    let mut stored: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+    let mut written = ids.clone();
+    stored.sort_unstable();
+    written.sort_unstable();
+    assert_eq!(written, stored);
+    let create_line = lines
+        .iter()
+        .find(|l| l["event_type"] == "compute.instance.create.end")
+        .expect("create.end written");
+    assert!(
+        create_line["traits"]
+            .as_array()
+            .expect("traits")
+            .contains(&serde_json::json!(["memory_mb", 2, 512])),
+        "{create_line}"
+    );
+    // Samples still flow beside the events.
+    assert!(
+        !read_samples(&data.path().join("samples.json")).is_empty(),
+        "samples beside events"
+    );
+
+    // The events API serves them.
+    let (api, listen) = spawn_api(&[
+        "--no-auth",
+        "--data-dir",
+        data.path().to_str().expect("utf-8"),
+        "--log-level",
+        "warn",
+    ]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .get(format!(
+            "http://{listen}/v2/events?q.field=memory_mb&q.type=integer&q.op=ge&q.value=512&q.field=all_tenants&q.op=eq&q.type=string&q.value=True"
+        ))
+        .header("X-User-Id", "u")
+        .header("X-Project-Id", "p")
+        .header("X-Roles", "admin")
+        .call()
+        .expect("request");
+    let body: Value =
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).expect("JSON");
+    let _ = stop_ceilo(api, Duration::from_secs(20));
+    let found: Vec<&str> = body
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {body}"))
+        .iter()
+        .map(|e| e["message_id"].as_str().unwrap_or(""))
+        .collect();
+    // create.end (512) and exists (2048): both Nova instances (all_tenants: the
+    // admin's own project would see only events without a project).
+    assert_eq!(found.len(), 2, "{body}");
+    assert!(found.contains(&"dae6f69c-00e0-41c0-b371-41ec3b7f4451"));
+}
+
+/// Definitions for the converter's rules, restating facts of Ceilometer's
+/// `test_converter.py`: the last matching definition wins; `!` excludes; types
+/// convert; with drop_unmatched an unmatched notification makes no event; raw is
+/// kept for the priorities asked.
+#[test]
+fn the_converters_rules_hold_through_the_notification_agent() {
+    let Some(url) = rabbitmq() else { return };
+    let data = tempfile::tempdir().expect("tempdir");
+    let definitions = data.path().join("event_definitions.yaml");
+    std::fs::write(
+        &definitions,
+        "- event_type: 'compute.*'\n  traits:\n    size: {fields: payload.memory_mb, type: int}\n    which: {fields: publisher_id}\n\
+         - event_type: ['compute.instance.*', '!compute.instance.exists']\n  traits:\n    size: {fields: payload.memory_mb, type: float}\n    zone: {fields: [payload.nope, payload.availability_zone]}\n",
+    )
+    .expect("definitions");
+    let glance = fixture("glance_image_upload.json");
+    let (events, log) = run_agent(
+        &url,
+        data.path(),
+        "sources:\n  - name: s\n    events: ['!volume.*']\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: [direct://]\n",
+        &[
+            "--event-definitions",
+            definitions.to_str().expect("utf-8"),
+            "--drop-unmatched-notifications",
+            "--store-raw",
+            "info",
+        ],
+        vec![
+            fixture("nova_instance_create_end.json"),
+            fixture("nova_instance_exists.json"),
+            fixture("cinder_volume_create_end.json"),
+            glance,
+        ],
+        2,
+    );
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    // volume.*: excluded by the event source (and no definition: dropped anyway);
+    // image.upload: no definition, dropped.
+    assert_eq!(
+        types,
+        ["compute.instance.exists", "compute.instance.create.end"],
+        "oldest first\n{log}"
+    );
+    let (exists, create) = (&events[0], &events[1]);
+    // create.end: the later definition wins whole (float size, zone from the
+    // first field that is there; no `which`).
+    assert_eq!(trait_of(create, "size"), Some(&TraitValue::Float(512.0)));
+    assert_eq!(trait_of(create, "zone").cloned(), text("nova"));
+    assert!(trait_of(create, "which").is_none());
+    // exists: excluded from the later one, so the first applies.
+    assert_eq!(trait_of(exists, "size"), Some(&TraitValue::Int(2048)));
+    assert!(trait_of(exists, "which").is_some());
+    assert!(trait_of(exists, "zone").is_none());
+    // --store-raw info: the whole notification is kept.
+    assert_eq!(create.raw["event_type"], "compute.instance.create.end");
+    assert_eq!(create.raw["payload"]["memory_mb"], 512);
+}
+
+#[test]
+fn bad_event_configuration_stops_the_start_with_its_place() {
+    build_workspace();
+    let data = tempfile::tempdir().expect("tempdir");
+    let d = data.path();
+    let samples = d.join("pipeline.yaml");
+    std::fs::write(
+        &samples,
+        "sources:\n  - name: s\n    meters: ['*']\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: [direct://]\n",
+    )
+    .expect("file");
+    let plugins = d.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("dir");
+    let common = [
+        "--pipeline",
+        samples.to_str().expect("utf-8"),
+        "--plugin-dir",
+        plugins.to_str().expect("utf-8"),
+        "--data-dir",
+        d.to_str().expect("utf-8"),
+    ];
+    let events_file = d.join("event_pipeline.yaml");
+    std::fs::write(
+        &events_file,
+        "sources:\n  - name: s\n    events: ['*']\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: ['notifier://']\n",
+    )
+    .expect("file");
+    let validate = || {
+        let mut args = vec!["validate"];
+        args.extend_from_slice(&common);
+        args.extend(["--event-pipeline", events_file.to_str().expect("utf-8")]);
+        run_ceilo(&args)
+    };
+    let (code, out, err) = validate();
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("event_pipeline.yaml:7:"), "{err}");
+    assert!(err.contains("plugin ABI 1.3"), "{err}");
+
+    std::fs::write(
+        &events_file,
+        "sources:\n  - name: s\n    events: ['*']\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: ['file:e.json']\n",
+    )
+    .expect("file");
+    let (code, out, err) = validate();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("event sink `k` → file:e.json"), "{out}");
+
+    // A definition that cannot be used stops the notification agent.
+    let defs = d.join("event_definitions.yaml");
+    std::fs::write(
+        &defs,
+        "- event_type: x\n  traits:\n    a: {fields: payload.a, type: number}\n",
+    )
+    .expect("file");
+    let mut args = vec!["notification", "--amqp-url", "amqp://127.0.0.1:1/%2f"];
+    args.extend_from_slice(&common);
+    let (code, _, err) = run_ceilo(
+        &[
+            &args[..],
+            &[
+                "--event-pipeline",
+                events_file.to_str().expect("utf-8"),
+                "--event-definitions",
+                defs.to_str().expect("utf-8"),
+            ],
+        ]
+        .concat(),
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("event_definitions.yaml:3:") && err.contains("number"),
+        "{err}"
+    );
+}
