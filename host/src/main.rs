@@ -58,7 +58,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             validate_command(&args, &mut stdout.lock())?;
             if let Some(file) = event_definitions {
-                ceilo_host::cli::validate_event_definitions(&file, &mut stdout.lock())?;
+                ceilo_host::cli::validate_event_definitions(&file, &args, &mut stdout.lock())?;
             }
             if let Some(file) = event_pipeline {
                 ceilo_host::cli::validate_event_pipeline(&file, &mut stdout.lock())?;

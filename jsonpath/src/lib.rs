@@ -457,21 +457,51 @@ fn is_name_char(c: char) -> bool {
 impl Expr {
     /// Every match, in order.
     pub fn find(&self, root: &Value) -> Vec<Value> {
+        self.find_traced::<()>(root)
+            .into_iter()
+            .map(|((), v)| v)
+            .collect()
+    }
+
+    /// Every match with where it was found, as jsonpath-rw writes a match's full
+    /// path (`payload.list.[0].name`; a literal's or an expression's path is empty).
+    ///
+    /// ```
+    /// let e = ceilo_jsonpath::parse("payload.thing.*").unwrap();
+    /// let doc = serde_json::json!({"payload": {"thing": {"bar": 12}}});
+    /// assert_eq!(e.find_with_paths(&doc), [("payload.thing.bar".to_owned(), serde_json::json!(12))]);
+    /// ```
+    pub fn find_with_paths(&self, root: &Value) -> Vec<(String, Value)> {
+        self.find_traced::<String>(root)
+    }
+
+    fn find_traced<T: Trail>(&self, root: &Value) -> Vec<(T, Value)> {
         match self {
-            Expr::Str(s) => vec![Value::String(s.clone())],
-            Expr::Num(n) => vec![num(*n)],
+            Expr::Str(_) | Expr::Num(_) | Expr::Op(..) => self
+                .values(root)
+                .into_iter()
+                .map(|v| (T::default(), v))
+                .collect(),
             Expr::Path(steps) => {
-                let mut cur = vec![root.clone()];
+                let mut cur = vec![(T::default(), root.clone())];
                 for step in steps {
-                    cur = cur.iter().flat_map(|v| apply(step, v)).collect();
+                    cur = cur.iter().flat_map(|(t, v)| apply(step, t, v)).collect();
                 }
                 cur
             }
             Expr::Union(a, b) => {
-                let mut out = a.find(root);
-                out.extend(b.find(root));
+                let mut out = a.find_traced(root);
+                out.extend(b.find_traced(root));
                 out
             }
+        }
+    }
+
+    /// The values of a literal or an arithmetic expression.
+    fn values(&self, root: &Value) -> Vec<Value> {
+        match self {
+            Expr::Str(s) => vec![Value::String(s.clone())],
+            Expr::Num(n) => vec![num(*n)],
             Expr::Op(a, op, b) => {
                 let (l, r) = (a.find(root), b.find(root));
                 let pairs: Vec<(&Value, &Value)> = match (a.is_literal(), b.is_literal()) {
@@ -490,6 +520,7 @@ impl Expr {
                     .collect::<Option<Vec<_>>>()
                     .unwrap_or_default()
             }
+            Expr::Path(_) | Expr::Union(..) => self.find(root),
         }
     }
 
@@ -500,6 +531,30 @@ impl Expr {
 
     fn is_literal(&self) -> bool {
         matches!(self, Expr::Str(_) | Expr::Num(_))
+    }
+}
+
+/// Where a match is: its full path, or nothing when nobody asked (no cost).
+trait Trail: Clone + Default {
+    fn child(&self, name: &str) -> Self;
+    fn index(&self, i: usize) -> Self;
+}
+
+impl Trail for () {
+    fn child(&self, _: &str) {}
+    fn index(&self, _: usize) {}
+}
+
+impl Trail for String {
+    fn child(&self, name: &str) -> String {
+        if self.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{self}.{name}")
+        }
+    }
+    fn index(&self, i: usize) -> String {
+        self.child(&format!("[{i}]"))
     }
 }
 
@@ -531,25 +586,34 @@ fn arith(x: &Value, op: char, y: &Value) -> Option<Value> {
     }
 }
 
-fn apply(step: &Step, v: &Value) -> Vec<Value> {
+fn apply<T: Trail>(step: &Step, t: &T, v: &Value) -> Vec<(T, Value)> {
+    let elements = |a: &[Value]| -> Vec<(T, Value)> {
+        a.iter()
+            .enumerate()
+            .map(|(i, x)| (t.index(i), x.clone()))
+            .collect()
+    };
     match step {
-        Step::Field(name) => v.get(name.as_str()).cloned().into_iter().collect(),
+        Step::Field(name) => v
+            .get(name.as_str())
+            .map(|x| (t.child(name), x.clone()))
+            .into_iter()
+            .collect(),
         Step::AllFields => match v {
-            Value::Object(m) => m.values().cloned().collect(),
-            Value::Array(a) => a.clone(),
+            Value::Object(m) => m.iter().map(|(k, x)| (t.child(k), x.clone())).collect(),
+            Value::Array(a) => elements(a),
             _ => Vec::new(),
         },
         Step::All => match v {
-            Value::Array(a) => a.clone(),
-            other => vec![other.clone()],
+            Value::Array(a) => elements(a),
+            other => vec![(t.clone(), other.clone())],
         },
         Step::Index(i) => match v {
             Value::Array(a) => {
                 let idx = if *i < 0 { a.len() as i64 + i } else { *i };
                 usize::try_from(idx)
                     .ok()
-                    .and_then(|k| a.get(k))
-                    .cloned()
+                    .and_then(|k| a.get(k).map(|x| (t.index(k), x.clone())))
                     .into_iter()
                     .collect()
             }
@@ -557,30 +621,35 @@ fn apply(step: &Step, v: &Value) -> Vec<Value> {
         },
         Step::Descendant(name) => {
             let mut out = Vec::new();
-            descend(v, name, &mut out);
+            descend(v, t, name, &mut out);
             out
         }
         Step::Filter(path, cmp, value) => match v {
             Value::Array(a) => a
                 .iter()
-                .filter(|e| matches(e, path, *cmp, value))
-                .cloned()
+                .enumerate()
+                .filter(|(_, e)| matches(e, path, *cmp, value))
+                .map(|(i, e)| (t.index(i), e.clone()))
                 .collect(),
             _ => Vec::new(),
         },
-        Step::Func(f) => call(f, v).into_iter().collect(),
+        Step::Func(f) => call(f, v).map(|x| (t.clone(), x)).into_iter().collect(),
     }
 }
 
-fn descend(v: &Value, name: &str, out: &mut Vec<Value>) {
+fn descend<T: Trail>(v: &Value, t: &T, name: &str, out: &mut Vec<(T, Value)>) {
     match v {
         Value::Object(m) => {
             if let Some(x) = m.get(name) {
-                out.push(x.clone());
+                out.push((t.child(name), x.clone()));
             }
-            m.values().for_each(|c| descend(c, name, out));
+            m.iter()
+                .for_each(|(k, c)| descend(c, &t.child(k), name, out));
         }
-        Value::Array(a) => a.iter().for_each(|c| descend(c, name, out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, c)| descend(c, &t.index(i), name, out)),
         _ => {}
     }
 }

@@ -4,7 +4,7 @@
 ///
 /// Call it once per library (a `cdylib` crate), listing the types that implement each
 /// kind's trait. Kinds: `pollers`, `notification_handlers`, `transformers`,
-/// `publishers`; list only the kinds you have, in any order. Each plugin's version is
+/// `publishers`, `trait_plugins`; list only the kinds you have, in any order. Each plugin's version is
 /// the library crate's version.
 ///
 /// ```
@@ -48,12 +48,48 @@
 #[macro_export]
 macro_rules! export_plugins {
     ($($kind:ident : [$($ty:ty),* $(,)?]),+ $(,)?) => {
-        $crate::__export_plugins_for_abi! { v1_2; $($kind: [$($ty),*]),+ }
+        const _: () = {
+            use $crate::__private::abi_stable as __sabi;
+            use $crate::abi::v1_3 as __abi;
+
+            fn __ceilo_fill(__list: &mut __abi::glue::ListBuilder<'_>) {
+                $($( __list.$kind::<$ty>(env!("CARGO_PKG_VERSION")); )*)+
+            }
+            extern "C" fn __ceilo_plugin_list(
+            ) -> __sabi::std_types::RResult<__abi::PluginList, $crate::PluginError> {
+                __abi::glue::plugin_list(__ceilo_fill)
+            }
+            extern "C" fn __ceilo_trait_list() -> __sabi::std_types::RResult<
+                __sabi::std_types::RVec<__abi::TraitPluginDescriptor>,
+                $crate::PluginError,
+            > {
+                __abi::glue::trait_list(__ceilo_fill)
+            }
+            fn __ceilo_root_module() -> __abi::PluginLibraryRef {
+                __abi::glue::root_module(__ceilo_plugin_list, __ceilo_trait_list)
+            }
+
+            // What abi_stable's `#[export_root_module]` writes, spelled out so that a
+            // plugin crate needs no direct dependency on abi_stable. The symbol name is
+            // checked against abi_stable's in plugin-api's tests.
+            #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
+            pub static __CEILO_LIB_HEADER: __sabi::library::LibHeader = {
+                extern "C" fn __erased() -> __sabi::library::RootModuleResult {
+                    __sabi::library::__call_root_module_loader(__ceilo_root_module)
+                }
+                unsafe {
+                    __sabi::library::LibHeader::from_constructor::<__abi::PluginLibraryRef>(
+                        __erased,
+                        __sabi::library::CheckTypeLayout::Yes,
+                    )
+                }
+            };
+        };
     };
 }
 
-/// Exports plugins for a given (older) ABI module. Used by ceilo's own tests to build a
-/// library exactly as an older `plugin-api` would have; plugin authors use
+/// Exports plugins for a given older ABI module (1.0–1.2, whose root module lists
+/// one plugin list), as an older `plugin-api` would have; plugin authors use
 /// [`export_plugins!`].
 #[doc(hidden)]
 #[macro_export]

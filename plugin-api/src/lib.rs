@@ -1,7 +1,7 @@
 //! # ceilo plugin API
 //!
 //! The only crate a [ceilo](https://example.invalid/ceilo) plugin depends on. A plugin
-//! library is a `cdylib` that implements one or more of the four plugin kinds and calls
+//! library is a `cdylib` that implements one or more of the five plugin kinds and calls
 //! [`export_plugins!`] once:
 //!
 //! | kind | trait | called |
@@ -10,6 +10,7 @@
 //! | notification handler | [`NotificationHandler`] | for each notification whose `event_type` matches |
 //! | transformer | [`Transformer`] | for each sample reaching its sink; `flush` at the end of each cycle |
 //! | publisher | [`Publisher`] | with each batch leaving its sink; chosen by URL scheme |
+//! | trait plugin (ABI 1.3) | [`TraitPlugin`] | for each notification an event definition naming it converts |
 //!
 //! Every trait's documentation shows a complete minimal plugin of that kind.
 //!
@@ -76,6 +77,7 @@ mod sample;
 pub mod signing;
 mod text;
 pub mod topology;
+mod trait_plugin;
 
 pub use batch::SampleBatch;
 pub use context::Context;
@@ -89,6 +91,7 @@ pub use sample::{
     DEFAULT_SOURCE,
 };
 pub use text::{Text, TextHeader};
+pub use trait_plugin::{TraitMatch, TraitPlugin};
 
 /// Re-exports for [`export_plugins!`]; not part of the API.
 #[doc(hidden)]

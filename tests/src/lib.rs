@@ -32,12 +32,13 @@ fn cargo() -> Command {
 }
 
 /// The built-in plugin libraries (crate names).
-pub const BUILT_IN: [&str; 5] = [
+pub const BUILT_IN: [&str; 6] = [
     "ceilo_plugin_system",
     "ceilo_plugin_transformers",
     "ceilo_plugin_publishers",
     "ceilo_plugin_notifications",
     "ceilo_plugin_amqp",
+    "ceilo_plugin_traits",
 ];
 
 /// Builds the host and every plugin library of the workspace (debug), once per test
@@ -140,7 +141,7 @@ pub enum ApiChange {
     None,
     /// Pretend to be plugin-api 2.0: the ABI it declares becomes 2.0.
     AbiMajor2,
-    /// Pretend to be a newer minor: the library declares ABI 1.3.
+    /// Pretend to be a newer minor: the library declares ABI 1.4.
     AbiMinorNewer,
     /// Change `Sample`'s layout (two fields swapped) without changing the version.
     SampleLayout,
@@ -197,19 +198,19 @@ pub fn build_example(change: ApiChange) -> PathBuf {
                 ApiChange::AbiMajor2 => {
                     edit(
                         &api.join("Cargo.toml"),
-                        "version = \"1.2.0\"",
+                        "version = \"1.3.0\"",
                         "version = \"2.0.0\"",
                     );
                     edit(
-                        &api.join("src/abi/v1_2.rs"),
-                        "VersionStrings::new(\"1.2.0\")",
+                        &api.join("src/abi/v1_3.rs"),
+                        "VersionStrings::new(\"1.3.0\")",
                         "VersionStrings::new(\"2.0.0\")",
                     );
                 }
                 ApiChange::AbiMinorNewer => edit(
-                    &api.join("src/abi/v1_2.rs"),
-                    "VersionStrings::new(\"1.2.0\")",
+                    &api.join("src/abi/v1_3.rs"),
                     "VersionStrings::new(\"1.3.0\")",
+                    "VersionStrings::new(\"1.4.0\")",
                 ),
                 _ => edit(
                     &api.join("src/sample.rs"),
@@ -265,7 +266,7 @@ fn build_out_of_tree(manifest: &Path, libs: &[&str]) -> Vec<PathBuf> {
 }
 
 /// The plugin libraries built for the released plugin ABIs: `tests/released-abi` (and
-/// its `v1.2`), workspaces of their own built with `cargo build --manifest-path`
+/// its `v1.2` and `v1.3`), workspaces of their own built with `cargo build --manifest-path`
 /// against the frozen copies of plugin-api as released (never the workspace's crate).
 pub struct ReleasedAbiPlugins {
     /// Built for ABI 1.0.
@@ -274,12 +275,14 @@ pub struct ReleasedAbiPlugins {
     pub v1_1: PathBuf,
     /// Built for ABI 1.2.
     pub v1_2: PathBuf,
+    /// Built for ABI 1.3 (with a trait plugin).
+    pub v1_3: PathBuf,
 }
 
 /// Builds [`ReleasedAbiPlugins`] (once per test process).
 pub fn build_released_abi_plugins() -> ReleasedAbiPlugins {
-    static BUILT: OnceLock<(PathBuf, PathBuf, PathBuf)> = OnceLock::new();
-    let (v1_0, v1_1, v1_2) = BUILT
+    static BUILT: OnceLock<(PathBuf, PathBuf, PathBuf, PathBuf)> = OnceLock::new();
+    let (v1_0, v1_1, v1_2, v1_3) = BUILT
         .get_or_init(|| {
             let root = workspace_root().join("tests/released-abi");
             let mut libs = build_out_of_tree(
@@ -288,11 +291,18 @@ pub fn build_released_abi_plugins() -> ReleasedAbiPlugins {
             );
             let v1_2 =
                 build_out_of_tree(&root.join("v1.2/Cargo.toml"), &["released_abi_1_2"]).remove(0);
+            let v1_3 =
+                build_out_of_tree(&root.join("v1.3/Cargo.toml"), &["released_abi_1_3"]).remove(0);
             let v1_1 = libs.remove(1);
-            (libs.remove(0), v1_1, v1_2)
+            (libs.remove(0), v1_1, v1_2, v1_3)
         })
         .clone();
-    ReleasedAbiPlugins { v1_0, v1_1, v1_2 }
+    ReleasedAbiPlugins {
+        v1_0,
+        v1_1,
+        v1_2,
+        v1_3,
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -372,14 +382,15 @@ pub fn agent_plugin_dir() -> tempfile::TempDir {
     ])
 }
 
-/// A plugin directory with the notification handlers and the file publishers: what a
-/// notification agent writing files loads.
+/// A plugin directory with the notification handlers, the trait plugins and the file
+/// publishers: what a notification agent writing files loads.
 pub fn notification_plugin_dir() -> tempfile::TempDir {
     plugin_dir(&[
         (
             &library("ceilo_plugin_notifications"),
             "libceilo_plugin_notifications.so",
         ),
+        (&library("ceilo_plugin_traits"), "libceilo_plugin_traits.so"),
         (
             &library("ceilo_plugin_publishers"),
             "libceilo_plugin_publishers.so",

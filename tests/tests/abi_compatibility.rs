@@ -146,22 +146,22 @@ fn incompatible_plugins_are_refused_with_both_versions_and_the_fix() {
     let r = reason("libmajor2.so");
     assert!(
         r.contains("built for plugin ABI 2.0")
-            && r.contains("this host's 1.2")
+            && r.contains("this host's 1.3")
             && r.contains("rebuild it against ceilo-plugin-api 1.x"),
         "{r}"
     );
     let r = reason("libminor2.so");
     assert!(
-        r.contains("built for plugin ABI 1.3")
-            && r.contains("newer than this host's 1.2")
-            && r.contains("this host supports plugin ABI 1.0–1.2")
+        r.contains("built for plugin ABI 1.4")
+            && r.contains("newer than this host's 1.3")
+            && r.contains("this host supports plugin ABI 1.0–1.3")
             && r.contains("upgrade ceilo"),
         "{r}"
     );
     let r = reason("liblayout.so");
     assert!(
-        r.contains("declares plugin ABI 1.2")
-            && r.contains("this host supports plugin ABI 1.0–1.2")
+        r.contains("declares plugin ABI 1.3")
+            && r.contains("this host supports plugin ABI 1.0–1.3")
             && r.contains("rebuild it against the released"),
         "{r}"
     );
@@ -182,6 +182,7 @@ fn plugins_built_against_the_released_plugin_api_run_in_a_pipeline() {
         (&released.v1_0, "libreleased_1_0.so"),
         (&released.v1_1, "libreleased_1_1.so"),
         (&released.v1_2, "libreleased_1_2.so"),
+        (&released.v1_3, "libreleased_1_3.so"),
         (
             &library("ceilo_plugin_publishers"),
             "libceilo_plugin_publishers.so",
@@ -312,4 +313,30 @@ sinks:
         polled[0]
     );
     assert_eq!(polled[0].source(), "ceilo");
+
+    // The 1.3 library, built against 1.3's frozen copy: its poller and its trait
+    // plugin, beside the older ABIs' plugins in one host.
+    assert_eq!(
+        reg.get(PluginKind::Trait, "v13_join")
+            .unwrap()
+            .abi
+            .to_string(),
+        "1.3"
+    );
+    let mut gauge = reg
+        .create_poller("v13_gauge", &json!({}), Context::default())
+        .unwrap();
+    assert_eq!(gauge.poll(&[]).unwrap()[0].volume(), 13.0);
+    let mut join = reg
+        .create_trait_plugin("v13_join", &json!({"with": ","}), Context::default())
+        .unwrap();
+    let matches = [
+        ceilo_plugin_api::TraitMatch::new("payload.a", json!("x")),
+        ceilo_plugin_api::TraitMatch::new("payload.b", json!(2)),
+    ];
+    assert_eq!(
+        join.trait_values(&matches).unwrap(),
+        [json!("2:payload.a=x,payload.b=2")]
+    );
+    assert_eq!(join.trait_values(&[]).unwrap(), [serde_json::Value::Null]);
 }

@@ -1,5 +1,5 @@
 //! The released plugin ABIs are frozen: every type that crosses the boundary in ABI
-//! 1.0 and 1.1 (root modules, plugin lists, descriptors, handles, vtables, `Sample`,
+//! 1.0 to 1.3 (root modules, plugin lists, descriptors, handles, vtables, `Sample`,
 //! errors, the logger) must keep exactly the layout recorded in `tests/abi-snapshots/`
 //! when the version was released. abi_stable refuses a library whose layout differs, so
 //! an edit of a released type would silently break every plugin built for it.
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use abi_stable::type_layout::{TLData, TLFields, TypeLayout};
 use abi_stable::StableAbi;
-use ceilo_plugin_api::abi::{v1_0, v1_1, v1_2};
+use ceilo_plugin_api::abi::{v1_0, v1_1, v1_2, v1_3};
 
 /// A deterministic, readable dump of a type and of every type it reaches.
 fn dump(roots: &[&'static TypeLayout]) -> String {
@@ -198,6 +198,29 @@ fn abi_1_2_layout_is_frozen() {
             <v1_2::PublisherVTableRef as StableAbi>::LAYOUT,
             <v1_2::BatchOutput as StableAbi>::LAYOUT,
             <v1_2::Counter as StableAbi>::LAYOUT,
+            <ceilo_plugin_api::log::HostLogger as StableAbi>::LAYOUT,
+            <ceilo_plugin_api::Sample as StableAbi>::LAYOUT,
+            <ceilo_plugin_api::Text as StableAbi>::LAYOUT,
+            <ceilo_plugin_api::PluginError as StableAbi>::LAYOUT,
+        ],
+    );
+}
+
+#[test]
+fn abi_1_3_layout_is_frozen() {
+    check(
+        "1.3",
+        &[
+            <v1_3::PluginLibraryRef as StableAbi>::LAYOUT,
+            <v1_3::PluginList as StableAbi>::LAYOUT,
+            <v1_3::TraitPluginDescriptor as StableAbi>::LAYOUT,
+            <v1_3::TraitPluginVTableRef as StableAbi>::LAYOUT,
+            <v1_3::PollerVTableRef as StableAbi>::LAYOUT,
+            <v1_3::NotificationVTableRef as StableAbi>::LAYOUT,
+            <v1_3::TransformerVTableRef as StableAbi>::LAYOUT,
+            <v1_3::PublisherVTableRef as StableAbi>::LAYOUT,
+            <v1_3::BatchOutput as StableAbi>::LAYOUT,
+            <v1_3::Counter as StableAbi>::LAYOUT,
             <ceilo_plugin_api::log::HostLogger as StableAbi>::LAYOUT,
             <ceilo_plugin_api::Sample as StableAbi>::LAYOUT,
             <ceilo_plugin_api::Text as StableAbi>::LAYOUT,

@@ -3,7 +3,8 @@
 //! 27.0.0's shipped `event_definitions.yaml`; the events reach `direct://` (the
 //! store, then the events API) and `file:`; malformed messages are dead-lettered
 //! and make no event. Then definitions written for the converter's rules (later
-//! definitions win, exclusions, typed traits, drop_unmatched, store_raw) run
+//! definitions win, exclusions, typed traits, drop_unmatched, store_raw) and the
+//! built-in trait plugins (split, bitfield, timedelta, map: plugin ABI 1.3) run
 //! through the same agent.
 
 use std::time::Duration;
@@ -27,7 +28,31 @@ fn run_agent(
     notifications: Vec<Vec<u8>>,
     expect_events: usize,
 ) -> (Vec<Event>, String) {
+    run_agent_with(
+        url,
+        data,
+        event_pipeline,
+        extra,
+        notifications,
+        expect_events,
+        &[],
+    )
+}
+
+/// [`run_agent`] with more libraries in the plugin directory: (file, name).
+fn run_agent_with(
+    url: &str,
+    data: &std::path::Path,
+    event_pipeline: &str,
+    extra: &[&str],
+    notifications: Vec<Vec<u8>>,
+    expect_events: usize,
+    libraries: &[(&std::path::Path, &str)],
+) -> (Vec<Event>, String) {
     let plugins = notification_plugin_dir();
+    for (file, name) in libraries {
+        std::fs::copy(file, plugins.path().join(name)).expect("copy the library");
+    }
     let pipeline = data.join("pipeline.yaml");
     std::fs::write(
         &pipeline,
@@ -52,7 +77,12 @@ fn run_agent(
         plugins.path(),
         data,
         &args,
-        &[("CEILO_AMQP_URL", url)],
+        // The loader's debug line says which ABI each library has and whether it
+        // runs isolated.
+        &[
+            ("CEILO_AMQP_URL", url),
+            ("RUST_LOG", "info,ceilo::loader=debug"),
+        ],
     );
     std::thread::sleep(Duration::from_millis(1500)); // the agent declares its queue
     publish_notifications(url, &exchange, &topic, notifications);
@@ -263,8 +293,38 @@ fn the_converters_rules_hold_through_the_notification_agent() {
     let definitions = data.path().join("event_definitions.yaml");
     std::fs::write(
         &definitions,
-        "- event_type: 'compute.*'\n  traits:\n    size: {fields: payload.memory_mb, type: int}\n    which: {fields: publisher_id}\n\
-         - event_type: ['compute.instance.*', '!compute.instance.exists']\n  traits:\n    size: {fields: payload.memory_mb, type: float}\n    zone: {fields: [payload.nope, payload.availability_zone]}\n",
+        concat!(
+            "- event_type: 'compute.*'\n",
+            "  traits:\n",
+            "    size: {fields: payload.memory_mb, type: int}\n",
+            "    which: {fields: publisher_id}\n",
+            "- event_type: ['compute.instance.*', '!compute.instance.exists']\n",
+            "  traits:\n",
+            "    size: {fields: payload.memory_mb, type: float}\n",
+            "    zone: {fields: [payload.nope, payload.availability_zone]}\n",
+            "    node: {fields: publisher_id, plugin: {name: split, parameters: {segment: 1}}}\n",
+            "    flags:\n",
+            "      type: int\n",
+            "      fields: [payload.state, payload.vcpus, payload.nope]\n",
+            "      plugin:\n",
+            "        name: bitfield\n",
+            "        parameters:\n",
+            "          initial_bitfield: 256\n",
+            "          flags:\n",
+            "            - {path: payload.state, bit: 0, value: active}\n",
+            "            - {path: payload.vcpus, bit: 3}\n",
+            "            - {path: payload.nope, bit: 5}\n",
+            "    boot_seconds:\n",
+            "      type: float\n",
+            "      fields: [payload.created_at, payload.launched_at]\n",
+            "      plugin: timedelta\n",
+            "    state_code:\n",
+            "      type: int\n",
+            "      fields: payload.state\n",
+            "      plugin:\n",
+            "        name: map\n",
+            "        parameters: {values: {ACTIVE: 1, deleted: 2}, default: -1, case_sensitive: false}\n",
+        ),
     )
     .expect("definitions");
     let glance = fixture("glance_image_upload.json");
@@ -305,9 +365,78 @@ fn the_converters_rules_hold_through_the_notification_agent() {
     assert_eq!(trait_of(exists, "size"), Some(&TraitValue::Int(2048)));
     assert!(trait_of(exists, "which").is_some());
     assert!(trait_of(exists, "zone").is_none());
+    // Trait plugins (Ceilometer's semantics): split's segment 1 of
+    // "compute.vagrant-precise"; bit 0 (state is active) and bit 3 (vcpus present)
+    // over 256; created_at → launched_at is 6.985999 s; "active" maps to 1 without
+    // case.
+    assert_eq!(trait_of(create, "node").cloned(), text("vagrant-precise"));
+    assert_eq!(
+        trait_of(create, "flags"),
+        Some(&TraitValue::Int(256 | 1 | 8))
+    );
+    assert_eq!(
+        trait_of(create, "boot_seconds"),
+        Some(&TraitValue::Float(6.985999))
+    );
+    assert_eq!(trait_of(create, "state_code"), Some(&TraitValue::Int(1)));
     // --store-raw info: the whole notification is kept.
     assert_eq!(create.raw["event_type"], "compute.instance.create.end");
     assert_eq!(create.raw["payload"]["memory_mb"], 512);
+}
+
+/// A trait plugin built out of tree (the example library, ABI 1.3) is used by a
+/// definition; as code ceilo has not seen, it runs in a worker process by default.
+#[test]
+fn an_out_of_tree_trait_plugin_is_used_by_a_definition_from_its_worker() {
+    let Some(url) = rabbitmq() else { return };
+    let example = build_example(ApiChange::None);
+    let data = tempfile::tempdir().expect("tempdir");
+    let definitions = data.path().join("event_definitions.yaml");
+    std::fs::write(
+        &definitions,
+        concat!(
+            "- event_type: compute.instance.*\n",
+            "  traits:\n",
+            "    size_class:\n",
+            "      fields: payload.memory_mb\n",
+            "      plugin: {name: size_class, parameters: {classes: {small: 1024, large: 4096}}}\n",
+        ),
+    )
+    .expect("definitions");
+    let (events, log) = run_agent_with(
+        &url,
+        data.path(),
+        "sources:\n  - name: s\n    events: ['*']\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: [direct://]\n",
+        &[
+            "--event-definitions",
+            definitions.to_str().expect("utf-8"),
+        ],
+        vec![
+            fixture("nova_instance_create_end.json"),
+            fixture("nova_instance_exists.json"),
+        ],
+        2,
+        &[(example.as_path(), "libacme_ceilo_plugins.so")],
+    );
+    let loaded = log
+        .lines()
+        .find(|l| l.contains("plugin library loaded") && l.contains("libacme_ceilo_plugins"))
+        .unwrap_or_else(|| panic!("the example was not loaded:\n{log}"));
+    assert!(
+        loaded.contains("abi=1.3") && loaded.contains("isolated=true"),
+        "{loaded}"
+    );
+    let classes: Vec<Option<&TraitValue>> =
+        events.iter().map(|e| trait_of(e, "size_class")).collect();
+    // exists (2048 MB) is older than create.end (512 MB).
+    assert_eq!(
+        classes,
+        [
+            Some(&TraitValue::Text("large".into())),
+            Some(&TraitValue::Text("small".into()))
+        ],
+        "{log}"
+    );
 }
 
 #[test]

@@ -217,6 +217,49 @@ fn a_plugin_panicking_in_its_factory_or_a_call_is_an_error_and_the_host_goes_on(
     );
     let out = t.handle(vec![Sample::new("fine", SampleType::Gauge, "", 1.0, "r")].into());
     assert_eq!(out.samples.len(), 1);
+
+    // A trait plugin (ABI 1.3): a panic in its factory stops its definition, with
+    // the place; a panic in a call leaves that trait out of that event only.
+    let defs = |text: &str| {
+        ceilo_host::events::parse_with_plugins(
+            std::path::Path::new("event_definitions.yaml"),
+            text,
+            &reg,
+        )
+        .expect("parses")
+    };
+    let broken = defs("- event_type: x\n  traits:\n    t: {fields: payload.v, plugin: {name: panicky, parameters: {panic_in: create}}}\n");
+    assert_eq!(broken.errors.len(), 1);
+    let shown = broken.errors[0].to_string();
+    assert!(
+        shown.contains("event_definitions.yaml:3:") && shown.contains("trait factory exploded"),
+        "{shown}"
+    );
+    let ok = defs("- event_type: x\n  traits:\n    t: {fields: payload.v, plugin: panicky}\n");
+    let conv = ceilo_host::events::Converter::new(ok.definitions, &Default::default());
+    let note = |v: &str| {
+        json!({"event_type": "x", "metadata": {"message_id": format!("m-{v}"), "timestamp": "2026-01-01T00:00:00"},
+               "ctxt": {}, "publisher_id": "p", "payload": {"v": v}})
+    };
+    let Ok(ceilo_host::events::Conversion::Event(e, left_out)) =
+        conv.convert("info", &note("boom"))
+    else {
+        panic!("no event")
+    };
+    assert!(e.trait_named("t").is_none());
+    assert!(
+        left_out.iter().any(|w| w.contains("trait_values exploded")),
+        "{left_out:?}"
+    );
+    let Ok(ceilo_host::events::Conversion::Event(e, _)) = conv.convert("info", &note("fine"))
+    else {
+        panic!("no event")
+    };
+    assert_eq!(
+        e.trait_named("t").map(|t| &t.value),
+        Some(&ceilo_host::events::TraitValue::Text("fine".into())),
+        "the same instance works on"
+    );
 }
 
 #[test]
@@ -251,7 +294,7 @@ fn built_in_plugins_work_through_the_abi() {
     let reg = scan(dir.path());
     assert_eq!(
         reg.get(PluginKind::Poller, "load").unwrap().abi.to_string(),
-        "1.2"
+        "1.3"
     );
 
     let mut poller = reg

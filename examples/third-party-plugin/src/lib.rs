@@ -1,5 +1,5 @@
-//! An example third-party plugin library: an `uptime` poller and a `rename`
-//! transformer. Build with `cargo build --release`, then copy
+//! An example third-party plugin library: an `uptime` poller, a `rename`
+//! transformer and a `size_class` trait plugin (plugin ABI 1.3). Build with `cargo build --release`, then copy
 //! `target/release/libacme_ceilo_plugins.so` into ceilo's plugin directory.
 
 use ceilo_plugin_api::*;
@@ -102,7 +102,56 @@ impl Transformer for Rename {
     }
 }
 
+/// `size_class`: an event trait naming a size class by the first number its fields
+/// matched, against the thresholds in parameter `classes` (`{name: upper bound}`,
+/// tried from the smallest bound; larger than all: `huge`).
+///
+/// ```yaml
+/// - event_type: compute.instance.*
+///   traits:
+///     size_class:
+///       fields: payload.memory_mb
+///       plugin: {name: size_class, parameters: {classes: {small: 2048, large: 16384}}}
+/// ```
+pub struct SizeClass {
+    classes: Vec<(f64, String)>,
+}
+
+impl Plugin for SizeClass {
+    const NAME: &'static str = "size_class";
+    const DESCRIPTION: &'static str =
+        "names a size class by thresholds (example third-party trait plugin)";
+
+    fn create(params: &Parameters, _ctx: &Context) -> Result<Self, PluginError> {
+        let given: std::collections::BTreeMap<String, f64> =
+            params.get("classes")?.ok_or_else(|| {
+                PluginError::invalid_parameters("`classes` is required: {name: upper bound}")
+            })?;
+        let mut classes: Vec<(f64, String)> = given.into_iter().map(|(n, b)| (b, n)).collect();
+        classes.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(SizeClass { classes })
+    }
+}
+
+impl TraitPlugin for SizeClass {
+    fn trait_values(
+        &mut self,
+        matches: &[TraitMatch],
+    ) -> Result<Vec<serde_json::Value>, PluginError> {
+        let Some(n) = matches.iter().find_map(|m| m.value.as_f64()) else {
+            return Ok(Vec::new());
+        };
+        let class = self
+            .classes
+            .iter()
+            .find(|(bound, _)| n <= *bound)
+            .map_or("huge", |(_, name)| name.as_str());
+        Ok(vec![serde_json::Value::from(class)])
+    }
+}
+
 export_plugins! {
     pollers: [Uptime],
     transformers: [Rename],
+    trait_plugins: [SizeClass],
 }

@@ -46,6 +46,7 @@ impl EventArgs {
     pub fn event_work(
         &self,
         config: Option<&crate::pipeline::EventPipelineConfig>,
+        plugins: &dyn crate::events::TraitPluginSource,
         data_dir: &Path,
         store: Option<&StoreHandle>,
     ) -> Result<Option<EventWork>, PipelineCommandError> {
@@ -54,7 +55,7 @@ impl EventArgs {
         };
         let definitions = match &self.event_definitions {
             Some(file) => {
-                let loaded = crate::events::load(file)
+                let loaded = crate::events::load_with_plugins(file, plugins)
                     .map_err(|e| PipelineCommandError::EventDefinitions(vec![e]))?;
                 if !loaded.errors.is_empty() {
                     return Err(PipelineCommandError::EventDefinitions(loaded.errors));

@@ -127,13 +127,18 @@ fn definition_errors(errors: &[crate::events::DefinitionError]) -> String {
     out
 }
 
-/// `ceilo validate --event-definitions FILE`: loads the file and reports it.
+/// `ceilo validate --event-definitions FILE`: loads the file, with the trait plugins
+/// of `args`' plugin directory, and reports it.
 pub fn validate_event_definitions(
     file: &std::path::Path,
+    args: &PipelineArgs,
     out: &mut dyn Write,
 ) -> Result<(), PipelineCommandError> {
-    let loaded =
-        crate::events::load(file).map_err(|e| PipelineCommandError::EventDefinitions(vec![e]))?;
+    let mut dir = plugin_dir::resolve(args.plugin_dir.as_deref());
+    dir.options.isolation = Some(args.isolation.policy());
+    let registry = PluginRegistry::scan(&dir.path, &dir.options)?;
+    let loaded = crate::events::load_with_plugins(file, &registry)
+        .map_err(|e| PipelineCommandError::EventDefinitions(vec![e]))?;
     if !loaded.errors.is_empty() {
         return Err(PipelineCommandError::EventDefinitions(loaded.errors));
     }
@@ -752,9 +757,12 @@ pub fn notification_command(
         &host,
         false,
     )?;
-    let events =
-        n.events
-            .event_work(event_config.as_ref(), &args.data_dir, host.storage.as_ref())?;
+    let events = n.events.event_work(
+        event_config.as_ref(),
+        &l.registry,
+        &args.data_dir,
+        host.storage.as_ref(),
+    )?;
     let handlers = notification_handlers(&l, &host);
     tracing::info!(
         target: "ceilo::notification",

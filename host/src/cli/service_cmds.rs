@@ -126,9 +126,12 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
             "--event-pipeline makes events of notifications: give --amqp-url (or CEILO_AMQP_URL) to consume them".into(),
         ));
     }
-    let events =
-        args.events
-            .event_work(event_config.as_ref(), &p.data_dir, host.storage.as_ref())?;
+    let events = args.events.event_work(
+        event_config.as_ref(),
+        &l.registry,
+        &p.data_dir,
+        host.storage.as_ref(),
+    )?;
     let notifications = match &args.amqp_url {
         Some(url) => {
             let handlers = notification_handlers(&l, &host);

@@ -10,12 +10,69 @@
 //! `tenant_id`), which its own traits of the same name replace.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ceilo_jsonpath::{self as jsonpath, Expr};
+use ceilo_plugin_api::TraitMatch;
 use serde_json::{Map, Value};
 
 use super::model::{Event, Trait, TraitType};
+use crate::loader::{CreateError, PluginKind, PluginRegistry, TraitPluginInstance};
 use crate::pipeline::{Pos, Positions};
+
+/// Where trait definitions get the plugins their `plugin:` names.
+pub trait TraitPluginSource {
+    /// A new instance of trait plugin `name` with `parameters`; the error says why
+    /// there is none.
+    fn create_trait_plugin(
+        &self,
+        name: &str,
+        parameters: &Value,
+    ) -> Result<TraitPluginInstance, String>;
+}
+
+/// No trait plugins (a definition naming one is refused).
+pub struct NoTraitPlugins;
+
+impl TraitPluginSource for NoTraitPlugins {
+    fn create_trait_plugin(&self, name: &str, _: &Value) -> Result<TraitPluginInstance, String> {
+        Err(format!(
+            "no trait plugin named `{}` is loaded (no plugin directory was given)",
+            crate::redact::shorten(name, 80)
+        ))
+    }
+}
+
+impl TraitPluginSource for PluginRegistry {
+    fn create_trait_plugin(
+        &self,
+        name: &str,
+        parameters: &Value,
+    ) -> Result<TraitPluginInstance, String> {
+        let ctx = ceilo_plugin_api::Context::new(name, "event definitions");
+        PluginRegistry::create_trait_plugin(self, name, parameters, ctx).map_err(|e| match e {
+            CreateError::Unknown { .. } => {
+                let known = self.names(PluginKind::Trait);
+                format!(
+                    "no trait plugin named `{}` is loaded (loaded trait plugins: {})",
+                    crate::redact::shorten(name, 80),
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            }
+            CreateError::Plugin(e) => {
+                format!("bad parameters for trait plugin: {}", e.error.message())
+            }
+        })
+    }
+}
+
+/// A trait plugin instance a definition holds (conversions call it in turn).
+#[derive(Debug, Clone)]
+struct SharedPlugin(Arc<Mutex<TraitPluginInstance>>);
 
 /// The traits every event has, as Ceilometer defines them: (name, fields).
 const DEFAULT_TRAITS: [(&str, &[&str]); 5] = [
@@ -41,19 +98,35 @@ pub struct TraitDefinition {
     name: String,
     trait_type: TraitType,
     getter: Getter,
+    plugin: Option<SharedPlugin>,
 }
 
 impl TraitDefinition {
     /// Compiles `name: cfg` (a mapping with `fields` and an optional `type`, or the
-    /// fields alone).
+    /// fields alone); a definition naming a plugin is refused.
     pub fn new(name: &str, cfg: &Value) -> Result<TraitDefinition, String> {
+        TraitDefinition::with_plugins(name, cfg, &NoTraitPlugins)
+    }
+
+    /// Compiles `name: cfg`, creating the trait plugin its `plugin:` names (`NAME`,
+    /// or `{name: NAME, parameters: {…}}`) from `plugins`.
+    pub fn with_plugins(
+        name: &str,
+        cfg: &Value,
+        plugins: &dyn TraitPluginSource,
+    ) -> Result<TraitDefinition, String> {
+        let mut plugin = None;
         let (fields, type_name) = match cfg {
             Value::Object(m) => {
                 let fields = m
                     .get("fields")
                     .ok_or_else(|| format!("trait `{name}`: `fields` is required"))?;
                 if let Some(p) = m.get("plugin") {
-                    return Err(plugin_error(name, p));
+                    let (plugin_name, params) = plugin_config(name, p)?;
+                    let instance = plugins
+                        .create_trait_plugin(plugin_name, &params)
+                        .map_err(|e| format!("trait `{name}`: {e}"))?;
+                    plugin = Some(SharedPlugin(Arc::new(Mutex::new(instance))));
                 }
                 let t = match m.get("type") {
                     None | Some(Value::Null) => "text".to_owned(),
@@ -104,6 +177,7 @@ impl TraitDefinition {
             name: name.to_owned(),
             trait_type,
             getter,
+            plugin,
         })
     }
 
@@ -121,12 +195,30 @@ impl TraitDefinition {
     /// for a type other than text, matches `""`, which some services send for
     /// "unset"); an error when the value does not convert to the type.
     pub fn to_trait(&self, body: &Value) -> Result<Option<Trait>, String> {
-        let value = match &self.getter {
-            Getter::Constant(v) => v.clone(),
-            Getter::Path(expr) => match expr.first(body) {
+        let value = match (&self.getter, &self.plugin) {
+            (Getter::Constant(v), _) => v.clone(),
+            (Getter::Path(expr), None) => match expr.first(body) {
                 Some(v) => v,
                 None => return Ok(None),
             },
+            // The plugin gets every non-null match (even none) and the first
+            // non-null value it gives back is the trait's, as in Ceilometer.
+            (Getter::Path(expr), Some(SharedPlugin(p))) => {
+                let matches: Vec<TraitMatch> = expr
+                    .find_with_paths(body)
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(path, value)| TraitMatch { path, value })
+                    .collect();
+                let mut plugin = p.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let values = plugin
+                    .trait_values(&matches)
+                    .map_err(|e| format!("trait `{}`: {e}", self.name))?;
+                match values.into_iter().find(|v| !v.is_null()) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                }
+            }
         };
         if self.trait_type != TraitType::Text && value == Value::String(String::new()) {
             return Ok(None);
@@ -151,18 +243,26 @@ fn parse_path(name: &str, path: &str) -> Result<Expr, String> {
     })
 }
 
-fn plugin_error(name: &str, plugin: &Value) -> String {
-    let plugin_name = match plugin {
-        Value::String(s) => Some(s.as_str()),
-        Value::Object(m) => m.get("name").and_then(Value::as_str),
-        _ => None,
-    };
-    match plugin_name {
-        Some(p) => format!(
-            "trait `{name}`: no trait plugin named `{}` is loaded",
-            crate::redact::shorten(p, 80)
-        ),
-        None => format!("trait `{name}`: `plugin` is given without a plugin `name`"),
+/// A trait's `plugin:`: `NAME` or `{name: NAME, parameters: {…}}`.
+fn plugin_config<'a>(name: &str, plugin: &'a Value) -> Result<(&'a str, Value), String> {
+    let missing = || format!("trait `{name}`: `plugin` is given without a plugin `name`");
+    match plugin {
+        Value::String(s) => Ok((s.as_str(), Value::Object(Map::new()))),
+        Value::Object(m) => {
+            let plugin_name = m.get("name").and_then(Value::as_str).ok_or_else(missing)?;
+            let params = match m.get("parameters") {
+                None | Some(Value::Null) => Value::Object(Map::new()),
+                Some(p @ Value::Object(_)) => p.clone(),
+                Some(other) => {
+                    return Err(format!(
+                        "trait `{name}`: plugin `parameters` must be a mapping, not `{}`",
+                        crate::redact::shorten(&other.to_string(), 80)
+                    ))
+                }
+            };
+            Ok((plugin_name, params))
+        }
+        _ => Err(missing()),
     }
 }
 
@@ -201,8 +301,17 @@ pub struct EventDefinition {
 }
 
 impl EventDefinition {
-    /// Compiles one definition (`event_type` and `traits` are required).
+    /// Compiles one definition (`event_type` and `traits` are required); a trait
+    /// naming a plugin is refused.
     pub fn new(cfg: &Value) -> Result<EventDefinition, String> {
+        EventDefinition::with_plugins(cfg, &NoTraitPlugins)
+    }
+
+    /// Compiles one definition, its traits' plugins from `plugins`.
+    pub fn with_plugins(
+        cfg: &Value,
+        plugins: &dyn TraitPluginSource,
+    ) -> Result<EventDefinition, String> {
         let map = cfg
             .as_object()
             .ok_or("a definition must be a mapping with `event_type` and `traits`")?;
@@ -243,7 +352,7 @@ impl EventDefinition {
             _ => return Err("`traits` must be a mapping of trait names to definitions".into()),
         };
         for (name, tcfg) in own {
-            let def = TraitDefinition::new(name, tcfg)?;
+            let def = TraitDefinition::with_plugins(name, tcfg, plugins)?;
             // Replaces a default trait in its place (as a Python dict assignment).
             match defs.iter_mut().find(|d| d.name == *name) {
                 Some(slot) => *slot = def,
@@ -373,18 +482,37 @@ pub struct LoadedDefinitions {
 }
 
 /// Reads and compiles `path`. A file that is not YAML, or not a list, is one error.
+/// No trait plugins: see [`load_with_plugins`].
 pub fn load(path: &Path) -> Result<LoadedDefinitions, DefinitionError> {
+    load_with_plugins(path, &NoTraitPlugins)
+}
+
+/// Reads and compiles `path`, with trait plugins from `plugins`.
+pub fn load_with_plugins(
+    path: &Path,
+    plugins: &dyn TraitPluginSource,
+) -> Result<LoadedDefinitions, DefinitionError> {
     let text = std::fs::read_to_string(path).map_err(|e| DefinitionError {
         file: path.to_owned(),
         pos: None,
         context: None,
         message: format!("cannot read it: {e}"),
     })?;
-    parse(path, &text)
+    parse_with_plugins(path, &text, plugins)
 }
 
-/// Compiles the text of a definitions file (`path` names it in errors).
+/// Compiles the text of a definitions file (`path` names it in errors), without
+/// trait plugins.
 pub fn parse(path: &Path, text: &str) -> Result<LoadedDefinitions, DefinitionError> {
+    parse_with_plugins(path, text, &NoTraitPlugins)
+}
+
+/// Compiles the text of a definitions file, with trait plugins from `plugins`.
+pub fn parse_with_plugins(
+    path: &Path,
+    text: &str,
+    plugins: &dyn TraitPluginSource,
+) -> Result<LoadedDefinitions, DefinitionError> {
     let whole = |pos: Option<Pos>, message: String| DefinitionError {
         file: path.to_owned(),
         pos,
@@ -409,7 +537,7 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedDefinitions, DefinitionErr
         errors: Vec::new(),
     };
     for (i, cfg) in list.iter().enumerate() {
-        match EventDefinition::new(cfg) {
+        match EventDefinition::with_plugins(cfg, plugins) {
             Ok(d) => out.definitions.push(d),
             Err(message) => {
                 // Point at the trait when the message names one.

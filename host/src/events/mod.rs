@@ -17,7 +17,8 @@ mod yaml;
 
 pub use converter::{ceilometer_shape, Conversion, Converter, ConverterOptions};
 pub use definitions::{
-    load, parse, DefinitionError, EventDefinition, LoadedDefinitions, TraitDefinition,
+    load, load_with_plugins, parse, parse_with_plugins, DefinitionError, EventDefinition,
+    LoadedDefinitions, NoTraitPlugins, TraitDefinition, TraitPluginSource,
 };
 pub use model::{Event, Trait, TraitType, TraitValue};
 pub use pipeline::{EventPipeline, EventWiringError};

@@ -3,11 +3,11 @@
 //! vtables that changed, and defaults for entry points older versions lack.
 
 use abi_stable::std_types::{RResult, RSlice, RStr, RString};
-use ceilo_plugin_api::abi::{v1_0, v1_1, v1_2};
+use ceilo_plugin_api::abi::{v1_0, v1_1, v1_2, v1_3};
 use ceilo_plugin_api::{Counter, PluginError, Sample, SampleBatch};
 
 use super::instance::{
-    NotificationAbi, PollLimits, PollOutput, PollerAbi, PublisherAbi, RawTransformOutput,
+    NotificationAbi, PollLimits, PollOutput, PollerAbi, PublisherAbi, RawTransformOutput, TraitAbi,
     TransformerAbi,
 };
 use super::PluginKind;
@@ -26,6 +26,7 @@ pub(crate) enum Factory {
     PublisherV1_0(CreateFn<v1_0::PublisherHandle>),
     PublisherV1_1(CreateFn<v1_1::PublisherHandle>),
     PublisherV1_2(CreateFn<v1_2::PublisherHandle>),
+    TraitV1_3(CreateFn<v1_3::TraitPluginHandle>),
 }
 
 /// One plugin as listed by its library.
@@ -112,6 +113,20 @@ pub(crate) fn entries_v1_2(list: v1_2::PluginList) -> Vec<Entry> {
     p.chain(n).chain(t).chain(u).collect()
 }
 
+/// The plugins of a 1.3 library: 1.2's kinds and its trait plugins.
+pub(crate) fn entries_v1_3(
+    list: v1_2::PluginList,
+    traits: abi_stable::std_types::RVec<v1_3::TraitPluginDescriptor>,
+) -> Vec<Entry> {
+    let mut out = entries_v1_2(list);
+    out.extend(
+        traits
+            .iter()
+            .map(|d| entry(PluginKind::Trait, &d.info, Factory::TraitV1_3(d.create))),
+    );
+    out
+}
+
 /// Pollers, notification handlers and transformers are unchanged from 1.0 to 1.1.
 fn common_entries(
     pollers: &[v1_0::PollerDescriptor],
@@ -188,6 +203,41 @@ pub(crate) fn create_publisher(
         Factory::PublisherV1_1(f) => Ok(Box::new(FfiPublisherV1_1(call(f, params, ctx)?))),
         Factory::PublisherV1_2(f) => Ok(Box::new(FfiPublisherV1_2(call(f, params, ctx)?))),
         _ => Err(PluginError::new("not a publisher")),
+    }
+}
+
+pub(crate) fn create_trait(
+    f: Factory,
+    params: &str,
+    ctx: &str,
+) -> Result<Box<dyn TraitAbi>, PluginError> {
+    match f {
+        Factory::TraitV1_3(f) => Ok(Box::new(FfiTraitV1_3(call(f, params, ctx)?))),
+        _ => Err(PluginError::new("not a trait plugin")),
+    }
+}
+
+/// A trait plugin of a 1.3 library.
+struct FfiTraitV1_3(v1_3::TraitPluginHandle);
+
+// SAFETY: plugin types are `Send` (the trait requires it); the host calls one
+// instance from one thread at a time.
+unsafe impl Send for FfiTraitV1_3 {}
+
+impl TraitAbi for FfiTraitV1_3 {
+    fn trait_values(&mut self, matches_json: &str) -> Result<String, PluginError> {
+        let h = &self.0;
+        // SAFETY: `obj` is this handle's live instance, used by one caller at a time.
+        unsafe { (h.vtable.trait_values())(h.obj, RStr::from_str(matches_json)) }
+            .into_result()
+            .map(RString::into_string)
+    }
+}
+
+impl Drop for FfiTraitV1_3 {
+    fn drop(&mut self) {
+        // SAFETY: the instance is dropped once, here, and not used again.
+        unsafe { (self.0.vtable.drop())(self.0.obj) }
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ceilo_plugin_api::{Counter, PluginError, Sample, SampleBatch};
+use ceilo_plugin_api::{Counter, PluginError, Sample, SampleBatch, TraitMatch};
 
 use super::{PluginCallError, PluginKind};
 
@@ -108,6 +108,11 @@ pub(crate) trait PublisherAbi: Send {
     /// False when the plugin's ABI has no stats entry point.
     fn has_stats(&self) -> bool;
     fn stats(&mut self) -> Result<Vec<Counter>, PluginError>;
+}
+
+pub(crate) trait TraitAbi: Send {
+    /// Matches as JSON `[[path, value], …]` in, values as a JSON list out.
+    fn trait_values(&mut self, matches_json: &str) -> Result<String, PluginError>;
 }
 
 macro_rules! instance_common {
@@ -241,5 +246,35 @@ impl PublisherInstance {
     /// Whether the plugin can report counters (ABI ≥ 1.1).
     pub fn has_stats(&self) -> bool {
         self.inner.has_stats()
+    }
+}
+
+/// A trait plugin instance (one per trait definition that names the plugin).
+pub struct TraitPluginInstance {
+    pub(crate) id: Identity,
+    pub(crate) inner: Box<dyn TraitAbi>,
+}
+instance_common!(TraitPluginInstance);
+
+impl TraitPluginInstance {
+    /// The trait's candidate values for what its fields matched.
+    pub fn trait_values(
+        &mut self,
+        matches: &[TraitMatch],
+    ) -> Result<Vec<serde_json::Value>, PluginCallError> {
+        let out = self
+            .inner
+            .trait_values(&TraitMatch::list_to_json(matches))
+            .map_err(|e| self.id.error(e))?;
+        match serde_json::from_str(&out) {
+            Ok(serde_json::Value::Array(values)) => Ok(values),
+            _ => Err(self.id.error(PluginError::new(
+                "trait_values returned something other than a JSON list",
+            ))),
+        }
+    }
+    /// Whether the plugin runs in a worker process.
+    pub fn is_isolated(&self) -> bool {
+        self.id.isolated
     }
 }

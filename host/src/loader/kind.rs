@@ -1,4 +1,4 @@
-//! The four plugin kinds.
+//! The five plugin kinds.
 
 use std::fmt;
 
@@ -16,15 +16,18 @@ pub enum PluginKind {
     Transformer,
     /// Sends samples out of a sink.
     Publisher,
+    /// Computes an event trait's value (plugin ABI 1.3).
+    Trait,
 }
 
 impl PluginKind {
     /// Every kind, in listing order.
-    pub const ALL: [PluginKind; 4] = [
+    pub const ALL: [PluginKind; 5] = [
         PluginKind::Poller,
         PluginKind::Notification,
         PluginKind::Transformer,
         PluginKind::Publisher,
+        PluginKind::Trait,
     ];
 
     /// The name used in listings and JSON.
@@ -34,6 +37,7 @@ impl PluginKind {
             PluginKind::Notification => "notification",
             PluginKind::Transformer => "transformer",
             PluginKind::Publisher => "publisher",
+            PluginKind::Trait => "trait",
         }
     }
 }

@@ -5,9 +5,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError};
-use ceilo_plugin_api::abi::{self, v1_0, v1_1, v1_2, AbiVersion};
+use ceilo_plugin_api::abi::{self, v1_0, v1_1, v1_2, v1_3, AbiVersion};
 
-use super::abi_adapters::{entries_v1_0, entries_v1_1, entries_v1_2, Entry};
+use super::abi_adapters::{entries_v1_0, entries_v1_1, entries_v1_2, entries_v1_3, Entry};
 
 /// The commit at which plugin ABI 1.0 and 1.1 were declared released (frozen).
 const RELEASE_COMMIT: &str = "6cbc86c";
@@ -75,10 +75,15 @@ pub fn load_library(path: &Path) -> Result<LoadedLibrary, String> {
             (module.init())(super::plugin_log::host_logger());
             entries_v1_1(list(module.plugins())?)
         }
-        _ => {
+        2 => {
             let module = init::<v1_2::PluginLibraryRef>(header, version)?;
             (module.init())(super::plugin_log::host_logger());
             entries_v1_2(list(module.plugins())?)
+        }
+        _ => {
+            let module = init::<v1_3::PluginLibraryRef>(header, version)?;
+            (module.init())(super::plugin_log::host_logger());
+            entries_v1_3(list(module.plugins())?, list(module.trait_plugins())?)
         }
     };
     if let Some(e) = entries.iter().find(|e| e.name.trim().is_empty()) {

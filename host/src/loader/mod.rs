@@ -15,7 +15,7 @@ mod worker;
 pub use error::{closest, CreateError, PluginCallError, ScanError};
 pub use instance::{
     NotificationInstance, PollLimits, PollOutput, PollerInstance, PublisherInstance,
-    TransformOutput, TransformerInstance,
+    TraitPluginInstance, TransformOutput, TransformerInstance,
 };
 pub use isolation::{IsolationMode, IsolationPolicy, WorkerSettings};
 pub use kind::PluginKind;

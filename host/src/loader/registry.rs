@@ -14,11 +14,12 @@ use super::abi_adapters::{self, Factory};
 use super::instance::Identity;
 use super::isolation::{IsolationPolicy, WorkerSettings};
 use super::worker::{
-    Isolated, IsolatedNotification, IsolatedPoller, IsolatedPublisher, IsolatedTransformer, Request,
+    Isolated, IsolatedNotification, IsolatedPoller, IsolatedPublisher, IsolatedTrait,
+    IsolatedTransformer, Request,
 };
 use super::{
     load_library, CreateError, NotificationInstance, PluginCallError, PluginKind, PollerInstance,
-    PublisherInstance, ScanError, TransformerInstance,
+    PublisherInstance, ScanError, TraitPluginInstance, TransformerInstance,
 };
 
 /// A plugin the host can instantiate.
@@ -465,6 +466,25 @@ impl PluginRegistry {
 }
 
 impl PluginRegistry {
+    /// Creates a trait plugin instance with a trait definition's `parameters`.
+    pub fn create_trait_plugin(
+        &self,
+        name: &str,
+        parameters: &serde_json::Value,
+        context: Context,
+    ) -> Result<TraitPluginInstance, CreateError> {
+        let p = self.find(PluginKind::Trait, name)?;
+        let (params, ctx) = p.inputs(parameters, context);
+        let inner = match self.start_worker(p, params.clone(), ctx.clone())? {
+            Some(w) => Box::new(IsolatedTrait(w)),
+            None => abi_adapters::create_trait(p.factory, &params, &ctx).map_err(|e| p.error(e))?,
+        };
+        Ok(TraitPluginInstance {
+            id: p.identity(),
+            inner,
+        })
+    }
+
     /// A worker holding a new instance of `p`, when `p`'s library is isolated.
     fn start_worker(
         &self,

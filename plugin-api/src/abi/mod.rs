@@ -17,11 +17,12 @@ pub mod v1_0;
 mod v1_0_sample;
 pub mod v1_1;
 pub mod v1_2;
+pub mod v1_3;
 
 pub use guard::guard;
 
 /// The ABI that [`export_plugins!`](crate::export_plugins) builds plugins for.
-pub use v1_2 as current;
+pub use v1_3 as current;
 
 use std::fmt;
 
@@ -29,7 +30,7 @@ use std::fmt;
 ///
 /// ```
 /// use ceilo_plugin_api::abi::{AbiVersion, CURRENT};
-/// assert_eq!(CURRENT.to_string(), "1.2");
+/// assert_eq!(CURRENT.to_string(), "1.3");
 /// assert_eq!(AbiVersion::parse("1.0.0"), Some(AbiVersion::new(1, 0)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,7 +64,7 @@ impl fmt::Display for AbiVersion {
 /// The oldest ABI a host built from this crate loads.
 pub const OLDEST: AbiVersion = v1_0::VERSION;
 /// The newest ABI a host built from this crate loads, and the one new plugins get.
-pub const CURRENT: AbiVersion = v1_2::VERSION;
+pub const CURRENT: AbiVersion = v1_3::VERSION;
 
 /// The name of the symbol a plugin library exports (abi_stable's root module loader).
 /// Fixed for abi_stable 0.11; a test checks it against abi_stable's own constant.

@@ -8,7 +8,7 @@ use ceilo_plugin_api::{Counter, PluginError, Sample, SampleBatch};
 use super::client::Isolated;
 use super::protocol::{encode_publish, Reply, Request};
 use crate::loader::instance::{
-    NotificationAbi, PollLimits, PollOutput, PollerAbi, PublisherAbi, RawTransformOutput,
+    NotificationAbi, PollLimits, PollOutput, PollerAbi, PublisherAbi, RawTransformOutput, TraitAbi,
     TransformerAbi,
 };
 
@@ -143,6 +143,24 @@ impl PublisherAbi for IsolatedPublisher {
         match self.0.call(Request::Stats.encode(), "stats", t)? {
             Reply::Counters(c) => Ok(c),
             r => Err(unexpected("stats", r)),
+        }
+    }
+}
+
+/// A trait plugin in a worker.
+pub(crate) struct IsolatedTrait(pub(crate) Isolated);
+
+impl TraitAbi for IsolatedTrait {
+    fn trait_values(&mut self, matches_json: &str) -> Result<String, PluginError> {
+        let req = Request::TraitValues {
+            matches_json: matches_json.to_owned(),
+        };
+        let mut out = self.0.strings(req, "trait_values")?;
+        match (out.pop(), out.is_empty()) {
+            (Some(values), true) => Ok(values),
+            _ => Err(PluginError::new(
+                "its worker answered `trait_values` with other than one value list",
+            )),
         }
     }
 }

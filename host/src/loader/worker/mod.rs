@@ -8,7 +8,7 @@ mod protocol;
 mod server;
 
 pub(crate) use adapters::{
-    IsolatedNotification, IsolatedPoller, IsolatedPublisher, IsolatedTransformer,
+    IsolatedNotification, IsolatedPoller, IsolatedPublisher, IsolatedTrait, IsolatedTransformer,
 };
 pub use client::kill_all_workers;
 pub(crate) use client::Isolated;

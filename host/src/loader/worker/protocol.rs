@@ -43,6 +43,9 @@ pub(crate) enum Request {
     },
     PublisherFlush,
     Stats,
+    TraitValues {
+        matches_json: String,
+    },
 }
 
 /// The worker's answer to one request.
@@ -245,6 +248,7 @@ fn plugin_kind_code(k: PluginKind) -> u8 {
         PluginKind::Notification => 1,
         PluginKind::Transformer => 2,
         PluginKind::Publisher => 3,
+        PluginKind::Trait => 4,
     }
 }
 
@@ -290,6 +294,10 @@ impl Request {
             }
             Request::PublisherFlush => e.u8(9),
             Request::Stats => e.u8(10),
+            Request::TraitValues { matches_json } => {
+                e.u8(11);
+                e.str(matches_json);
+            }
         }
         e.0
     }
@@ -304,6 +312,7 @@ impl Request {
                     1 => PluginKind::Notification,
                     2 => PluginKind::Transformer,
                     3 => PluginKind::Publisher,
+                    4 => PluginKind::Trait,
                     k => return Err(ProtocolError(format!("unknown plugin kind {k}"))),
                 },
                 name: d.string()?,
@@ -328,6 +337,9 @@ impl Request {
             },
             9 => Request::PublisherFlush,
             10 => Request::Stats,
+            11 => Request::TraitValues {
+                matches_json: d.string()?,
+            },
             t => return Err(ProtocolError(format!("unknown request {t}"))),
         };
         d.end()?;

@@ -14,7 +14,7 @@ use ceilo_plugin_api::PluginError;
 use super::protocol::{read_frame_into, write_frame, Reply, Request};
 use crate::loader::abi_adapters::{self, Entry};
 use crate::loader::instance::{
-    NotificationAbi, PollLimits, PollerAbi, PublisherAbi, TransformerAbi,
+    NotificationAbi, PollLimits, PollerAbi, PublisherAbi, TraitAbi, TransformerAbi,
 };
 use crate::loader::{load_library, PluginKind};
 
@@ -42,6 +42,7 @@ enum Instance {
     Notification(Box<dyn NotificationAbi>),
     Transformer(Box<dyn TransformerAbi>),
     Publisher(Box<dyn PublisherAbi>),
+    Trait(Box<dyn TraitAbi>),
 }
 
 /// Serves the host until it closes stdin.
@@ -119,6 +120,7 @@ fn create(
         PluginKind::Publisher => {
             Instance::Publisher(abi_adapters::create_publisher(f, params, ctx)?)
         }
+        PluginKind::Trait => Instance::Trait(abi_adapters::create_trait(f, params, ctx)?),
     })
 }
 
@@ -155,6 +157,9 @@ fn answer(instance: &mut Instance, req: Request) -> Reply {
         }
         (Instance::Publisher(p), Request::PublisherFlush) => p.flush().map(|()| Reply::Done),
         (Instance::Publisher(p), Request::Stats) => p.stats().map(Reply::Counters),
+        (Instance::Trait(t), Request::TraitValues { matches_json }) => t
+            .trait_values(&matches_json)
+            .map(|v| Reply::Strings(vec![v])),
         (_, req) => Err(PluginError::new(format!(
             "request {req:?} does not fit this plugin's kind"
         ))),

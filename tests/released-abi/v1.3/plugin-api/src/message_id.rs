@@ -1,0 +1,172 @@
+//! A sample's message id, kept inline when it is short (a UUID always is).
+
+use std::cell::Cell;
+
+use crate::Text;
+
+/// Ids of up to this many bytes (a hyphenated UUID is 36) need no allocation.
+pub(crate) const INLINE: usize = 36;
+/// `len` value meaning "the id is in `text`".
+const IN_TEXT: u8 = u8::MAX;
+
+/// The id itself: inline bytes for a short id, shared text for a longer one. A
+/// [`Sample`](crate::Sample) holds these three fields directly (not this struct, whose
+/// padding would make a sample 136 bytes instead of 128, the size the compiler still
+/// moves without calling `memcpy`).
+#[derive(Clone)]
+pub(crate) struct MessageId {
+    pub(crate) text: Text,
+    pub(crate) inline: [u8; INLINE],
+    pub(crate) len: u8,
+}
+
+impl MessageId {
+    /// A fresh time-ordered (version 7) UUID: ids made one after the other sort one
+    /// after the other, so a store's unique index on them grows at its end instead of
+    /// being written all over (random ids made a large store's load rate fall
+    /// sevenfold).
+    ///
+    /// Its time is `timestamp_us` (the sample's: reading the clock again per id cost
+    /// more than the rest of a transformer step); ids made in one thread within one
+    /// millisecond count up in the 12 bits after it, so they sort in the order made.
+    pub(crate) fn new_v7(timestamp_us: i64) -> MessageId {
+        thread_local! {
+            /// (millisecond of the last id, its counter, random state).
+            static STATE: Cell<(i64, u16, u64)> = Cell::new((i64::MIN, 0, seed()));
+        }
+        let ms = timestamp_us.div_euclid(1000);
+        let (counter, random) = STATE.with(|state| {
+            let (prev, n, rng) = state.get();
+            let n = if prev == ms {
+                n.wrapping_add(1) & 0x0fff
+            } else {
+                0
+            };
+            let rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            state.set((ms, n, rng));
+            (n, splitmix64(rng))
+        });
+        let mut bytes = [0u8; 10];
+        bytes[..2].copy_from_slice(&counter.to_be_bytes());
+        bytes[2..].copy_from_slice(&random.to_be_bytes());
+        // Before 1970 is not a time a UUID v7 can carry: such ids start at the epoch.
+        let millis = u64::try_from(ms).unwrap_or(0);
+        let mut id = MessageId {
+            len: INLINE as u8,
+            inline: [0; INLINE],
+            text: Text::new(),
+        };
+        uuid::Builder::from_unix_timestamp_millis(millis, &bytes)
+            .into_uuid()
+            .as_hyphenated()
+            .encode_lower(&mut id.inline);
+        id
+    }
+
+    pub(crate) fn from_str(s: &str) -> MessageId {
+        let mut id = MessageId {
+            len: IN_TEXT,
+            inline: [0; INLINE],
+            text: Text::new(),
+        };
+        if s.len() <= INLINE {
+            id.inline[..s.len()].copy_from_slice(s.as_bytes());
+            id.len = s.len() as u8;
+        } else {
+            id.text = Text::from(s);
+        }
+        id
+    }
+
+    /// Keeps a long id's text as it is (shared), copies a short one inline.
+    pub(crate) fn from_text(t: Text) -> MessageId {
+        if t.len() <= INLINE {
+            return MessageId::from_str(&t);
+        }
+        MessageId {
+            len: IN_TEXT,
+            inline: [0; INLINE],
+            text: t,
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        as_str(&self.text, &self.inline, self.len)
+    }
+}
+
+/// The id held in these fields (see [`MessageId`]).
+pub(crate) fn as_str<'a>(text: &'a Text, inline: &'a [u8; INLINE], len: u8) -> &'a str {
+    match inline.get(..usize::from(len)) {
+        // SAFETY: inline bytes are only ever copied whole from a `str` or written by the
+        // UUID encoder (ASCII), `len` bytes of them.
+        Some(bytes) => unsafe { std::str::from_utf8_unchecked(bytes) },
+        None => text.as_str(),
+    }
+}
+
+/// Each thread's random stream starts from the system's randomness (through `uuid`).
+fn seed() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
+/// SplitMix64's output function: 62 well-mixed bits per id from a counter, far cheaper
+/// than a cryptographic generator. Uniqueness, not secrecy, is what ids need; the time
+/// and per-thread counter in front of it keep one thread's ids apart.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl std::fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for MessageId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_inline_long_ids_shared() {
+        for s in ["", "a", "5460acce-4fd6-480d-ab18-9735ec7b1996", "é-ü"] {
+            let id = MessageId::from_str(s);
+            assert_ne!(id.len, IN_TEXT);
+            assert_eq!(id.as_str(), s);
+        }
+        let long = "x".repeat(37);
+        let id = MessageId::from_str(&long);
+        assert_eq!(id.len, IN_TEXT);
+        assert_eq!(id.clone().as_str(), long);
+        let v7 = MessageId::new_v7(1_700_000_000_123_456);
+        assert_eq!(v7.as_str().len(), 36);
+        assert_eq!(&v7.as_str()[14..15], "7");
+        let u = uuid::Uuid::parse_str(v7.as_str()).unwrap();
+        let (secs, nanos) = u.get_timestamp().unwrap().to_unix();
+        assert_eq!((secs, nanos / 1_000_000), (1_700_000_000, 123));
+    }
+
+    #[test]
+    fn ids_of_one_millisecond_sort_in_the_order_made() {
+        let ids: Vec<String> = (0..1000)
+            .map(|_| MessageId::new_v7(1_700_000_000_000_000).as_str().to_owned())
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(MessageId::new_v7(-5)
+            .as_str()
+            .starts_with("00000000-0000-7"));
+        let many: std::collections::HashSet<String> = (0..100_000)
+            .map(|_| MessageId::new_v7(0).as_str().to_owned())
+            .collect();
+        assert_eq!(many.len(), 100_000, "no two ids alike");
+    }
+}
