@@ -574,10 +574,12 @@ pub fn stored_message_ids(url: &str) -> Vec<String> {
     })
 }
 
-/// The samples in a file the `file:` publisher wrote (none if it does not exist).
+/// The samples in a file the `file:` publisher wrote (none if it does not exist). A
+/// last line without its newline is one being written now: not read yet.
 pub fn read_samples(file: &Path) -> Vec<ceilo_plugin_api::Sample> {
-    std::fs::read_to_string(file)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", file.display())))
         .collect()

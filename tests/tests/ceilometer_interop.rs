@@ -1,7 +1,8 @@
 //! Mixed fleets, both ways, against Ceilometer's own code (PyPI `ceilometer` with
 //! oslo.messaging in a virtual environment, `CEILO_CEILOMETER_PYTHON`, set up by
 //! tests/run.sh) over the test RabbitMQ: samples Ceilometer's SampleNotifierPublisher
-//! sends are verified and stored by `ceilo collector` (a forged one refused), and what
+//! sends are verified and stored by `ceilo collector` (a forged one refused), so are
+//! the events its EventNotifierPublisher sends, and what
 //! ceilo's `notifier://` sends is unwrapped by oslo.messaging and verified by
 //! Ceilometer's verify_signature.
 
@@ -168,5 +169,112 @@ fn ceilo_notifier_output_is_read_and_verified_by_ceilometers_own_code() {
     assert!(
         !out.status.success(),
         "a wrong secret must fail verification"
+    );
+}
+
+/// Events too: what Ceilometer's EventNotifierPublisher sends (its own signing, its
+/// own envelope) is verified and stored by `ceilo collector`, typed traits intact; an
+/// event signed with another secret is refused.
+#[test]
+fn ceilometers_event_notifier_feeds_ceilo_collector_and_forgeries_are_refused() {
+    let Some(python) = ceilometer_python() else {
+        return;
+    };
+    let Some(amqp) = rabbitmq() else { return };
+    let topic = unique("event-from-ceilometer");
+    let store = tempfile::tempdir().expect("tempdir");
+    let collector = spawn_ceilo(
+        &[
+            "collector",
+            "--amqp-url",
+            &amqp,
+            "--queue",
+            &unique("samples"),
+            "--event-queue",
+            &format!("{topic}.sample"),
+            "--data-dir",
+            store.path().to_str().expect("utf-8"),
+        ],
+        &[("CEILO_TELEMETRY_SECRET", SECRET)],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let out = Command::new(&python)
+        .arg(script("ceilometer_publish_events.py"))
+        .args(["127.0.0.1:5672", &topic, SECRET, "3", "1"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run Ceilometer's event publisher");
+    assert!(out.status.success(), "Ceilometer's event publisher failed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ids = |kind: &str| -> HashSet<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(kind))
+            .map(|id| id.trim().to_owned())
+            .collect()
+    };
+    let (good, forged) = (ids("good "), ids("forged "));
+    assert_eq!((good.len(), forged.len()), (3, 1), "{text}");
+
+    let url = format!("sqlite://{}/ceilo.db", store.path().display());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let read = || {
+        if !store.path().join("ceilo.db").is_file() {
+            return Vec::new();
+        }
+        rt.block_on(async {
+            let s = ceilo_host::storage::open(
+                Some(&url),
+                store.path(),
+                ceilo_host::storage::Retention::default(),
+            )
+            .await
+            .expect("open store");
+            s.events(&ceilo_host::storage::EventQuery::default())
+                .await
+                .expect("events")
+        })
+    };
+    let t = Instant::now();
+    let mut stored = Vec::new();
+    while t.elapsed() < Duration::from_secs(20) && stored.len() < 3 {
+        std::thread::sleep(Duration::from_millis(250));
+        stored = read();
+    }
+    let log = stop_ceilo(collector, Duration::from_secs(15));
+    let stored_ids: HashSet<String> = stored.iter().map(|e| e.message_id.clone()).collect();
+    assert_eq!(
+        stored_ids, good,
+        "each good event once, the forged one not\n{log}"
+    );
+    assert!(log.contains("signature does not verify"), "{log}");
+    let first = stored
+        .iter()
+        .find(|e| {
+            e.trait_named("instance_id").map(|t| &t.value)
+                == Some(&ceilo_host::events::TraitValue::Text("vm-1".into()))
+        })
+        .expect("vm-1's event");
+    use ceilo_host::events::TraitValue;
+    assert_eq!(
+        first.trait_named("memory_mb").map(|t| &t.value),
+        Some(&TraitValue::Int(1024))
+    );
+    assert_eq!(
+        first.trait_named("load").map(|t| &t.value),
+        Some(&TraitValue::Float(1.5))
+    );
+    assert_eq!(
+        first.trait_named("launched_at").map(|t| &t.value),
+        Some(&TraitValue::Datetime(
+            chrono::DateTime::parse_from_rfc3339("2026-12-02T17:59:00.000001Z")
+                .expect("time")
+                .with_timezone(&chrono::Utc)
+        ))
+    );
+    assert_eq!(
+        first.generated,
+        chrono::DateTime::parse_from_rfc3339("2026-12-02T18:00:01.250000Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc)
     );
 }

@@ -556,7 +556,7 @@ fn ceilo_validate_checks_event_definitions() {
     let bad = dir.path().join("event_definitions.yaml");
     std::fs::write(
         &bad,
-        "- event_type: a.*\n  traits:\n    n:\n      type: int\n      fields: payload.n(\n- event_type: b.*\n  traits:\n    p:\n      fields: payload.p\n      plugin: split\n",
+        "- event_type: a.*\n  traits:\n    n:\n      type: int\n      fields: payload.n(\n- event_type: b.*\n  traits:\n    p:\n      fields: payload.p\n      plugin: splitt\n",
     )
     .expect("write");
     let (code, _, err) = validate_events(&bad);
@@ -570,7 +570,8 @@ fn ceilo_validate_checks_event_definitions() {
     );
     assert!(
         err.lines()
-            .any(|l| l.contains(&at(8)) && l.contains("no trait plugin named `split`")),
+            .any(|l| l.contains(&at(8))
+                && l.contains("no trait plugin named `splitt` is loaded (loaded trait plugins: bitfield, map, split, timedelta)")),
         "{err}"
     );
     for file in ceilometer_event_definitions() {

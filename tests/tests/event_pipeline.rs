@@ -90,7 +90,11 @@ fn run_agent_with(
     let store_url = format!("sqlite://{}/ceilo.db", data.display());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut found = Vec::new();
-    while std::time::Instant::now() < deadline {
+    if expect_events == 0 {
+        // Nothing stored here (the events leave over RabbitMQ): time to publish them.
+        std::thread::sleep(Duration::from_secs(3));
+    }
+    while expect_events > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(300));
         if !data.join("ceilo.db").is_file() {
             continue;
@@ -463,7 +467,7 @@ fn bad_event_configuration_stops_the_start_with_its_place() {
     let events_file = d.join("event_pipeline.yaml");
     std::fs::write(
         &events_file,
-        "sources:\n  - name: s\n    events: ['*']\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: ['notifier://']\n",
+        "sources:\n  - name: s\n    events: ['*']\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: ['notifier://?per_meter_topic=1']\n",
     )
     .expect("file");
     let validate = || {
@@ -475,7 +479,7 @@ fn bad_event_configuration_stops_the_start_with_its_place() {
     let (code, out, err) = validate();
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("event_pipeline.yaml:7:"), "{err}");
-    assert!(err.contains("plugin ABI 1.3"), "{err}");
+    assert!(err.contains("unknown option `per_meter_topic`"), "{err}");
 
     std::fs::write(
         &events_file,
@@ -511,5 +515,148 @@ fn bad_event_configuration_stops_the_start_with_its_place() {
     assert!(
         err.contains("event_definitions.yaml:3:") && err.contains("number"),
         "{err}"
+    );
+}
+
+/// Events over RabbitMQ, as Ceilometer's shipped `event_pipeline.yaml` (8.1.5's and
+/// 27.0.0's: `notifier://`) sends them: the notification agent publishes signed
+/// event notifications, `ceilo collector` stores the events; an event signed with
+/// another secret is dead-lettered, and the events reach the store once each.
+#[test]
+fn events_travel_over_rabbitmq_to_the_collector_signed() {
+    let Some(url) = rabbitmq() else { return };
+    let definitions = ceilometer_event_definitions();
+    let Some(latest) = definitions.last() else {
+        return;
+    };
+    // The shipped event pipelines validate as they are.
+    for d in &definitions {
+        let shipped = d.with_file_name("event_pipeline.yaml");
+        let text = std::fs::read_to_string(&shipped).expect("shipped event_pipeline.yaml");
+        assert!(text.contains("notifier://"), "{}", shipped.display());
+        let (code, out, err) = run_ceilo(&[
+            "validate",
+            "--pipeline",
+            workspace_root()
+                .join("pipeline.yaml")
+                .to_str()
+                .expect("utf-8"),
+            "--plugin-dir",
+            built_in_plugin_dir().path().to_str().expect("utf-8"),
+            "--event-pipeline",
+            shipped.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(code, 0, "{}: {out}{err}", shipped.display());
+        let text = std::fs::read_to_string(&shipped).expect("read");
+        assert!(text.contains("event_sink"));
+    }
+    // The same pipeline on a topic of this test's own (the queue is shared otherwise).
+    let topic = unique("event");
+    let data = tempfile::tempdir().expect("tempdir");
+    let store_dir = tempfile::tempdir().expect("tempdir");
+    let collector = spawn_ceilo(
+        &[
+            "collector",
+            "--amqp-url",
+            &url,
+            "--queue",
+            &unique("samples"),
+            "--event-queue",
+            &format!("{topic}.sample"),
+            "--telemetry-secret",
+            "s3cret",
+            "--data-dir",
+            store_dir.path().to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // its queues are declared
+    let e = ceilo_host::events::Event {
+        message_id: "forged-event".into(),
+        event_type: "compute.instance.create.end".into(),
+        generated: chrono::Utc::now(),
+        traits: vec![],
+        raw: serde_json::json!({}),
+    };
+    let forged = ceilo_host::events::notifier::signed_message(&e, "not-the-secret");
+    let inner = serde_json::json!({"event_type": "event", "priority": "SAMPLE", "payload": [forged],
+        "message_id": "n-forged", "publisher_id": "intruder", "timestamp": "2026-01-01 00:00:00"});
+    publish_notifications(
+        &url,
+        "ceilometer",
+        &format!("{topic}.sample"),
+        vec![
+            serde_json::json!({"oslo.version": "2.0", "oslo.message": inner.to_string()})
+                .to_string()
+                .into_bytes(),
+        ],
+    );
+    let (_, log) = run_agent(
+        &url,
+        data.path(),
+        &format!("---\nsources:\n    - name: event_source\n      events:\n          - \"*\"\n      sinks:\n          - event_sink\nsinks:\n    - name: event_sink\n      transformers:\n      publishers:\n          - notifier://?topic={topic}\n"),
+        &[
+            "--event-definitions",
+            latest.to_str().expect("utf-8"),
+            "--telemetry-secret",
+            "s3cret",
+        ],
+        vec![
+            fixture("nova_instance_create_end.json"),
+            fixture("cinder_volume_create_end.json"),
+            fixture("glance_image_upload.json"),
+        ],
+        0,
+    );
+    let store_url = format!("sqlite://{}/ceilo.db", store_dir.path().display());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let found = if store_dir.path().join("ceilo.db").is_file() {
+            rt.block_on(async {
+                let store = storage::open(Some(&store_url), store_dir.path(), Retention::default())
+                    .await
+                    .expect("open store");
+                store.events(&EventQuery::default()).await.expect("events")
+            })
+        } else {
+            Vec::new()
+        };
+        if found.len() >= 3 || std::time::Instant::now() > deadline {
+            break found;
+        }
+    };
+    let collector_log = stop_ceilo(collector, Duration::from_secs(20));
+    let mut ids: Vec<&str> = stored.iter().map(|e| e.message_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "0c65cb9c-018c-11e2-bc91-5453ed1bbb5f",
+            "7a8c2d0e-1f3b-4c5d-8e9f-0a1b2c3d4e5f",
+            "dae6f69c-00e0-41c0-b371-41ec3b7f4451"
+        ],
+        "the three events, once each, the forged one not\n{log}\n{collector_log}"
+    );
+    let create = stored
+        .iter()
+        .find(|e| e.event_type == "compute.instance.create.end")
+        .expect("create.end");
+    assert_eq!(trait_of(create, "memory_mb"), Some(&TraitValue::Int(512)));
+    assert_eq!(
+        trait_of(create, "launched_at"),
+        Some(&TraitValue::Datetime(at("2012-05-08T20:23:47.985999Z")))
+    );
+    assert!(
+        collector_log.contains("forged-event")
+            && collector_log.contains("signature does not verify"),
+        "{collector_log}"
+    );
+    let dead = drain_queue(&url, "metering.sample.dead");
+    assert!(
+        dead.iter()
+            .any(|(_, body)| String::from_utf8_lossy(body).contains("forged-event")),
+        "the forged event is dead-lettered"
     );
 }

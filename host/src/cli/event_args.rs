@@ -1,11 +1,10 @@
 //! The event options of `ceilo notification` and `ceilo run`: which event pipeline,
 //! which definitions, and the converter's choices (Ceilometer's `[event]` options).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::pipeline_cmds::PipelineCommandError;
 use crate::events::{Converter, ConverterOptions, EventPipeline};
-use crate::pipeline::StoreHandle;
 use crate::services::notification::EventWork;
 
 /// Options for making events of notifications. Without `--event-pipeline` no
@@ -47,8 +46,7 @@ impl EventArgs {
         &self,
         config: Option<&crate::pipeline::EventPipelineConfig>,
         plugins: &dyn crate::events::TraitPluginSource,
-        data_dir: &Path,
-        store: Option<&StoreHandle>,
+        host: &crate::events::EventHost,
     ) -> Result<Option<EventWork>, PipelineCommandError> {
         let Some(config) = config else {
             return Ok(None);
@@ -74,7 +72,7 @@ impl EventArgs {
                 store_raw: self.store_raw.clone(),
             },
         );
-        let pipeline = EventPipeline::wire(config, data_dir, store)?;
+        let pipeline = EventPipeline::wire(config, host)?;
         tracing::info!(
             target: "ceilo::events",
             "events: {} definition(s) tried per notification, pipeline {}",

@@ -760,8 +760,13 @@ pub fn notification_command(
     let events = n.events.event_work(
         event_config.as_ref(),
         &l.registry,
-        &args.data_dir,
-        host.storage.as_ref(),
+        &crate::events::EventHost {
+            data_dir: args.data_dir.clone(),
+            store: host.storage.clone(),
+            runtime: rt.handle().clone(),
+            amqp_url: Some(n.amqp_url.clone()),
+            telemetry_secret: args.telemetry_secret.clone(),
+        },
     )?;
     let handlers = notification_handlers(&l, &host);
     tracing::info!(

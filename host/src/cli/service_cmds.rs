@@ -9,7 +9,7 @@ use super::pipeline_cmds::{
     uses_direct, PipelineArgs, PipelineCommandError, StorageArgs,
 };
 use crate::pipeline::{self, OutputMode};
-use crate::services::{collector, notification, retention};
+use crate::services::{collector, event_collector, notification, retention};
 
 /// The pipeline `ceilo run` uses when `--pipeline` is left at its default and there is
 /// no `pipeline.yaml` in the working directory: the repository's own.
@@ -47,6 +47,10 @@ pub struct CollectorArgs {
     /// Where the embedded store lives (when --storage is not given).
     #[arg(long, env = "CEILO_DATA_DIR", default_value = "ceilo-data")]
     pub data_dir: PathBuf,
+    /// The queue events arrive on (bound to exchange `ceilometer` with this routing
+    /// key, as Ceilometer's event notifier sends them); `none` stores no events.
+    #[arg(long, default_value = "event.sample")]
+    pub event_queue: String,
     #[command(flatten)]
     pub storage: StorageArgs,
 }
@@ -64,9 +68,20 @@ pub fn collector_command(args: &CollectorArgs) -> Result<(), PipelineCommandErro
         routing_key: args.routing_key.clone(),
         queue: args.queue.clone(),
     };
+    let events = (args.event_queue != "none").then(|| event_collector::EventCollectorSettings {
+        amqp_url: args.amqp_url.clone(),
+        prefetch: args.prefetch.max(1),
+        telemetry_secret: args.telemetry_secret.clone(),
+        queue: args.event_queue.clone(),
+    });
     run_until_signal(rt, DEFAULT_SHUTDOWN, move |stop| async move {
         let sweeper = tokio::spawn(retention::run(store.clone(), stop.clone()));
+        let event_side =
+            events.map(|e| tokio::spawn(event_collector::run(e, store.clone(), stop.clone())));
         collector::run(settings, store, stop).await;
+        if let Some(e) = event_side {
+            let _ = e.await;
+        }
         let _ = sweeper.await;
     });
     Ok(())
@@ -129,8 +144,13 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     let events = args.events.event_work(
         event_config.as_ref(),
         &l.registry,
-        &p.data_dir,
-        host.storage.as_ref(),
+        &crate::events::EventHost {
+            data_dir: p.data_dir.clone(),
+            store: host.storage.clone(),
+            runtime: rt.handle().clone(),
+            amqp_url: args.amqp_url.clone(),
+            telemetry_secret: p.telemetry_secret.clone(),
+        },
     )?;
     let notifications = match &args.amqp_url {
         Some(url) => {

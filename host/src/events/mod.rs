@@ -6,11 +6,13 @@
 //! - [`converter`]: a notification to its event (last matching definition wins);
 //! - [`pipeline`]: `event_pipeline.yaml` wired: events to their sinks;
 //! - [`publish`]: the outputs of event sinks (`direct://`, `file:`);
+//! - [`notifier`]: `notifier://` / `amqp://`, events as Ceilometer's notifier sends them;
 //! - `yaml`: definition files read as PyYAML reads them.
 
 pub mod converter;
 pub mod definitions;
 pub mod model;
+pub mod notifier;
 pub mod pipeline;
 pub mod publish;
 mod yaml;
@@ -21,4 +23,4 @@ pub use definitions::{
     LoadedDefinitions, NoTraitPlugins, TraitDefinition, TraitPluginSource,
 };
 pub use model::{Event, Trait, TraitType, TraitValue};
-pub use pipeline::{EventPipeline, EventWiringError};
+pub use pipeline::{EventHost, EventPipeline, EventWiringError};

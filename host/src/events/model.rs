@@ -195,6 +195,57 @@ impl Event {
     }
 }
 
+impl Event {
+    /// An event message as Ceilometer's publishers send one (see
+    /// [`Event::to_ceilometer_json`]; `message_signature` is ignored here).
+    pub fn from_ceilometer_json(v: &Value) -> Result<Event, String> {
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("`{k}` is missing or not text"))
+        };
+        let generated = ceilo_plugin_api::parse_timestamp(&text("generated")?)
+            .map_err(|e| format!("`generated`: {e}"))?;
+        let mut traits = Vec::new();
+        for t in v
+            .get("traits")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (name, code, value) = match t.as_array().map(Vec::as_slice) {
+                Some([Value::String(n), c, value]) => (n, c.as_i64().unwrap_or(0), value),
+                _ => {
+                    return Err(format!(
+                        "a trait is not [name, type, value]: {}",
+                        crate::redact::shorten(&t.to_string(), 80)
+                    ))
+                }
+            };
+            let trait_type = crate::storage::trait_type_of_code(code)
+                .ok_or_else(|| format!("trait `{name}`: unknown type {code}"))?;
+            let value = trait_type
+                .convert(value)
+                .map_err(|e| format!("trait `{name}`: {e}"))?;
+            traits.push(Trait {
+                name: name.clone(),
+                value,
+            });
+        }
+        Ok(Event {
+            message_id: text("message_id")?,
+            event_type: text("event_type")?,
+            generated,
+            traits,
+            raw: v
+                .get("raw")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        })
+    }
+}
+
 /// Python's `datetime.isoformat()` of a naive UTC time, as Ceilometer and Panko
 /// write times: no offset, microseconds only when there are some.
 pub fn isoformat(t: DateTime<Utc>) -> String {

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::model::Event;
+use super::notifier::{NotifierEvents, NotifierTarget};
 use super::publish::{DirectEvents, EventOutput, FileEvents};
 use crate::pipeline::{
     EventPipelineConfig, MeterFilter, StoreHandle, DIRECT_SCHEME, EVENT_FILE_SCHEME,
@@ -18,6 +19,21 @@ struct EventSource {
 struct EventSink {
     name: String,
     outputs: Vec<Box<dyn EventOutput>>,
+}
+
+/// What the event outputs need from the service running them.
+#[derive(Clone)]
+pub struct EventHost {
+    /// Where `file:` paths are relative to.
+    pub data_dir: std::path::PathBuf,
+    /// The store `direct://` writes to (opened when [`EventPipelineConfig::uses_direct`]).
+    pub store: Option<StoreHandle>,
+    /// The runtime `notifier://` does its I/O on.
+    pub runtime: tokio::runtime::Handle,
+    /// The broker `notifier://` without a host sends to (the agent's).
+    pub amqp_url: Option<String>,
+    /// The secret events are signed with (empty: unsigned).
+    pub telemetry_secret: String,
 }
 
 /// A running event pipeline.
@@ -44,13 +60,13 @@ pub enum EventWiringError {
 }
 
 impl EventPipeline {
-    /// Wires `config`: `file:` paths relative to `data_dir`, `direct://` into `store`
-    /// (which the caller opened because [`EventPipelineConfig::uses_direct`]).
+    /// Wires `config` with what `host` provides.
     pub fn wire(
         config: &EventPipelineConfig,
-        data_dir: &Path,
-        store: Option<&StoreHandle>,
+        host: &EventHost,
     ) -> Result<EventPipeline, EventWiringError> {
+        let data_dir: &Path = &host.data_dir;
+        let store = host.store.as_ref();
         let mut sinks = Vec::new();
         for s in &config.sinks {
             let mut outputs: Vec<Box<dyn EventOutput>> = Vec::new();
@@ -68,6 +84,15 @@ impl EventPipeline {
                     },
                     EVENT_FILE_SCHEME => {
                         Box::new(FileEvents::open(&p.url, data_dir).map_err(fail)?)
+                    }
+                    "notifier" | "rpc" | "amqp" | "amqps" => {
+                        let target = NotifierTarget::parse(&p.url, host.amqp_url.as_deref())
+                            .map_err(fail)?;
+                        Box::new(NotifierEvents::new(
+                            target,
+                            &host.telemetry_secret,
+                            host.runtime.clone(),
+                        ))
                     }
                     other => return Err(fail(format!("no event publisher `{other}`"))),
                 };

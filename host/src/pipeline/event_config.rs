@@ -207,14 +207,23 @@ impl Validator {
             let problem = match scheme.as_str() {
                 DIRECT_SCHEME if url.trim_end_matches('/') != "direct:" => Some(format!("`{url}`: the direct publisher takes no path or options; write `direct://` (the store is chosen by --storage / CEILO_STORAGE_URL)")),
                 DIRECT_SCHEME | EVENT_FILE_SCHEME => None,
-                "notifier" | "rpc" | "amqp" => Some(format!("`{}`: events cannot be published over RabbitMQ yet (that comes with plugin ABI 1.3); store them with direct:// or write them with file: for now", mask_url(url))),
+                // The broker may come from the agent (`notifier://`): checked at wiring.
+                "notifier" | "rpc" | "amqp" | "amqps" => {
+                    crate::events::notifier::NotifierTarget::parse(url, Some("amqp://localhost/"))
+                        .err()
+                }
                 "gnocchi" | "panko" | "database" => Some(format!("`{}`: ceilo stores events itself: write `direct://` (the store is chosen by --storage / CEILO_STORAGE_URL)", mask_url(url))),
                 other => {
-                    let known = [DIRECT_SCHEME.to_owned(), EVENT_FILE_SCHEME.to_owned()];
+                    let known = [
+                        DIRECT_SCHEME.to_owned(),
+                        EVENT_FILE_SCHEME.to_owned(),
+                        "notifier".to_owned(),
+                        "amqp".to_owned(),
+                    ];
                     let guess = closest(other, &known)
                         .map(|c| format!("did you mean `{c}`? "))
                         .unwrap_or_default();
-                    Some(format!("unknown event publisher `{other}` in `{}` ({guess}event publishers: direct, file)", mask_url(url)))
+                    Some(format!("unknown event publisher `{other}` in `{}` ({guess}event publishers: direct, file, notifier, amqp)", mask_url(url)))
                 }
             };
             match problem {
@@ -256,7 +265,7 @@ mod tests {
     #[test]
     fn errors_are_located_and_say_what_to_do() {
         let e = parse(
-            "sources:\n  - name: s\n    events: ['a', '!b']\n    sinks: [nope]\nsinks:\n  - name: k\n    transformers: [{name: x}]\n    publishers: ['notifier://', 'gnocchi://', 'fil:x']\n",
+            "sources:\n  - name: s\n    events: ['a', '!b']\n    sinks: [nope]\nsinks:\n  - name: k\n    transformers: [{name: x}]\n    publishers: ['notifier://?per_meter_topic=1', 'gnocchi://', 'fil:x']\n",
         )
         .expect_err("invalid");
         for needle in [
@@ -264,7 +273,7 @@ mod tests {
             "both included and excluded events",
             "sink `nope` is not defined",
             "event sinks take no transformers",
-            "plugin ABI 1.3",
+            "unknown option `per_meter_topic`",
             "ceilo stores events itself",
             "did you mean `file`?",
         ] {

@@ -1,8 +1,10 @@
-//! The long-running services: the polling agent (later: notification agent, collector, API).
+//! The long-running services: the polling agent, the notification agent, the collector
+//! (samples and events) and the retention sweeper.
 
 pub mod agent;
 pub mod broker;
 pub mod collector;
+pub mod event_collector;
 pub mod notification;
 pub mod reconnect;
 pub mod retention;
