@@ -93,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &client,
         )?,
         Command::Resources { client } => query(Query::Resources, &client)?,
+        Command::Events { event_type, client } => query(Query::Events { event_type }, &client)?,
         Command::Notification { args, notification } => {
             ceilo_host::cli::notification_command(&args, &notification)?
         }

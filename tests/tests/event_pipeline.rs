@@ -273,7 +273,18 @@ fn notifications_become_events_by_ceilometers_shipped_definitions() {
         .expect("request");
     let body: Value =
         serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).expect("JSON");
+    // `ceilo events` against an API without tokens: every project's events.
+    let (code, out, err) = run_ceilo(&[
+        "events",
+        "--api-url",
+        &format!("http://{listen}"),
+        "--format",
+        "json",
+    ]);
     let _ = stop_ceilo(api, Duration::from_secs(20));
+    assert_eq!(code, 0, "{err}");
+    let listed: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(4), "{out}");
     let found: Vec<&str> = body
         .as_array()
         .unwrap_or_else(|| panic!("not a list: {body}"))

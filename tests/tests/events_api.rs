@@ -252,6 +252,32 @@ fn check(url: String, data: tempfile::TempDir) {
         assert_eq!(s, 400, "{qs}: {v}");
         assert!(fault(&v).contains(needle), "{qs}: {v}");
     }
+    // `ceilo events`: the same queries from the command line, as a table.
+    let api_url = format!("http://{listen}");
+    let cli = |token: &str, extra: &[&str]| {
+        let mut args = vec!["events", "--api-url", &api_url, "--token", token];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run_ceilo(&args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let out = cli(
+        "adm",
+        &[
+            "--type",
+            "compute.instance.create.end",
+            "-q",
+            "memory_mb:integer>1000",
+        ],
+    );
+    assert!(out.starts_with("GENERATED"), "{out}");
+    assert!(
+        out.contains("ev-p2") && out.contains("memory_mb=2048") && !out.contains("ev-p1"),
+        "{out}"
+    );
+    let out = cli("p1t", &["--format", "json"]);
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(ids(&v), ["ev-p1"], "a project's own events only");
     let _ = stop_ceilo(api, std::time::Duration::from_secs(20));
 }
 

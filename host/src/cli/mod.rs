@@ -155,6 +155,15 @@ pub enum Command {
         #[command(flatten)]
         client: ApiClientArgs,
     },
+    /// List events from the API, oldest first (`-q trait:type<op>value` filters by
+    /// trait, e.g. `-q memory_mb:integer>=512`).
+    Events {
+        /// Only events of this type, e.g. compute.instance.create.end.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        #[command(flatten)]
+        client: ApiClientArgs,
+    },
     /// Internal: serve one plugin instance of LIBRARY over stdin/stdout for a host
     /// (started by the services for isolated libraries).
     #[command(hide = true)]
