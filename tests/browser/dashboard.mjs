@@ -1,5 +1,6 @@
 // Loads the ceilo dashboard in headless Debian chromium and checks that it lists
-// cpu_util and draws a chart with a series per resource; saves a screenshot.
+// cpu_util and draws a chart with a series per resource, and lists the newest events;
+// saves a screenshot.
 // With a third argument `plugins`, it instead waits for the plugins panel and reports
 // the plugins it lists.
 // Usage: node dashboard.mjs URL SCREENSHOT.png [plugins]
@@ -38,13 +39,16 @@ try {
   const current = await page.getAttribute('nav button[data-meter="cpu_util"]', "aria-current");
   if (current !== "true") await fail(`cpu_util is not the chosen meter (aria-current=${current})`);
   await page.waitForSelector("#chart canvas", { timeout: 15000 });
+  await page.waitForSelector("#events tbody tr", { timeout: 15000 });
   const chart = await page.evaluate(() => {
     const c = document.querySelector("#chart canvas");
     const d = document.getElementById("chart").dataset;
     return { width: c.width, height: c.height, series: Number(d.series), points: Number(d.points),
       title: document.getElementById("title").textContent, error: document.getElementById("error").textContent,
       legend: [...document.querySelectorAll(".u-legend .u-series th")].map((t) => t.textContent.trim()),
-      plugins_hidden: document.getElementById("plugins-panel").hidden };
+      plugins_hidden: document.getElementById("plugins-panel").hidden,
+      events: [...document.querySelectorAll("#events tbody tr")].map((r) => r.dataset.event),
+      events_summary: document.getElementById("events-summary").textContent };
   });
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log(JSON.stringify(chart));

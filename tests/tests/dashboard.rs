@@ -69,6 +69,20 @@ fn the_dashboard_lists_cpu_util_and_draws_its_chart() {
             "vm-1",
         ));
         store.record(&batch).await.unwrap();
+        // Events of the last half hour, of two projects: the dashboard lists the newest.
+        let events: Vec<ceilo_host::events::Event> = (0..30)
+            .map(|i| ceilo_host::events::Event {
+                message_id: format!("ev-{i:02}"),
+                event_type: "compute.instance.update".into(),
+                generated: now - chrono::Duration::minutes(30 - i),
+                traits: vec![ceilo_host::events::Trait {
+                    name: "project_id".into(),
+                    value: ceilo_host::events::TraitValue::Text(format!("p{}", i % 2)),
+                }],
+                raw: serde_json::json!({}),
+            })
+            .collect();
+        store.record_events(&events).await.unwrap();
     });
     let empty = dir.path().join("no-plugins");
     std::fs::create_dir_all(&empty).unwrap();
@@ -99,6 +113,17 @@ fn the_dashboard_lists_cpu_util_and_draws_its_chart() {
     assert!(out.status.success(), "{stdout}\n{stderr}\n{log}");
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the script's report");
     assert_eq!(seen["series"], 2, "one series per resource: {seen}");
+    let listed: Vec<&str> = seen["events"]
+        .as_array()
+        .expect("events listed")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let newest: Vec<String> = (5..30).rev().map(|i| format!("ev-{i:02}")).collect();
+    assert_eq!(
+        listed, newest,
+        "the newest 25 events, newest first, every project: {seen}"
+    );
     assert_eq!(
         seen["plugins_hidden"], true,
         "`ceilo api` loads no plugins: no panel ({seen})"
