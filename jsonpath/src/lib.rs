@@ -19,6 +19,8 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// A parsed expression.
@@ -483,11 +485,23 @@ impl Expr {
                 .map(|v| (T::default(), v))
                 .collect(),
             Expr::Path(steps) => {
-                let mut cur = vec![(T::default(), root.clone())];
+                let mut cur: Vec<(T, Cow<'_, Value>)> = vec![(T::default(), Cow::Borrowed(root))];
                 for step in steps {
-                    cur = cur.iter().flat_map(|(t, v)| apply(step, t, v)).collect();
+                    let mut next = Vec::new();
+                    for (t, v) in &cur {
+                        match v {
+                            Cow::Borrowed(b) => next.extend(apply(step, t, b)),
+                            // A function's result: what follows it is owned too.
+                            Cow::Owned(o) => next.extend(
+                                apply(step, t, o)
+                                    .into_iter()
+                                    .map(|(t, x)| (t, Cow::Owned(x.into_owned()))),
+                            ),
+                        }
+                    }
+                    cur = next;
                 }
-                cur
+                cur.into_iter().map(|(t, v)| (t, v.into_owned())).collect()
             }
             Expr::Union(a, b) => {
                 let mut out = a.find_traced(root);
@@ -586,34 +600,40 @@ fn arith(x: &Value, op: char, y: &Value) -> Option<Value> {
     }
 }
 
-fn apply<T: Trail>(step: &Step, t: &T, v: &Value) -> Vec<(T, Value)> {
-    let elements = |a: &[Value]| -> Vec<(T, Value)> {
+// Steps borrow from the document and clone only what a query returns (a function's
+// result is new): cloning each step's subtree made a trait's lookup cost the size of
+// the whole notification.
+fn apply<'a, T: Trail>(step: &Step, t: &T, v: &'a Value) -> Vec<(T, Cow<'a, Value>)> {
+    let elements = |a: &'a [Value]| -> Vec<(T, Cow<'a, Value>)> {
         a.iter()
             .enumerate()
-            .map(|(i, x)| (t.index(i), x.clone()))
+            .map(|(i, x)| (t.index(i), Cow::Borrowed(x)))
             .collect()
     };
     match step {
         Step::Field(name) => v
             .get(name.as_str())
-            .map(|x| (t.child(name), x.clone()))
+            .map(|x| (t.child(name), Cow::Borrowed(x)))
             .into_iter()
             .collect(),
         Step::AllFields => match v {
-            Value::Object(m) => m.iter().map(|(k, x)| (t.child(k), x.clone())).collect(),
+            Value::Object(m) => m
+                .iter()
+                .map(|(k, x)| (t.child(k), Cow::Borrowed(x)))
+                .collect(),
             Value::Array(a) => elements(a),
             _ => Vec::new(),
         },
         Step::All => match v {
             Value::Array(a) => elements(a),
-            other => vec![(t.clone(), other.clone())],
+            other => vec![(t.clone(), Cow::Borrowed(other))],
         },
         Step::Index(i) => match v {
             Value::Array(a) => {
                 let idx = if *i < 0 { a.len() as i64 + i } else { *i };
                 usize::try_from(idx)
                     .ok()
-                    .and_then(|k| a.get(k).map(|x| (t.index(k), x.clone())))
+                    .and_then(|k| a.get(k).map(|x| (t.index(k), Cow::Borrowed(x))))
                     .into_iter()
                     .collect()
             }
@@ -629,19 +649,22 @@ fn apply<T: Trail>(step: &Step, t: &T, v: &Value) -> Vec<(T, Value)> {
                 .iter()
                 .enumerate()
                 .filter(|(_, e)| matches(e, path, *cmp, value))
-                .map(|(i, e)| (t.index(i), e.clone()))
+                .map(|(i, e)| (t.index(i), Cow::Borrowed(e)))
                 .collect(),
             _ => Vec::new(),
         },
-        Step::Func(f) => call(f, v).map(|x| (t.clone(), x)).into_iter().collect(),
+        Step::Func(f) => call(f, v)
+            .map(|x| (t.clone(), Cow::Owned(x)))
+            .into_iter()
+            .collect(),
     }
 }
 
-fn descend<T: Trail>(v: &Value, t: &T, name: &str, out: &mut Vec<(T, Value)>) {
+fn descend<'a, T: Trail>(v: &'a Value, t: &T, name: &str, out: &mut Vec<(T, Cow<'a, Value>)>) {
     match v {
         Value::Object(m) => {
             if let Some(x) = m.get(name) {
-                out.push((t.child(name), x.clone()));
+                out.push((t.child(name), Cow::Borrowed(x)));
             }
             m.iter()
                 .for_each(|(k, c)| descend(c, &t.child(k), name, out));

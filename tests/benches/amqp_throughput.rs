@@ -6,6 +6,10 @@
 //!     unsigned) with confirms, one at a time, on the same broker.
 //! (b) Notifications/s through `ceilo notification` (decode, `compute` handler,
 //!     pipeline, null publisher, ack), against a plain lapin consumer that only acks.
+//! (c) Notifications/s through `ceilo notification` making events as well (Ceilometer
+//!     27.0.0's shipped `event_definitions.yaml`, `CEILO_CEILOMETER_PYTHON`'s package;
+//!     events into the embedded store by `direct://`), against the samples-only agent
+//!     of (b) on the same notifications (each with its own message id).
 //! Both sides alternate within one run; medians are compared.
 
 use std::time::{Duration, Instant};
@@ -184,6 +188,143 @@ fn main() {
         n as f64 / c.as_secs_f64(),
         b.as_secs_f64() / c.as_secs_f64()
     );
+
+    // (c) events beside samples
+    let Some(definitions) = ceilometer_event_definitions().pop() else {
+        return;
+    };
+    let template: serde_json::Value = serde_json::from_slice(&body).expect("fixture JSON");
+    let mut with_events = Vec::new();
+    let mut samples_only = Vec::new();
+    for round in 0..rounds {
+        for events in [false, true] {
+            let (exchange, topic) = (unique("bench-nova"), unique("bench.notifications"));
+            let data = tempfile::tempdir().expect("temp dir");
+            let pipeline = data.path().join("pipeline.yaml");
+            std::fs::write(&pipeline, "sources:\n  - name: n\n    meters: [\"*\"]\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: [\"null://\"]\n").expect("pipeline");
+            let event_pipeline = data.path().join("event_pipeline.yaml");
+            std::fs::write(&event_pipeline, "sources:\n  - name: e\n    events: [\"*\"]\n    sinks: [s]\nsinks:\n  - name: s\n    publishers: [\"direct://\"]\n").expect("event pipeline");
+            let mut cmd = std::process::Command::new(dir.join("ceilo"));
+            cmd.args(["notification", "--pipeline"])
+                .arg(&pipeline)
+                .arg("--plugin-dir")
+                .arg(plugins.path())
+                .arg("--data-dir")
+                .arg(data.path())
+                .args([
+                    "--exchange",
+                    &exchange,
+                    "--topic",
+                    &topic,
+                    "--log-level",
+                    "warn",
+                ])
+                .env("CEILO_AMQP_URL", &url);
+            if events {
+                cmd.arg("--event-pipeline")
+                    .arg(&event_pipeline)
+                    .arg("--event-definitions")
+                    .arg(&definitions);
+            }
+            let mut agent = cmd.spawn().expect("ceilo notification");
+            let queue = format!("ceilo.{topic}");
+            rt.block_on(wait_for_queue(&url, &queue));
+            let bodies: Vec<Vec<u8>> = (0..n)
+                .map(|i| {
+                    let mut b = template.clone();
+                    b["message_id"] = format!("bench-{round}-{events}-{i}").into();
+                    serde_json::to_vec(&b).expect("json")
+                })
+                .collect();
+            rt.block_on(fill_each(&url, &exchange, &topic, &bodies));
+            let start = Instant::now();
+            rt.block_on(wait_drained(&url, &queue));
+            if events {
+                // Drained means none left to deliver; the last batch may still be in
+                // hand: the time runs until every event is in the store.
+                rt.block_on(async {
+                    let store = ceilo_host::storage::open(
+                        None,
+                        data.path(),
+                        ceilo_host::storage::Retention::default(),
+                    )
+                    .await
+                    .expect("open the store");
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let stored = store
+                            .events(&ceilo_host::storage::EventQuery::default())
+                            .await
+                            .expect("events")
+                            .len();
+                        if stored == n {
+                            break;
+                        }
+                        assert!(Instant::now() < deadline, "{stored} of {n} events stored");
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                });
+            }
+            let took = start.elapsed();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &agent.id().to_string()])
+                .status();
+            let _ = agent.wait();
+            if events {
+                with_events.push(took);
+            } else {
+                samples_only.push(took);
+            }
+            rt.block_on(delete_queue(&url, &queue));
+            rt.block_on(delete_queue(&url, &format!("ceilo.{topic}.dead")));
+        }
+    }
+    let (e, s) = (median(with_events), median(samples_only));
+    println!("\n(c) notifications with their events ({n} Nova compute.instance.create.end, Ceilometer 27.0.0's event definitions, events by direct:// into the embedded store, {rounds} rounds, medians)");
+    println!("| `ceilo notification` | notifications/s | vs. samples only |");
+    println!("|----------------------|----------------:|-----------------:|");
+    println!(
+        "| samples only (baseline) | {:.0} | 1.00x |",
+        n as f64 / s.as_secs_f64()
+    );
+    println!(
+        "| samples and events (convert, store, then ack) | {:.0} | {:.2}x |",
+        n as f64 / e.as_secs_f64(),
+        s.as_secs_f64() / e.as_secs_f64()
+    );
+}
+
+/// Publishes each of `bodies` once (confirmed).
+async fn fill_each(url: &str, exchange: &str, topic: &str, bodies: &[Vec<u8>]) {
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.exchange_declare(
+        exchange.into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("exchange");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    for body in bodies {
+        drop(
+            ch.basic_publish(
+                exchange.into(),
+                topic.into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish"),
+        );
+    }
+    let _ = ch.wait_for_confirms().await.expect("confirms");
 }
 
 async fn plain_publish(url: &str, exchange: &str, queue: &str, payloads: &[Vec<u8>]) -> Duration {
