@@ -671,3 +671,90 @@ fn events_travel_over_rabbitmq_to_the_collector_signed() {
         "the forged event is dead-lettered"
     );
 }
+
+/// `ceilo run` with `--amqp-url` and `--event-pipeline`: the one-process setup makes
+/// events of the notifications it consumes, stores them and serves them.
+#[test]
+fn ceilo_run_makes_events_of_notifications_and_serves_them() {
+    let Some(url) = rabbitmq() else { return };
+    build_workspace();
+    let data = tempfile::tempdir().expect("tempdir");
+    let pipeline = data.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "sources:\n  - name: n\n    meters: [\"instance\"]\n    sinks: [k]\nsinks:\n  - name: k\n    publishers: [\"direct://\"]\n",
+    )
+    .expect("pipeline");
+    let events_file = data.path().join("event_pipeline.yaml");
+    std::fs::write(
+        &events_file,
+        "sources:\n  - name: e\n    events: ['compute.*']\n    sinks: [s]\nsinks:\n  - name: s\n    publishers: [direct://]\n",
+    )
+    .expect("event pipeline");
+    let plugins = notification_plugin_dir();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let child = spawn_ceilo(
+        &[
+            "run",
+            "--pipeline",
+            pipeline.to_str().expect("utf-8"),
+            "--plugin-dir",
+            plugins.path().to_str().expect("utf-8"),
+            "--data-dir",
+            data.path().to_str().expect("utf-8"),
+            "--amqp-url",
+            &url,
+            "--event-pipeline",
+            events_file.to_str().expect("utf-8"),
+            "--listen",
+            &listen,
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(2500)); // its queue is declared
+    let id = unique("run-event");
+    let mut body: Value =
+        serde_json::from_slice(&fixture("nova_instance_create_end.json")).expect("fixture");
+    body["message_id"] = Value::from(id.as_str());
+    publish_notifications(
+        &url,
+        "nova",
+        "notifications.info",
+        vec![serde_json::to_vec(&body).expect("json")],
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (status, text) = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let answer = agent
+            .get(format!("http://{listen}/v2/events/{id}"))
+            .header("X-User-Id", "u")
+            .header("X-Project-Id", "7c150a59fe714e6f9263774af9688f0e")
+            .header("X-Roles", "admin")
+            .call();
+        let Ok(mut r) = answer else { continue };
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap_or_default();
+        if status == 200 || std::time::Instant::now() > deadline {
+            break (status, text);
+        }
+    };
+    let log = stop_ceilo(child, Duration::from_secs(20));
+    assert_eq!(status, 200, "{text}\n{log}");
+    let event: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(
+        event["event_type"], "compute.instance.create.end",
+        "{event}"
+    );
+    assert!(
+        log.contains("events: 1 definition(s) tried per notification"),
+        "{log}"
+    );
+}

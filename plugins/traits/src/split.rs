@@ -27,7 +27,10 @@ impl Plugin for Split {
         Ok(Split {
             separator,
             segment: p.get("segment")?.unwrap_or(0),
-            max_split: p.get("max_split")?,
+            // Python's str.split: a negative max_split is no limit.
+            max_split: p
+                .get::<i64>("max_split")?
+                .and_then(|n| usize::try_from(n).ok()),
         })
     }
 }
@@ -89,6 +92,11 @@ mod tests {
             Value::Null
         );
         assert_eq!(split(json!({"segment": -1}), "compute.h1.x"), "x");
+        assert_eq!(
+            split(json!({"separator": "-", "segment": 2, "max_split": -1}), v),
+            "baz",
+            "a negative max_split is no limit"
+        );
         let p = Parameters::from_json(r#"{"separator": "-"}"#).unwrap();
         let mut s = Split::create(&p, &Context::default()).unwrap();
         assert!(
