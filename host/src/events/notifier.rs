@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::model::Event;
 use super::publish::EventOutput;
+use crate::pipeline::retry::with_retries;
 use crate::redact::mask_url;
 
 /// oslo.messaging's control exchange for Ceilometer.
@@ -204,23 +205,13 @@ impl EventOutput for NotifierEvents {
     fn publish(&mut self, events: &[Event]) -> Result<(), String> {
         let body = self.message(events);
         let runtime = self.runtime.clone();
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
-            match runtime.block_on(self.send(&body)) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    self.conn = None;
-                    if attempt >= ATTEMPTS {
-                        return Err(format!("{}: {e}", self.describe()));
-                    }
-                    tracing::warn!(target: "ceilo::events", "{}: {e}; retrying in {delay:?}", self.describe());
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-            }
-        }
+        let what = self.describe();
+        with_retries(&what, ATTEMPTS, Duration::from_millis(200), || {
+            runtime.block_on(self.send(&body)).inspect_err(|_| {
+                // A failed send leaves the connection unusable: the next try reconnects.
+                self.conn = None;
+            })
+        })
     }
 }
 

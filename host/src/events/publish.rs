@@ -3,16 +3,13 @@
 //! has it (written and flushed, or durably stored), so that the notification agent
 //! acks notifications only after their events are published.
 
+use super::model::Event;
+use crate::pipeline::direct::{ATTEMPTS, FIRST_PAUSE};
+use crate::pipeline::retry::with_retries;
+use crate::pipeline::StoreHandle;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use super::model::Event;
-use crate::pipeline::StoreHandle;
-
-/// Tries per batch before `direct://` says the batch was not taken.
-const DIRECT_ATTEMPTS: u32 = 4;
 
 /// A destination for an event sink's events.
 pub trait EventOutput: Send {
@@ -41,27 +38,18 @@ impl EventOutput for DirectEvents {
     }
 
     fn publish(&mut self, events: &[Event]) -> Result<(), String> {
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            let store = self.handle.store.clone();
-            match self.handle.runtime.block_on(store.record_events(events)) {
-                Ok(outcome) => {
-                    for r in &outcome.refused {
-                        let id = events.get(r.index).map_or("(none)", |e| &e.message_id);
-                        tracing::warn!(target: "ceilo::events", message_id = %id, "direct://: event not stored: {}", r.reason);
-                    }
-                    return Ok(());
-                }
-                Err(e) if attempt < DIRECT_ATTEMPTS => {
-                    tracing::warn!(target: "ceilo::events", "direct://: {e}; retrying in {delay:?}");
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Err(format!("direct://: {e}")),
-            }
+        let store = self.handle.store.clone();
+        let outcome = with_retries("direct://", ATTEMPTS, FIRST_PAUSE, || {
+            self.handle
+                .runtime
+                .block_on(store.record_events(events))
+                .map_err(|e| e.to_string())
+        })?;
+        for r in &outcome.refused {
+            let id = events.get(r.index).map_or("(none)", |e| &e.message_id);
+            tracing::warn!(target: "ceilo::events", message_id = %id, "direct://: event not stored: {}", r.reason);
         }
+        Ok(())
     }
 }
 

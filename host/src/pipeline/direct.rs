@@ -8,10 +8,13 @@ use std::time::Duration;
 use ceilo_plugin_api::Sample;
 
 use super::output::Output;
+use super::retry::with_retries;
 use crate::storage::Storage;
 
 /// Tries per batch before the sink is told the batch was not taken.
-const ATTEMPTS: u32 = 4;
+pub(crate) const ATTEMPTS: u32 = 4;
+/// The first pause between tries (it doubles).
+pub(crate) const FIRST_PAUSE: Duration = Duration::from_millis(100);
 
 /// An open store and the runtime its I/O belongs to (sinks run on blocking threads).
 #[derive(Clone)]
@@ -47,30 +50,21 @@ impl Output for DirectOutput {
 
     fn publish(&mut self, batch: &[Sample]) -> Result<(), String> {
         let store = self.handle.store.clone();
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 1;
-        loop {
-            match self.handle.runtime.block_on(store.record(batch)) {
-                Ok(outcome) => {
-                    if outcome.duplicates > 0 {
-                        tracing::debug!(target: "ceilo::pipeline", "direct://: {} duplicate(s) not stored again", outcome.duplicates);
-                    }
-                    for r in &outcome.refused {
-                        let id = batch.get(r.index).map_or("(none)", |s| s.message_id());
-                        tracing::warn!(target: "ceilo::pipeline", message_id = %id, "direct://: sample not stored: {}", r.reason);
-                    }
-                    crate::metrics::global().stored(&outcome);
-                    return Ok(());
-                }
-                Err(e) if attempt < ATTEMPTS => {
-                    tracing::warn!(target: "ceilo::pipeline", "direct://: {e}; retrying in {delay:?}");
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Err(format!("{e} (gave up after {ATTEMPTS} attempts)")),
-            }
+        let outcome = with_retries("direct://", ATTEMPTS, FIRST_PAUSE, || {
+            self.handle
+                .runtime
+                .block_on(store.record(batch))
+                .map_err(|e| e.to_string())
+        })?;
+        if outcome.duplicates > 0 {
+            tracing::debug!(target: "ceilo::pipeline", "direct://: {} duplicate(s) not stored again", outcome.duplicates);
         }
+        for r in &outcome.refused {
+            let id = batch.get(r.index).map_or("(none)", |s| s.message_id());
+            tracing::warn!(target: "ceilo::pipeline", message_id = %id, "direct://: sample not stored: {}", r.reason);
+        }
+        crate::metrics::global().stored(&outcome);
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), String> {

@@ -137,28 +137,7 @@ impl Validator {
                 }
             }
         };
-        let sinks_raw = self.list(map, "sinks", path, ctx, false);
-        let sink_names = self.strings(&sinks_raw, &join(path, "sinks"), ctx);
-        if sinks_raw.is_empty() {
-            self.err(
-                path,
-                ctx,
-                "no sinks: list the sinks this source sends to under `sinks`",
-            );
-        }
-        for (i, s) in sink_names.iter().enumerate() {
-            if !sinks.contains(s) {
-                let known: Vec<String> = sinks.iter().cloned().collect();
-                let guess = closest(s, &known)
-                    .map(|c| format!("did you mean `{c}`? "))
-                    .unwrap_or_default();
-                self.err(
-                    &format!("{path}.sinks[{i}]"),
-                    ctx,
-                    format!("sink `{s}` is not defined ({guess}define it under `sinks`)"),
-                );
-            }
-        }
+        let sink_names = self.sink_refs(map, path, ctx, sinks);
         Some(EventSourceConfig {
             name: name?,
             events: events?,

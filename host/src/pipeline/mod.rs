@@ -2,7 +2,7 @@
 //! (pollers and meter filters) and sinks (transformers and outputs).
 
 mod config;
-mod direct;
+pub(crate) mod direct;
 mod error;
 mod event_config;
 mod legacy;
@@ -11,6 +11,7 @@ pub mod output;
 mod plugin_config;
 mod polling;
 pub(crate) mod positions;
+pub(crate) mod retry;
 mod sink;
 mod validator;
 mod wiring;

@@ -215,6 +215,39 @@ impl Validator {
         out
     }
 
+    /// A source's `sinks` (required, non-empty), each of which must be one of `sinks`.
+    pub(super) fn sink_refs(
+        &mut self,
+        map: &Mapping,
+        path: &str,
+        ctx: Option<&str>,
+        sinks: &HashSet<String>,
+    ) -> Vec<String> {
+        let raw = self.list(map, "sinks", path, ctx, false);
+        let names = self.strings(&raw, &join(path, "sinks"), ctx);
+        if raw.is_empty() {
+            self.err(
+                path,
+                ctx,
+                "no sinks: list the sinks this source sends to under `sinks`",
+            );
+        }
+        for (i, s) in names.iter().enumerate() {
+            if !sinks.contains(s) {
+                let known: Vec<String> = sinks.iter().cloned().collect();
+                let guess = closest(s, &known)
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default();
+                self.err(
+                    &format!("{path}.sinks[{i}]"),
+                    ctx,
+                    format!("sink `{s}` is not defined ({guess}define it under `sinks`)"),
+                );
+            }
+        }
+        names
+    }
+
     pub(super) fn name(&mut self, map: &Mapping, path: &str, what: &str) -> Option<String> {
         match map.get("name") {
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),

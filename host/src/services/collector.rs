@@ -131,17 +131,7 @@ pub fn decode(body: &[u8], secret: &str) -> Decoded {
 /// sends) or of a `telemetry.polling` one (`{"samples": [...]}`, as its polling agent
 /// sends), unwrapped from the oslo.messaging v2.0 envelope when it has one.
 fn samples_of(message: Value) -> Result<Vec<Value>, String> {
-    let message = match message {
-        Value::Object(mut m) if m.contains_key("oslo.message") => {
-            let Some(Value::String(inner)) = m.remove("oslo.message") else {
-                return Err("an oslo.messaging envelope whose `oslo.message` is not text".into());
-            };
-            serde_json::from_str(&inner)
-                .map_err(|e| format!("an oslo.messaging envelope whose message is not JSON: {e}"))?
-        }
-        other => other,
-    };
-    match message {
+    match crate::services::envelope::unwrap(message)? {
         Value::Array(items) => Ok(items),
         Value::Object(mut m) if m.contains_key("event_type") && m.contains_key("payload") => {
             let event_type = m

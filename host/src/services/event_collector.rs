@@ -83,16 +83,7 @@ pub fn decode_events(body: &[u8], secret: &str) -> DecodedEvents {
 }
 
 fn event_messages(message: Value) -> Result<Vec<Value>, String> {
-    let message = match message {
-        Value::Object(mut m) if m.contains_key("oslo.message") => match m.remove("oslo.message") {
-            Some(Value::String(inner)) => serde_json::from_str(&inner).map_err(|e| {
-                format!("an oslo.messaging envelope whose message is not JSON: {e}")
-            })?,
-            _ => return Err("an oslo.messaging envelope whose `oslo.message` is not text".into()),
-        },
-        other => other,
-    };
-    match message {
+    match crate::services::envelope::unwrap(message)? {
         Value::Array(items) => Ok(items),
         Value::Object(mut m) if m.contains_key("payload") => match m.remove("payload") {
             Some(Value::Array(items)) => Ok(items),
@@ -228,11 +219,14 @@ async fn session(
                 _ => break,
             }
         }
-        let decoded: Vec<DecodedEvents> = batch
+        let mut decoded: Vec<DecodedEvents> = batch
             .iter()
             .map(|d| decode_events(&d.data, &settings.telemetry_secret))
             .collect();
-        let events: Vec<Event> = decoded.iter().flat_map(|d| d.events.clone()).collect();
+        let events: Vec<Event> = decoded
+            .iter_mut()
+            .flat_map(|d| std::mem::take(&mut d.events))
+            .collect();
         if !events.is_empty() && !store_until_done(store, &events, shutdown).await {
             return Ok(()); // shutting down unstored: the messages go back to the queue
         }
@@ -252,7 +246,7 @@ async fn store_until_done(
     events: &[Event],
     shutdown: &mut watch::Receiver<bool>,
 ) -> bool {
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Reconnect::default();
     loop {
         match store.record_events(events).await {
             Ok(outcome) => {
@@ -263,12 +257,11 @@ async fn store_until_done(
                 return true;
             }
             Err(e) => {
-                tracing::warn!(target: "ceilo::collector", "events not stored yet: {e}; retrying in {delay:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return false,
+                crate::metrics::global().store_error();
+                tracing::warn!(target: "ceilo::collector", "{} event(s) not stored yet: {e}; holding their messages unacked, retrying in {:?}", events.len(), backoff.delay());
+                if !backoff.wait(shutdown).await {
+                    return false;
                 }
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     }

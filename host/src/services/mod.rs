@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod broker;
 pub mod collector;
+pub mod envelope;
 pub mod event_collector;
 pub mod notification;
 pub mod reconnect;
