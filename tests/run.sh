@@ -125,10 +125,27 @@ if [ ! -x "$suite/ceilometer-venv/bin/python" ] || ! "$suite/ceilometer-venv/bin
     "$suite/ceilometer-venv/bin/pip" install --quiet --disable-pip-version-check 'ceilometer==27.0.0'
 fi
 export CEILO_CEILOMETER_PYTHON="$suite/ceilometer-venv/bin/python"
+# OpenTelemetry's own protobuf messages (PyPI opentelemetry-proto), to decode what the
+# opentelemetryhttp:// publisher sends.
+if [ ! -x "$suite/otel-venv/bin/python" ] || ! "$suite/otel-venv/bin/python" -c 'import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' 2>/dev/null; then
+    python3 -m venv "$suite/otel-venv"
+    "$suite/otel-venv/bin/pip" install --quiet --disable-pip-version-check 'opentelemetry-proto==1.29.0'
+fi
+export CEILO_OTLP_PYTHON="$suite/otel-venv/bin/python"
 export CEILO_GABBI_RUN="$suite/venv/bin/gabbi-run"
 export CEILO_CEILOMETER_CLIENT="$suite/venv/bin/ceilometer"
 export CEILO_CEILOMETER_GABBI="$suite/ceilometer-8.1.5/ceilometer/tests/functional/gabbi"
 export CEILO_PANKO_GABBI="$suite/panko-10.0.0/panko/tests/functional/gabbi"
+
+step "Prometheus and its Pushgateway (Debian), for the prometheus:// publisher and the scrape endpoint"
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-pushgateway >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-pushgateway >/dev/null
+fi
+# The packages start their own daemons where an init system runs; the tests start
+# their own on free ports.
+prometheus --version 2>&1 | head -1
+prometheus-pushgateway --version 2>&1 | head -1
 
 step "browser: Debian chromium and playwright-core (dashboard test)"
 if [ ! -x /usr/bin/chromium ]; then

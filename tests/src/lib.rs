@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
+pub mod receivers;
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,13 +34,14 @@ fn cargo() -> Command {
 }
 
 /// The built-in plugin libraries (crate names).
-pub const BUILT_IN: [&str; 6] = [
+pub const BUILT_IN: [&str; 7] = [
     "ceilo_plugin_system",
     "ceilo_plugin_transformers",
     "ceilo_plugin_publishers",
     "ceilo_plugin_notifications",
     "ceilo_plugin_amqp",
     "ceilo_plugin_traits",
+    "ceilo_plugin_remote",
 ];
 
 /// Builds the host and every plugin library of the workspace (debug), once per test

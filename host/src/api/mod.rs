@@ -28,7 +28,7 @@ use axum::Router;
 pub use auth::{Auth, Principal, SharedAuth};
 pub use error::ApiError;
 pub use server::{serve, tls_config, ServerError, ServerOptions, TlsFiles, MAX_BODY_BYTES};
-pub use status::serve_status;
+pub use status::{serve_exporter, serve_status};
 
 use crate::pipeline::Runtime;
 use crate::storage::Storage;

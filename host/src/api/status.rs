@@ -20,14 +20,36 @@ pub async fn plugins() -> Response {
     }
 }
 
-/// Serves `/metrics` and `/v2/plugins` on `listener` until `stop` turns true.
-pub async fn serve_status(listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+/// `GET /metrics` of the Prometheus export: the polled meters, then ceilo's own.
+async fn exported_metrics() -> Response {
+    let mut text = crate::services::exporter::render();
+    text.push_str(&crate::metrics::global().prometheus());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Serves the Prometheus export (`--prometheus-listen`) on `listener` until `stop`
+/// turns true.
+pub async fn serve_exporter(listener: tokio::net::TcpListener, stop: watch::Receiver<bool>) {
+    crate::services::exporter::enable();
     let app = Router::new()
-        .route("/metrics", get(super::handlers::metrics))
-        .route("/v2/plugins", get(plugins))
-        .fallback(|| async {
-            ApiError::not_found("this status endpoint serves /metrics and /v2/plugins")
-        });
+        .route("/metrics", get(exported_metrics))
+        .fallback(|| async { ApiError::not_found("this endpoint serves /metrics") });
+    serve_until(listener, app, stop, "the Prometheus endpoint").await;
+}
+
+async fn serve_until(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    mut stop: watch::Receiver<bool>,
+    what: &str,
+) {
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
@@ -35,6 +57,17 @@ pub async fn serve_status(listener: tokio::net::TcpListener, mut stop: watch::Re
         .with_graceful_shutdown(stopped)
         .await
     {
-        tracing::error!(target: "ceilo::api", "the status endpoint stopped: {e}");
+        tracing::error!(target: "ceilo::api", "{what} stopped: {e}");
     }
+}
+
+/// Serves `/metrics` and `/v2/plugins` on `listener` until `stop` turns true.
+pub async fn serve_status(listener: tokio::net::TcpListener, stop: watch::Receiver<bool>) {
+    let app = Router::new()
+        .route("/metrics", get(super::handlers::metrics))
+        .route("/v2/plugins", get(plugins))
+        .fallback(|| async {
+            ApiError::not_found("this status endpoint serves /metrics and /v2/plugins")
+        });
+    serve_until(listener, app, stop, "the status endpoint").await;
 }

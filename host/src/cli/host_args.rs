@@ -106,6 +106,12 @@ pub struct LiveArgs {
     /// (default: not served; `ceilo run` serves both on its API).
     #[arg(long, env = "CEILO_STATUS_LISTEN", value_name = "ADDR")]
     pub status_listen: Option<std::net::SocketAddr>,
+    /// `ceilo agent` and `ceilo run`: serve the latest value of every polled meter for
+    /// Prometheus to scrape, as Ceilometer's polling agent exports them
+    /// (`ceilometer_<meter>` gauges), with ceilo's own metrics, at `/metrics` on this
+    /// address, without authentication (default: not served).
+    #[arg(long, env = "CEILO_PROMETHEUS_LISTEN", value_name = "ADDR")]
+    pub prometheus_listen: Option<std::net::SocketAddr>,
 }
 
 impl LiveArgs {

@@ -625,6 +625,11 @@ where
         .status_listen
         .map(|addr| super::api_cmds::bind(&rt, addr))
         .transpose()?;
+    let exporter = args
+        .live
+        .prometheus_listen
+        .map(|addr| super::api_cmds::bind(&rt, addr))
+        .transpose()?;
     let (settle, watch_files) = (args.live.settle(), !args.live.no_watch);
     run_until_signal(rt, args.bounds.shutdown(), |stop| async move {
         let (targets, service) = start(stop.clone());
@@ -636,10 +641,11 @@ where
             stop.clone(),
         ));
         let status = status.map(|l| tokio::spawn(crate::api::serve_status(l, stop.clone())));
+        let exporter = exporter.map(|l| tokio::spawn(crate::api::serve_exporter(l, stop.clone())));
         with_retention(store, stop, service).await;
         let _ = reloads.await;
-        if let Some(s) = status {
-            let _ = s.await;
+        for server in status.into_iter().chain(exporter) {
+            let _ = server.await;
         }
     });
     Ok(())
@@ -742,6 +748,11 @@ pub fn notification_command(
     n: &NotificationArgs,
 ) -> Result<(), PipelineCommandError> {
     use crate::services::notification::{self, NotificationSettings};
+    if args.live.prometheus_listen.is_some() {
+        return Err(PipelineCommandError::Api(
+            "--prometheus-listen exports polled meters: give it to `ceilo agent` or `ceilo run` (this process polls nothing)".into(),
+        ));
+    }
     let l = load(args)?;
     let rt = new_runtime()?;
     let mut host = settings(args);

@@ -114,6 +114,11 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
     let handle = open_store(&rt, &p.storage, &p.data_dir)?;
     let server_options = args.api.server_options()?;
     let listener = super::api_cmds::bind(&rt, args.api.listen)?;
+    let exporter = p
+        .live
+        .prometheus_listen
+        .map(|addr| super::api_cmds::bind(&rt, addr))
+        .transpose()?;
 
     host.storage = Some(handle.clone());
     let agent = pipeline::wire(
@@ -210,6 +215,12 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
         args.api.scheme(),
         args.api.listen
     )?;
+    if let Some(addr) = p.live.prometheus_listen {
+        writeln!(
+            out,
+            "  Prometheus:    http://{addr}/metrics (polled meters and ceilo's own)"
+        )?;
+    }
     writeln!(
         out,
         "  notifications: {}",
@@ -271,6 +282,9 @@ pub fn run_command(args: &RunArgs, out: &mut dyn Write) -> Result<(), PipelineCo
             stop.clone(),
             Some(agent_swapped),
         ));
+        if let Some(l) = exporter {
+            tasks.spawn(crate::api::serve_exporter(l, stop.clone()));
+        }
         let api_stop = stop.clone();
         tasks.spawn(async move {
             if let Err(e) = crate::api::serve(listener, api_state, server_options, api_stop).await {

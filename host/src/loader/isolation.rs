@@ -13,13 +13,14 @@ use std::time::Duration;
 use crate::plugin_dir::BUILT_IN_PREFIX;
 
 /// The built-in libraries' file names (what `cargo build` produces for `plugins/`).
-pub const BUILT_IN_LIBRARIES: [&str; 6] = [
+pub const BUILT_IN_LIBRARIES: [&str; 7] = [
     "libceilo_plugin_system.so",
     "libceilo_plugin_transformers.so",
     "libceilo_plugin_publishers.so",
     "libceilo_plugin_notifications.so",
     "libceilo_plugin_amqp.so",
     "libceilo_plugin_traits.so",
+    "libceilo_plugin_remote.so",
 ];
 
 /// The policy's overall choice.

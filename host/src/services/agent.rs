@@ -416,6 +416,7 @@ fn poll_result(
             }
             let mut allowed = source.filter.sample_predicate();
             let selected: SampleBatch = out.samples.into_iter().filter(|s| allowed(s)).collect();
+            crate::services::exporter::record(&source.name, name, &selected);
             (!selected.is_empty()).then_some(selected)
         }
         Some(Err(e)) => {
