@@ -128,15 +128,16 @@ impl crate::delivery::Transport for Client {
         match call.send(&request.body[..]) {
             Ok(mut response) => {
                 let status = response.status().as_u16();
-                if (200..300).contains(&status) {
-                    return Ok(());
-                }
+                // Read to the end (bounded), so the connection goes back to the pool.
                 let body = response
                     .body_mut()
                     .with_config()
-                    .limit(4096)
+                    .limit(64 * 1024)
                     .read_to_string()
                     .unwrap_or_default();
+                if (200..300).contains(&status) {
+                    return Ok(());
+                }
                 let why = format!(
                     "{} answered {status}{}",
                     self.options.shown,

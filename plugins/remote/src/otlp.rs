@@ -13,8 +13,9 @@
 //! JSON field names are the lowerCamelCase OTLP/JSON asks for; an absent user or
 //! project is left out rather than sent as null.
 
+use std::collections::HashMap;
+
 use ceilo_plugin_api::{Sample, SampleType};
-use serde_json::{json, Value};
 
 use crate::client::Request;
 use crate::delivery::Encoder;
@@ -122,6 +123,9 @@ pub struct Otlp {
 
 const DELTA: i32 = 1;
 const CUMULATIVE: i32 = 2;
+/// The resource's `service.name`, and the scope (Ceilometer's).
+const SERVICE: &str = "ceilo";
+const SCOPE: (&str, &str) = ("ceilometer", "v1");
 
 fn attribute(key: &str, value: &str) -> KeyValue {
     KeyValue {
@@ -152,134 +156,158 @@ fn point(s: &Sample) -> NumberDataPoint {
     }
 }
 
-/// The request for one batch: one metric per meter (name, unit, type), in the order
-/// meters first appear.
-pub fn request(batch: &[Sample]) -> ExportMetricsServiceRequest {
-    let mut metrics: Vec<(String, String, SampleType, Metric)> = Vec::new();
+/// A batch's samples by meter (name, unit, type), in the order meters first appear:
+/// each becomes one metric.
+fn by_meter(batch: &[Sample]) -> Vec<(String, Vec<&Sample>)> {
+    let mut index: HashMap<(&str, &str, SampleType), usize> = HashMap::new();
+    let mut groups: Vec<(String, Vec<&Sample>)> = Vec::new();
     for s in batch {
-        let name = s.name().replace('.', "_");
-        let found = metrics
-            .iter_mut()
-            .find(|(n, u, t, _)| *n == name && u == s.unit() && *t == s.sample_type());
-        let metric = match found {
-            Some(m) => &mut m.3,
-            None => {
-                let data = match s.sample_type() {
-                    SampleType::Gauge => Data::Gauge(Gauge::default()),
-                    SampleType::Cumulative => Data::Sum(Sum {
-                        data_points: Vec::new(),
-                        aggregation_temporality: CUMULATIVE,
-                        is_monotonic: true,
-                    }),
-                    SampleType::Delta => Data::Sum(Sum {
-                        data_points: Vec::new(),
-                        aggregation_temporality: DELTA,
-                        is_monotonic: false,
-                    }),
-                };
-                metrics.push((
-                    name.clone(),
-                    s.unit().to_owned(),
-                    s.sample_type(),
-                    Metric {
-                        name,
-                        description: format!("{} unit:{}", s.name(), s.unit()),
-                        unit: s.unit().to_owned(),
-                        data: Some(data),
-                    },
-                ));
-                &mut metrics.last_mut().expect("just pushed").3
-            }
-        };
-        match &mut metric.data {
-            Some(Data::Gauge(g)) => g.data_points.push(point(s)),
-            Some(Data::Sum(sum)) => sum.data_points.push(point(s)),
-            None => {}
-        }
+        let key = (s.name(), s.unit(), s.sample_type());
+        let i = *index.entry(key).or_insert_with(|| {
+            groups.push((s.name().replace('.', "_"), Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(s);
     }
+    groups
+}
+
+fn nanos(s: &Sample) -> u64 {
+    u64::try_from(s.timestamp_micros())
+        .unwrap_or(0)
+        .saturating_mul(1000)
+}
+
+/// (temporality, monotonic) of a Sum, or None for a Gauge.
+fn sum_kind(t: SampleType) -> Option<(i32, bool)> {
+    match t {
+        SampleType::Gauge => None,
+        SampleType::Cumulative => Some((CUMULATIVE, true)),
+        SampleType::Delta => Some((DELTA, false)),
+    }
+}
+
+/// The protobuf request for one batch.
+pub fn request(batch: &[Sample]) -> ExportMetricsServiceRequest {
+    let metrics = by_meter(batch)
+        .into_iter()
+        .map(|(name, samples)| {
+            let first = samples[0];
+            let data_points: Vec<NumberDataPoint> = samples.iter().map(|s| point(s)).collect();
+            let data = match sum_kind(first.sample_type()) {
+                None => Data::Gauge(Gauge { data_points }),
+                Some((temporality, monotonic)) => Data::Sum(Sum {
+                    data_points,
+                    aggregation_temporality: temporality,
+                    is_monotonic: monotonic,
+                }),
+            };
+            Metric {
+                name,
+                description: format!("{} unit:{}", first.name(), first.unit()),
+                unit: first.unit().to_owned(),
+                data: Some(data),
+            }
+        })
+        .collect();
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
-                attributes: vec![attribute("service.name", "ceilo")],
+                attributes: vec![attribute("service.name", SERVICE)],
             }),
             scope_metrics: vec![ScopeMetrics {
                 scope: Some(InstrumentationScope {
-                    name: "ceilometer".into(),
-                    version: "v1".into(),
+                    name: SCOPE.0.into(),
+                    version: SCOPE.1.into(),
                 }),
-                metrics: metrics.into_iter().map(|m| m.3).collect(),
+                metrics,
             }],
         }],
     }
 }
 
-fn kv_json(kv: &[KeyValue]) -> Value {
-    kv.iter()
-        .map(|a| {
-            json!({"key": a.key, "value": {"stringValue": a.value.as_ref().map_or("", |v| v.string_value.as_str())}})
-        })
-        .collect()
+/// Appends `v` as a JSON string.
+fn string(out: &mut Vec<u8>, v: &str) {
+    // Writing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
-fn points_json(points: &[NumberDataPoint]) -> Value {
-    points
-        .iter()
-        .map(|p| {
-            json!({
-                "attributes": kv_json(&p.attributes),
-                // 64-bit integers are strings in OTLP/JSON.
-                "startTimeUnixNano": p.start_time_unix_nano.to_string(),
-                "timeUnixNano": p.time_unix_nano.to_string(),
-                "asDouble": if p.as_double.is_finite() { json!(p.as_double) } else { json!(p.as_double.to_string()) },
-                "flags": p.flags,
-            })
-        })
-        .collect()
+fn string_attribute(out: &mut Vec<u8>, key: &str, value: &str) {
+    out.extend_from_slice(b"{\"key\":");
+    string(out, key);
+    out.extend_from_slice(b",\"value\":{\"stringValue\":");
+    string(out, value);
+    out.extend_from_slice(b"}}");
 }
 
-/// `request` in OTLP/JSON.
-pub fn to_json(r: &ExportMetricsServiceRequest) -> Value {
-    let rm: Vec<Value> = r
-        .resource_metrics
-        .iter()
-        .map(|rm| {
-            let scopes: Vec<Value> = rm
-                .scope_metrics
-                .iter()
-                .map(|sm| {
-                    let metrics: Vec<Value> = sm
-                        .metrics
-                        .iter()
-                        .map(|m| {
-                            let mut o = json!({"name": m.name, "description": m.description, "unit": m.unit});
-                            match &m.data {
-                                Some(Data::Gauge(g)) => {
-                                    o["gauge"] = json!({"dataPoints": points_json(&g.data_points)})
-                                }
-                                Some(Data::Sum(s)) => {
-                                    o["sum"] = json!({
-                                        "dataPoints": points_json(&s.data_points),
-                                        "aggregationTemporality": s.aggregation_temporality,
-                                        "isMonotonic": s.is_monotonic,
-                                    })
-                                }
-                                None => {}
-                            }
-                            o
-                        })
-                        .collect();
-                    let scope = sm.scope.as_ref().map_or(json!({}), |s| json!({"name": s.name, "version": s.version}));
-                    json!({"scope": scope, "metrics": metrics})
-                })
-                .collect();
-            let resource = rm
-                .resource
-                .as_ref()
-                .map_or(json!({}), |r| json!({"attributes": kv_json(&r.attributes)}));
-            json!({"resource": resource, "scopeMetrics": scopes})
-        })
-        .collect();
-    json!({ "resourceMetrics": rm })
+/// The same request in OTLP/JSON, written straight from the samples (no tree of
+/// values in between: this is the publisher's hot path).
+pub fn json_request(batch: &[Sample]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(256 + batch.len() * 300);
+    out.extend_from_slice(b"{\"resourceMetrics\":[{\"resource\":{\"attributes\":[");
+    string_attribute(&mut out, "service.name", SERVICE);
+    out.extend_from_slice(b"]},\"scopeMetrics\":[{\"scope\":{\"name\":");
+    string(&mut out, SCOPE.0);
+    out.extend_from_slice(b",\"version\":");
+    string(&mut out, SCOPE.1);
+    out.extend_from_slice(b"},\"metrics\":[");
+    for (i, (name, samples)) in by_meter(batch).into_iter().enumerate() {
+        let first = samples[0];
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"name\":");
+        string(&mut out, &name);
+        out.extend_from_slice(b",\"description\":");
+        string(&mut out, &format!("{} unit:{}", first.name(), first.unit()));
+        out.extend_from_slice(b",\"unit\":");
+        string(&mut out, first.unit());
+        let kind = sum_kind(first.sample_type());
+        out.extend_from_slice(if kind.is_some() {
+            b",\"sum\":{\"dataPoints\":["
+        } else {
+            b",\"gauge\":{\"dataPoints\":["
+        });
+        for (j, s) in samples.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"attributes\":[");
+            string_attribute(&mut out, "resource_id", s.resource_id());
+            if let Some(u) = s.user_id() {
+                out.push(b',');
+                string_attribute(&mut out, "user_id", u);
+            }
+            if let Some(p) = s.project_id() {
+                out.push(b',');
+                string_attribute(&mut out, "project_id", p);
+            }
+            // 64-bit integers are strings in OTLP/JSON; so are NaN and infinities.
+            let t = nanos(s);
+            let _ = write!(
+                out,
+                "],\"startTimeUnixNano\":\"{t}\",\"timeUnixNano\":\"{t}\",\"asDouble\":"
+            );
+            let v = s.volume();
+            if v.is_finite() {
+                let _ = serde_json::to_writer(&mut out, &v);
+            } else {
+                string(&mut out, &v.to_string());
+            }
+            out.extend_from_slice(b",\"flags\":0}");
+        }
+        out.extend_from_slice(b"]");
+        if let Some((temporality, monotonic)) = kind {
+            let _ = write!(
+                out,
+                ",\"aggregationTemporality\":{temporality},\"isMonotonic\":{monotonic}"
+            );
+        }
+        out.extend_from_slice(b"}}");
+    }
+    out.extend_from_slice(b"]}]}]}");
+    out
 }
 
 impl Encoder for Otlp {
@@ -287,14 +315,13 @@ impl Encoder for Otlp {
         if batch.is_empty() {
             return Vec::new();
         }
-        let r = request(batch);
         let (content_type, body) = if self.protobuf {
-            ("application/x-protobuf", prost::Message::encode_to_vec(&r))
-        } else {
             (
-                "application/json",
-                serde_json::to_vec(&to_json(&r)).unwrap_or_default(),
+                "application/x-protobuf",
+                prost::Message::encode_to_vec(&request(batch)),
             )
+        } else {
+            ("application/json", json_request(batch))
         };
         vec![Request {
             suffix: String::new(),
@@ -309,6 +336,7 @@ impl Encoder for Otlp {
 mod tests {
     use super::*;
     use prost::Message as _;
+    use serde_json::Value;
 
     fn batch() -> Vec<Sample> {
         vec![
@@ -362,7 +390,7 @@ mod tests {
         let body = &e.encode(&samples)[0].body;
         let back = ExportMetricsServiceRequest::decode(&body[..]).unwrap();
         assert_eq!(back, request(&samples));
-        let j = to_json(&request(&samples));
+        let j: Value = serde_json::from_slice(&json_request(&samples)).unwrap();
         let sum = &j["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"];
         assert_eq!(sum["aggregationTemporality"], 2);
         assert!(sum["dataPoints"][0]["timeUnixNano"].is_string());
