@@ -147,6 +147,35 @@ fi
 prometheus --version 2>&1 | head -1
 prometheus-pushgateway --version 2>&1 | head -1
 
+step "Gnocchi 4.7.1 from PyPI, its index in Debian's PostgreSQL (the gnocchi:// publisher)"
+# Gnocchi's indexer needs MySQL or PostgreSQL (it has no SQLite driver).
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+fi
+pg_version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+if ! pg_lsclusters -h | grep -q "^$pg_version main"; then
+    pg_createcluster "$pg_version" main >/dev/null
+fi
+if ! pg_lsclusters -h | grep -q "^$pg_version main .* online"; then
+    pg_ctlcluster "$pg_version" main start
+fi
+for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 && break
+    sleep 1
+done
+pg_isready -h 127.0.0.1
+if ! su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname = 'ceilo_gnocchi'\"" | grep -q 1; then
+    su postgres -c "psql -qc \"CREATE ROLE ceilo_gnocchi LOGIN CREATEDB PASSWORD 'ceilo_gnocchi'\""
+fi
+export CEILO_TEST_POSTGRES_URL="postgresql://ceilo_gnocchi:ceilo_gnocchi@127.0.0.1:5432"
+if [ ! -x "$suite/gnocchi-venv/bin/gnocchi-api" ] || [ ! -x "$suite/gnocchi-venv/bin/uwsgi" ]; then
+    python3 -m venv "$suite/gnocchi-venv"
+    "$suite/gnocchi-venv/bin/pip" install --quiet --disable-pip-version-check 'gnocchi==4.7.1' \
+        'gnocchiclient==7.2.0' 'uwsgi==2.0.31' psycopg2-binary sqlalchemy sqlalchemy-utils alembic oslo.db
+fi
+export CEILO_GNOCCHI_VENV="$suite/gnocchi-venv"
+
 step "browser: Debian chromium and playwright-core (dashboard test)"
 if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq

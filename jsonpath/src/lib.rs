@@ -15,7 +15,8 @@
 //!   numbers compute, strings concatenate with `+`; two paths combine element by
 //!   element when they match as many values; a type mismatch yields nothing;
 //! - `a|b`: the matches of `a`, then those of `b` (callers take the first non-null),
-//!   with parentheses for grouping.
+//!   with parentheses for grouping; after a dot, `x.(a|b)` applies the group to each
+//!   match of `x`.
 
 use std::fmt;
 
@@ -55,6 +56,9 @@ pub enum Step {
     Filter(Vec<String>, Cmp, Value),
     /// `` `fn(…)` ``
     Func(Func),
+    /// `.(a|b)`: an expression applied to each match so far (gnocchi_resources.yaml's
+    /// `resource_metadata.(instance_host|host)`).
+    Group(Box<Expr>),
 }
 
 /// Filter comparisons.
@@ -280,6 +284,13 @@ impl Parser<'_> {
                         }
                         Some('[') => steps.push(self.bracket()?),
                         Some('`') => steps.push(Step::Func(self.func()?)),
+                        Some('(') => {
+                            self.i += 1;
+                            let e = self.union()?;
+                            self.ws();
+                            self.expect(')')?;
+                            steps.push(Step::Group(Box::new(e)));
+                        }
                         Some('\'' | '"') => {
                             let q = self.s[self.i];
                             self.i += 1;
@@ -552,11 +563,14 @@ impl Expr {
 trait Trail: Clone + Default {
     fn child(&self, name: &str) -> Self;
     fn index(&self, i: usize) -> Self;
+    /// `self` followed by a trail found below it.
+    fn join(&self, below: &Self) -> Self;
 }
 
 impl Trail for () {
     fn child(&self, _: &str) {}
     fn index(&self, _: usize) {}
+    fn join(&self, _: &()) {}
 }
 
 impl Trail for String {
@@ -569,6 +583,13 @@ impl Trail for String {
     }
     fn index(&self, i: usize) -> String {
         self.child(&format!("[{i}]"))
+    }
+    fn join(&self, below: &String) -> String {
+        if below.is_empty() {
+            self.clone()
+        } else {
+            self.child(below)
+        }
     }
 }
 
@@ -611,6 +632,11 @@ fn apply<'a, T: Trail>(step: &Step, t: &T, v: &'a Value) -> Vec<(T, Cow<'a, Valu
             .collect()
     };
     match step {
+        Step::Group(e) => e
+            .find_traced::<T>(v)
+            .into_iter()
+            .map(|(below, x)| (t.join(&below), Cow::Owned(x)))
+            .collect(),
         Step::Field(name) => v
             .get(name.as_str())
             .map(|x| (t.child(name), Cow::Borrowed(x)))
@@ -771,6 +797,20 @@ mod tests {
                 "target": {"id": "t1"}
             }
         })
+    }
+
+    #[test]
+    fn a_group_after_a_dot_applies_to_each_match() {
+        // gnocchi_resources.yaml's attribute paths.
+        let d = json!({"resource_metadata": {"host": "h1", "flavor": {"name": "m1.small"}}});
+        let e = "resource_metadata.(instance_type|(flavor.name)|flavor_name)";
+        assert_eq!(find(e, &d), [json!("m1.small")]);
+        assert_eq!(
+            find("resource_metadata.(instance_host|host)", &d),
+            [json!("h1")]
+        );
+        let p = parse("resource_metadata.(flavor.name)").unwrap();
+        assert_eq!(p.find_with_paths(&d)[0].0, "resource_metadata.flavor.name");
     }
 
     #[test]

@@ -367,3 +367,187 @@ pub fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
         dir.join("other-ca.pem"),
     )
 }
+
+/// Ceilometer 27.0.0's shipped `gnocchi_resources.yaml` (in `CEILO_CEILOMETER_PYTHON`'s
+/// package).
+pub fn ceilometer_gnocchi_resources() -> Option<PathBuf> {
+    let python = std::env::var_os("CEILO_CEILOMETER_PYTHON").map(PathBuf::from);
+    let venv = python
+        .as_deref()
+        .and_then(Path::parent)
+        .and_then(Path::parent);
+    let found = venv.and_then(|v| {
+        std::fs::read_dir(v.join("lib"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                e.path()
+                    .join("site-packages/ceilometer/publisher/data/gnocchi_resources.yaml")
+            })
+            .find(|f| f.is_file())
+    });
+    match found {
+        Some(f) => Some(f),
+        None => require("Ceilometer's gnocchi_resources.yaml (CEILO_CEILOMETER_PYTHON)"),
+    }
+}
+
+/// Gnocchi from PyPI (`CEILO_GNOCCHI_VENV`: gnocchi, gnocchiclient, uwsgi), its index
+/// in a fresh PostgreSQL database (`CEILO_TEST_POSTGRES_URL`, Debian's server: Gnocchi
+/// has no SQLite indexer), file storage and `basic` authentication, serving its API
+/// under uwsgi as `gnocchi-api` does.
+pub struct Gnocchi {
+    child: Option<Child>,
+    pub port: u16,
+    venv: PathBuf,
+    conf: PathBuf,
+    path: String,
+    /// The server and database of its index (dropped with it).
+    postgres: String,
+    db: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Gnocchi {
+    pub fn start() -> Option<Gnocchi> {
+        let venv = std::env::var_os("CEILO_GNOCCHI_VENV").map(PathBuf::from);
+        let postgres = std::env::var("CEILO_TEST_POSTGRES_URL").ok();
+        let (Some(venv), Some(postgres)) = (
+            venv.filter(|v| v.join("bin/gnocchi-api").exists()),
+            postgres,
+        ) else {
+            return require(
+                "Gnocchi (CEILO_GNOCCHI_VENV) and PostgreSQL (CEILO_TEST_POSTGRES_URL)",
+            );
+        };
+        let db = crate::unique("gnocchi").replace('-', "_");
+        let out = Command::new("psql")
+            .args([
+                &format!("{postgres}/postgres"),
+                "-qc",
+                &format!("CREATE DATABASE {db}"),
+            ])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "create database: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let conf = dir.path().join("gnocchi.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[api]\nauth_mode = basic\nhost = 127.0.0.1\nport = {port}\n\
+                 [indexer]\nurl = {postgres}/{db}\n\
+                 [storage]\ndriver = file\nfile_basepath = {}\n",
+                dir.path().join("storage").display()
+            ),
+        )
+        .expect("write gnocchi.conf");
+        let bin = |name: &str| venv.join("bin").join(name);
+        let path = format!(
+            "{}:{}",
+            venv.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let upgrade = Command::new(bin("gnocchi-upgrade"))
+            .arg("--config-file")
+            .arg(&conf)
+            .env("PATH", &path)
+            .output()
+            .expect("gnocchi-upgrade");
+        assert!(
+            upgrade.status.success(),
+            "gnocchi-upgrade: {}",
+            String::from_utf8_lossy(&upgrade.stderr)
+        );
+        let mut g = Gnocchi {
+            child: None,
+            port,
+            venv,
+            conf,
+            path,
+            postgres,
+            db,
+            _dir: dir,
+        };
+        g.resume();
+        Some(g)
+    }
+
+    /// Starts the API (again) on its port.
+    pub fn resume(&mut self) {
+        use std::os::unix::process::CommandExt as _;
+        let log = self._dir.path().join("api.log");
+        let mut child = Command::new(self.venv.join("bin/gnocchi-api"))
+            .arg("--config-file")
+            .arg(&self.conf)
+            .env("PATH", &self.path)
+            .env("VIRTUAL_ENV", &self.venv)
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
+            .spawn()
+            .expect("start gnocchi-api");
+        wait_for_port(self.port, &mut child, "gnocchi-api");
+        self.child = Some(child);
+    }
+
+    /// Runs PyPI's `gnocchi` client (`--os-auth-type gnocchi-basic --user admin`) with
+    /// `args` and `-f json`; its answer.
+    pub fn client(&self, args: &[&str]) -> Value {
+        let out = Command::new(self.venv.join("bin/gnocchi"))
+            .args([
+                "--os-auth-type",
+                "gnocchi-basic",
+                "--user",
+                "admin",
+                "--endpoint",
+            ])
+            .arg(format!("http://127.0.0.1:{}", self.port))
+            .args(args)
+            .args(["-f", "json"])
+            .output()
+            .expect("gnocchi client");
+        assert!(
+            out.status.success(),
+            "gnocchi {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the client's JSON")
+    }
+
+    /// Stops the API (its uwsgi master and workers).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Gnocchi {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = Command::new("psql")
+            .args([
+                &format!("{}/postgres", self.postgres),
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db),
+            ])
+            .output();
+    }
+}

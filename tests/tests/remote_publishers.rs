@@ -10,7 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use ceilo_plugin_api::{Sample, SampleType};
-use ceilo_tests::receivers::{free_port, make_certificates, Prometheus, Pushgateway, Receiver};
+use ceilo_tests::receivers::{
+    self, free_port, make_certificates, Gnocchi, Prometheus, Pushgateway, Receiver,
+};
 use ceilo_tests::*;
 use serde_json::Value;
 
@@ -660,4 +662,196 @@ fn tcp_messages_verify_with_ceilometers_own_code_and_reconnect() {
         m["counter_name"].as_str().unwrap().starts_with("load."),
         "{m}"
     );
+}
+
+/// Gnocchi's aggregates of one metric: (timestamp, value) at `granularity` seconds.
+fn gnocchi_measures(
+    g: &Gnocchi,
+    rid: &str,
+    metric: &str,
+    aggregation: &str,
+    granularity: &str,
+) -> Vec<(String, f64)> {
+    g.client(&[
+        "measures",
+        "show",
+        "--resource-id",
+        rid,
+        metric,
+        "--refresh",
+        "--aggregation",
+        aggregation,
+        "--granularity",
+        granularity,
+    ])
+    .as_array()
+    .cloned()
+    .unwrap_or_default()
+    .iter()
+    .map(|m| {
+        (
+            m["timestamp"].as_str().unwrap_or_default().to_owned(),
+            m["value"].as_f64().unwrap(),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn gnocchi_gets_resources_and_measures_mapped_by_ceilometers_file() {
+    let Some(resources) = receivers::ceilometer_gnocchi_resources() else {
+        return;
+    };
+    let Some(gnocchi) = Gnocchi::start() else {
+        return;
+    };
+    let plugins = plugins();
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("pipeline.yaml");
+    let url = format!(
+        "gnocchi://admin@127.0.0.1:{}?resources_definition_file={}",
+        gnocchi.port,
+        resources.display()
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "sources:\n  - name: s\n    interval: 1\n    meters: [\"cpu\", \"memory.usage\", \"load.1\"]\n    sinks: [k]\n\
+             sinks:\n  - name: k\n    publishers: [\"{url}\", \"file:produced.json\"]\n"
+        ),
+    )
+    .unwrap();
+    let agent = spawn_service("agent", &file, plugins.path(), data.path(), &[], &[]);
+    std::thread::sleep(Duration::from_millis(3500));
+    let log = stop_ceilo(agent, Duration::from_secs(30));
+    let produced = read_samples(&data.path().join("produced.json"));
+    let memory: Vec<&Sample> = produced
+        .iter()
+        .filter(|s| s.name() == "memory.usage")
+        .collect();
+    assert!(memory.len() >= 2, "{log}");
+    let rid = memory[0].resource_id().replace('/', "_");
+    assert!(
+        log.contains("metric load.1 is not handled by Gnocchi"),
+        "a meter the file does not map is logged:\n{log}"
+    );
+
+    let policies = gnocchi.client(&["archive-policy", "list"]);
+    let names: HashSet<&str> = policies
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains("ceilometer-low") && names.contains("ceilometer-low-rate"),
+        "{names:?}"
+    );
+    let resource = gnocchi.client(&["resource", "show", "--type", "instance", &rid]);
+    assert_eq!(resource["original_resource_id"], rid.as_str(), "{resource}");
+    assert_eq!(resource["type"], "instance");
+    let metrics = resource["metrics"].as_object().expect("metrics");
+    assert!(
+        metrics.contains_key("cpu") && metrics.contains_key("memory.usage"),
+        "{resource}"
+    );
+    assert!(!metrics.contains_key("load.1"));
+    let cpu = gnocchi.client(&["metric", "show", "--resource-id", &rid, "cpu"]);
+    assert_eq!(
+        cpu["archive_policy/name"], "ceilometer-low-rate",
+        "the file's policy for cpu: {cpu}"
+    );
+    assert_eq!(cpu["unit"], "ns");
+
+    // The 5-minute means Gnocchi computed against the ones of what was produced.
+    let mut buckets: HashMap<i64, Vec<f64>> = HashMap::new();
+    for s in &memory {
+        buckets
+            .entry(s.timestamp().timestamp().div_euclid(300))
+            .or_default()
+            .push(s.volume());
+    }
+    let got = gnocchi_measures(&gnocchi, &rid, "memory.usage", "mean", "300");
+    assert_eq!(got.len(), buckets.len(), "{got:?}\n{log}");
+    for (ts, mean) in got {
+        let t = chrono::DateTime::parse_from_rfc3339(&ts)
+            .unwrap()
+            .timestamp()
+            .div_euclid(300);
+        let want = &buckets[&t];
+        let expected = want.iter().sum::<f64>() / want.len() as f64;
+        assert!(
+            (mean - expected).abs() < 1e-6 * expected.abs().max(1.0),
+            "{ts}: {mean} vs {expected}"
+        );
+    }
+}
+
+const COUNTING_DEFINITIONS: &str = "archive_policy_default: ceilo-count
+archive_policies:
+  - name: ceilo-count
+    aggregation_methods: [count, mean]
+    back_window: 0
+    definition:
+      - granularity: 1 hour
+        timespan: 1 day
+resources:
+  - resource_type: generic
+    metrics:
+      m:
+";
+
+#[test]
+fn a_gnocchi_stopped_mid_stream_gets_every_measure_kept_for_it() {
+    let Some(mut gnocchi) = Gnocchi::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("gnocchi_resources.yaml");
+    std::fs::write(&defs, COUNTING_DEFINITIONS).unwrap();
+    let url = format!(
+        "gnocchi://admin@127.0.0.1:{}?resources_definition_file={}&max_retries=0&flush_timeout=60",
+        gnocchi.port,
+        defs.display()
+    );
+    let (reg, _dir) = in_process();
+    let mut p = reg
+        .create_publisher(
+            "gnocchi",
+            &serde_json::json!({ "url": url }),
+            ceilo_plugin_api::Context::new("gnocchi", "test"),
+        )
+        .unwrap();
+    let mut sent = Vec::new();
+    for round in 0..6 {
+        if round == 2 {
+            gnocchi.stop();
+        }
+        if round == 4 {
+            gnocchi.resume();
+        }
+        let b = batch(30, round * 30);
+        p.publish(&b).unwrap();
+        sent.extend(b);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drained(&mut p);
+    let stats = p.stats().unwrap();
+    assert_eq!(counter(&stats, "published"), 180, "{stats:?}");
+    assert_eq!(
+        (counter(&stats, "dropped"), counter(&stats, "rejected")),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert!(counter(&stats, "retried") >= 1, "{stats:?}");
+    for r in 0..3 {
+        let rid = format!("r{r}");
+        let counts: f64 = gnocchi_measures(&gnocchi, &rid, "m", "count", "3600")
+            .iter()
+            .map(|(_, c)| c)
+            .sum();
+        assert_eq!(counts, 60.0, "every measure of {rid} arrived");
+    }
+    let resource = gnocchi.client(&["resource", "show", "--type", "generic", "r0"]);
+    assert_eq!(resource["original_resource_id"], "r0");
 }

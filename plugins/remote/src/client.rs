@@ -99,6 +99,50 @@ impl Client {
         })
     }
 
+    /// One call of a REST API under the endpoint (Gnocchi's): `method` on the target's
+    /// path followed by `path`, a JSON body, JSON asked for. Returns the status and the
+    /// answer (up to 1 MiB); `Err` when no answer came.
+    pub fn call(&self, method: &str, path: &str, body: &[u8]) -> Result<(u16, String), String> {
+        let mut url = self.options.target.clone();
+        let full = format!("{}{path}", url.path().trim_end_matches('/'));
+        let (p, q) = full.split_once('?').unwrap_or((&full, ""));
+        url.set_path(p);
+        url.set_query((!q.is_empty()).then_some(q));
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(url.as_str())
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json");
+        let request = match &self.options.basic_auth {
+            Some(auth) => request.header("Authorization", auth),
+            None => request,
+        };
+        let request = self
+            .options
+            .headers
+            .iter()
+            .fold(request, |r, (k, v)| r.header(k, v));
+        let request = request
+            .body(body.to_vec())
+            .map_err(|e| format!("{}: {e}", self.options.shown))?;
+        let mut response = self
+            .agent
+            .run(request)
+            .map_err(|e| format!("{}: {e}", self.options.shown))?;
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        Ok((response.status().as_u16(), text))
+    }
+
+    /// The endpoint for messages.
+    pub fn shown(&self) -> &str {
+        &self.options.shown
+    }
+
     /// The endpoint's URL for `request`.
     pub fn url_of(&self, request: &Request) -> String {
         if request.suffix.is_empty() {

@@ -1,12 +1,14 @@
 //! Publishers to remote endpoints, with Ceilometer's URL options: `http://` and
 //! `https://` (JSON), `prometheus://` (a Pushgateway), `opentelemetryhttp://`
-//! (OTLP/HTTP metrics) and `tcp://` (length-prefixed msgpack). Each keeps samples in
+//! (OTLP/HTTP metrics), `gnocchi://` (resources and measures) and `tcp://`
+//! (length-prefixed msgpack). Each keeps samples in
 //! a bounded buffer while its endpoint is away and sends them from a thread of its
 //! own, with retries and backoff (see `delivery`); TLS is rustls.
 
 mod buffer;
 mod client;
 mod delivery;
+mod gnocchi;
 mod json;
 mod options;
 mod otlp;
@@ -165,6 +167,61 @@ impl Kind for OpenTelemetryHttp {
     }
 }
 
+/// `gnocchi://host:8041`: resources and measures in Gnocchi, mapped by Ceilometer's
+/// `gnocchi_resources.yaml`.
+pub struct Gnocchi;
+impl Kind for Gnocchi {
+    const NAME: &'static str = "gnocchi";
+    const DESCRIPTION: &'static str =
+        "gnocchi://user@host:8041?resources_definition_file=gnocchi_resources.yaml&archive_policy=… — resources and measures in Gnocchi";
+    const EXAMPLE: &'static str = "gnocchi://admin@gnocchi:8041";
+    const OWN: &'static [&'static str] = &[
+        "resources_definition_file",
+        "archive_policy",
+        "filter_project_id",
+        "enable_filter_project",
+        "filter_project",
+        "filter_domain",
+    ];
+    fn start(
+        _: &str,
+        o: Options,
+        own: Vec<(String, String)>,
+        c: &Context,
+    ) -> Result<Delivery, PluginError> {
+        let get = |k: &str| {
+            own.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        if get("filter_project").is_some() || get("filter_domain").is_some() {
+            return Err(PluginError::invalid_parameters(format!(
+                "`filter_project`/`filter_domain` in `{}`: ceilo does not ask Keystone for project names; give Gnocchi's project as filter_project_id=ID",
+                o.shown
+            )));
+        }
+        let file =
+            gnocchi::definitions_file(get("resources_definition_file"), c.data_dir.as_deref());
+        let definitions =
+            std::sync::Arc::new(gnocchi::Definitions::load(&file, get("archive_policy"))?);
+        let filter = match get("enable_filter_project").map(options::bool_from_string) {
+            Some(Some(false)) => None,
+            Some(None) => {
+                return Err(PluginError::invalid_parameters(format!(
+                    "`enable_filter_project` in `{}`: expected True or False",
+                    o.shown
+                )))
+            }
+            _ => get("filter_project_id").map(str::to_owned),
+        };
+        let client = client::Client::new(&o)?;
+        let encoder = gnocchi::GnocchiEncoder::new(definitions.clone(), filter);
+        let transport = gnocchi::GnocchiTransport::new(client, definitions);
+        Delivery::start(Self::NAME, o, encoder, transport, c.validating)
+    }
+}
+
 /// `tcp://host:4952`: Ceilometer's TCP publisher (signed meter messages in msgpack,
 /// length-prefixed).
 pub struct TcpStream;
@@ -205,9 +262,11 @@ pub type HttpsPublisher = Remote<Https>;
 pub type PrometheusPublisher = Remote<PushGateway>;
 /// `opentelemetryhttp://`.
 pub type OpenTelemetryHttpPublisher = Remote<OpenTelemetryHttp>;
+/// `gnocchi://`.
+pub type GnocchiPublisher = Remote<Gnocchi>;
 /// `tcp://`.
 pub type TcpPublisher = Remote<TcpStream>;
 
 ceilo_plugin_api::export_plugins! {
-    publishers: [HttpPublisher, HttpsPublisher, PrometheusPublisher, OpenTelemetryHttpPublisher, TcpPublisher],
+    publishers: [HttpPublisher, HttpsPublisher, PrometheusPublisher, OpenTelemetryHttpPublisher, GnocchiPublisher, TcpPublisher],
 }
