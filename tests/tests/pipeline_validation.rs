@@ -342,7 +342,7 @@ fn the_original_pipeline_format_is_read_as_ceilometer_read_it() {
     assert!(err.contains("the original pipeline format"), "{err}");
     // Errors are located in the original file.
     let (code, _, err, _dir) = validate(
-        &CEILOMETER_2013_2.replace("rpc://", "gnocchi://"),
+        &CEILOMETER_2013_2.replace("rpc://", "kafka://"),
         plugins.path(),
     );
     assert_eq!(code, 1, "{err}");
@@ -350,8 +350,8 @@ fn the_original_pipeline_format_is_read_as_ceilometer_read_it() {
         err.contains("2 errors in the pipeline configuration"),
         "{err}"
     );
-    assert_error(&err, 9, "sink `meter_pipeline`: unknown publisher `gnocchi` in `gnocchi://` (Ceilometer's Gnocchi publisher");
-    assert_error(&err, 24, "sink `cpu_pipeline`: unknown publisher `gnocchi`");
+    assert_error(&err, 9, "sink `meter_pipeline`: unknown publisher `kafka` in `kafka://` (a Ceilometer publisher ceilo has no plugin for");
+    assert_error(&err, 24, "sink `cpu_pipeline`: unknown publisher `kafka`");
     // 2013.1's: `counters`, and the `meter_publisher` it named (the notifier).
     let y2013_1 = "---\n-\n    name: meter_pipeline\n    interval: 60\n    counters:\n        - \"*\"\n    transformers:\n    publishers:\n        - meter_publisher\n";
     let (code, out, err, _dir) = validate(y2013_1, plugins.path());

@@ -385,8 +385,8 @@ pub const DIRECT_SCHEME: &str = "direct";
 fn ceilometer_publisher_hint(scheme: &str) -> String {
     let what = match scheme {
         "rpc" | "notifier" => "Ceilometer's notifier publisher, which ceilo's amqp plugin library (libceilo_plugin_amqp.so) provides: put it in the plugin directory",
-        "gnocchi" => "Ceilometer's Gnocchi publisher; ceilo has none yet: direct:// or amqp:// to a collector store them",
-        "kafka" | "prometheus" | "http" | "https" | "opentelemetryhttp" | "tcp" => "a Ceilometer publisher ceilo has no plugin for yet (file:, udp://, amqp:// and direct:// are built in)",
+        "gnocchi" | "prometheus" | "http" | "https" | "opentelemetryhttp" | "tcp" => "a Ceilometer publisher that ceilo's remote publisher library (libceilo_plugin_remote.so) provides: put it in the plugin directory",
+        "kafka" | "zaqar" => "a Ceilometer publisher ceilo has no plugin for (file:, udp://, amqp://, direct:// and the remote publishers of libceilo_plugin_remote.so are built in)",
         _ => return String::new(),
     };
     format!("{what}; ")
