@@ -69,6 +69,25 @@ fn main() {
             .expect("post");
         assert!(r.status().is_success());
     };
+    let defs = plugins.path().join("gnocchi_resources.yaml");
+    std::fs::write(
+        &defs,
+        "resources:\n  - resource_type: generic\n    metrics:\n      bench.gauge:\n    attributes:\n      host: resource_metadata.host\n",
+    )
+    .expect("write definitions");
+    let patched = std::cell::RefCell::new(std::collections::HashSet::<String>::new());
+    let call = |method: &str, url: String, body: Vec<u8>| {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(body)
+            .expect("request");
+        let mut r = agent.run(request).expect("call");
+        let _ = r.body_mut().read_to_vec();
+        assert!(r.status().is_success());
+    };
     let cases: Vec<(&str, String, Baseline)> = vec![
         (
             "http:// (JSON)",
@@ -107,6 +126,45 @@ fn main() {
             }),
         ),
         (
+            "gnocchi:// (batch measures, each resource's attributes once)",
+            format!(
+                "gnocchi://{base}?resources_definition_file={}",
+                defs.display()
+            ),
+            Box::new(|chunk: &[Sample]| {
+                let mut measures = serde_json::Map::new();
+                for s in chunk {
+                    let d = as_dict(s);
+                    let m = measures
+                        .entry(s.resource_id().to_owned())
+                        .or_insert_with(|| serde_json::json!({"bench.gauge": {"measures": [], "archive_policy_name": "ceilometer-low", "unit": "B"}}));
+                    if let Some(list) = m["bench.gauge"]["measures"].as_array_mut() {
+                        list.push(
+                            serde_json::json!({"timestamp": d["timestamp"], "value": s.volume()}),
+                        );
+                    }
+                }
+                call(
+                    "POST",
+                    format!(
+                        "http://{base}/v1/batch/resources/metrics/measures?create_metrics=true"
+                    ),
+                    serde_json::to_vec(&measures).expect("json"),
+                );
+                for s in chunk {
+                    if patched.borrow_mut().insert(s.resource_id().to_owned()) {
+                        let extra =
+                            serde_json::json!({"project_id": s.project_id(), "host": "bench"});
+                        call(
+                            "PATCH",
+                            format!("http://{base}/v1/resource/generic/{}", s.resource_id()),
+                            serde_json::to_vec(&extra).expect("json"),
+                        );
+                    }
+                }
+            }),
+        ),
+        (
             "tcp:// (signed msgpack frames)",
             format!("tcp://127.0.0.1:{tcp_port}"),
             Box::new(move |chunk: &[Sample]| {
@@ -140,10 +198,11 @@ fn main() {
         let mut ceilo_t = Vec::new();
         let mut base_t = Vec::new();
         for _ in 0..rounds {
+            let sep = if url.contains('?') { '&' } else { '?' };
             let url = if scheme == "tcp" {
-                format!("{url}?flush_timeout=300")
+                format!("{url}{sep}flush_timeout=300")
             } else {
-                format!("{url}?flush_timeout=300&timeout=30")
+                format!("{url}{sep}flush_timeout=300&timeout=30")
             };
             let ctx = Context::new(scheme, "bench").with_telemetry_secret("bench-secret");
             let mut p = registry
@@ -164,6 +223,7 @@ fn main() {
                 baseline(chunk);
             }
             base_t.push(start.elapsed());
+            patched.borrow_mut().clear();
         }
         let (c, b) = (median(ceilo_t), median(base_t));
         println!(

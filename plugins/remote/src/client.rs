@@ -10,7 +10,7 @@ use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConf
 use crate::options::{shorten, Options, Verify};
 
 /// One request of a batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Request {
     /// Appended to the endpoint's path (Prometheus' per-resource grouping).
     pub suffix: String,
@@ -18,6 +18,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// How many samples it carries (for the counters).
     pub samples: usize,
+    /// What a transport needs besides the body (Gnocchi: the batch's resources, for
+    /// the calls that follow the measures).
+    pub attachment: Option<serde_json::Value>,
 }
 
 /// Why a request did not go through.

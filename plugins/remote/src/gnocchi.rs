@@ -38,6 +38,9 @@ pub struct ResourceDefinition {
     pub metrics: HashMap<String, String>,
     /// Attribute name → where in the sample (as `as_dict`) its value is.
     pub attributes: Vec<(String, Expr)>,
+    /// Every attribute reads the resource metadata alone (as in Ceilometer's file):
+    /// samples with the same metadata give the same attributes.
+    pub metadata_only: bool,
 }
 
 /// A parsed `gnocchi_resources.yaml`.
@@ -138,6 +141,7 @@ impl Definitions {
                 _ => return Err(at("`metrics` (a mapping or a list) is required")),
             };
             let mut attributes = Vec::new();
+            let mut metadata_only = true;
             if let Some(Value::Object(attrs)) = r.get("attributes") {
                 for (name, cfg) in attrs {
                     let fields = match cfg {
@@ -162,6 +166,7 @@ impl Definitions {
                             .ok_or_else(|| at(&format!("attribute `{name}`: a list of paths")))?,
                         _ => return Err(at(&format!("attribute `{name}`: expected a path"))),
                     };
+                    metadata_only &= fields.trim_start().starts_with("resource_metadata");
                     let expr = ceilo_jsonpath::parse(&fields)
                         .map_err(|e| at(&format!("attribute `{name}`: `{fields}`: {e}")))?;
                     attributes.push((name.clone(), expr));
@@ -171,6 +176,7 @@ impl Definitions {
                 resource_type,
                 metrics,
                 attributes,
+                metadata_only,
             });
         }
         let mut by_metric = HashMap::new();
@@ -214,8 +220,8 @@ pub fn definitions_file(option: Option<&str>, data_dir: Option<&Path>) -> PathBu
     }
 }
 
-/// The encoder: a batch's measures and resources as one document, which the Gnocchi
-/// transport carries out in several calls.
+/// The encoder: a batch's measures as the body of Gnocchi's batch call, and its
+/// resources (type, attributes) attached for the calls that may follow.
 pub struct GnocchiEncoder {
     pub definitions: std::sync::Arc<Definitions>,
     pub filter_project_id: Option<String>,
@@ -240,6 +246,8 @@ impl Encoder for GnocchiEncoder {
         let mut measures: Map<String, Value> = Map::new();
         let mut resources: Map<String, Value> = Map::new();
         let mut n = 0;
+        // Per resource, the metadata its attributes were last read from.
+        let mut read_from: HashMap<String, &str> = HashMap::new();
         for s in batch {
             if self
                 .filter_project_id
@@ -259,13 +267,18 @@ impl Encoder for GnocchiEncoder {
             let entry = resources.entry(rid.clone()).or_insert_with(|| {
                 json!({"type": rd.resource_type, "resource": {"id": rid, "user_id": s.user_id()}, "extra": {}})
             });
-            let dict = as_dict(s).unwrap_or(Value::Null);
+            let metadata = s.resource_metadata_json();
+            let same = rd.metadata_only && read_from.get(&rid) == Some(&metadata);
             if let Some(extra) = entry["extra"].as_object_mut() {
                 extra.insert("project_id".into(), s.project_id().into());
-                for (name, expr) in &rd.attributes {
-                    if let Some(v) = expr.first(&dict).filter(|v| !v.is_null()) {
-                        extra.insert(name.clone(), v);
+                if !rd.attributes.is_empty() && !same {
+                    let dict = as_dict(s).unwrap_or(Value::Null);
+                    for (name, expr) in &rd.attributes {
+                        if let Some(v) = expr.first(&dict).filter(|v| !v.is_null()) {
+                            extra.insert(name.clone(), v);
+                        }
                     }
+                    read_from.insert(rid.clone(), metadata);
                 }
             }
             let metric = measures
@@ -278,18 +291,21 @@ impl Encoder for GnocchiEncoder {
                     })
                 });
             if let Some(list) = metric.and_then(|m| m["measures"].as_array_mut()) {
-                list.push(json!({"timestamp": dict["timestamp"], "value": s.volume()}));
+                let timestamp = s
+                    .timestamp()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                list.push(json!({"timestamp": timestamp, "value": s.volume()}));
             }
         }
         if n == 0 {
             return Vec::new();
         }
-        let body = json!({"measures": measures, "resources": resources});
         vec![Request {
             suffix: String::new(),
             content_type: "application/json",
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            body: serde_json::to_vec(&measures).unwrap_or_default(),
             samples: n,
+            attachment: Some(Value::Object(resources)),
         }]
     }
 }
@@ -314,10 +330,13 @@ impl GnocchiTransport {
     }
 
     fn call(&self, method: &str, path: &str, body: &Value) -> Result<(u16, Value), Failure> {
-        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        self.call_bytes(method, path, &serde_json::to_vec(body).unwrap_or_default())
+    }
+
+    fn call_bytes(&self, method: &str, path: &str, body: &[u8]) -> Result<(u16, Value), Failure> {
         let (status, text) = self
             .client
-            .call(method, path, &bytes)
+            .call(method, path, body)
             .map_err(Failure::Transient)?;
         let answer = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status >= 500 || status == 408 || status == 429 {
@@ -414,11 +433,10 @@ const BATCH_PATH: &str = "/v1/batch/resources/metrics/measures?create_metrics=tr
 
 impl Transport for GnocchiTransport {
     fn send(&mut self, request: &Request) -> Result<(), Failure> {
-        let doc: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        let mut measures = doc["measures"].clone();
-        let resources = &doc["resources"];
+        let none = Value::Null;
+        let resources = request.attachment.as_ref().unwrap_or(&none);
         self.ensure_archive_policies()?;
-        let (status, answer) = self.call("POST", BATCH_PATH, &measures)?;
+        let (status, answer) = self.call_bytes("POST", BATCH_PATH, &request.body)?;
         if !(200..300).contains(&status) {
             let description = &answer["description"];
             if status != 400 || description["cause"] != "Unknown resources" {
@@ -428,6 +446,7 @@ impl Transport for GnocchiTransport {
                     brief(&answer)
                 )));
             }
+            let mut measures: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
             let unknown: Vec<&str> = description["detail"]
                 .as_array()
                 .map(|d| {
@@ -561,15 +580,14 @@ resources:
         let unmapped = Sample::new("disk.read.bytes", SampleType::Cumulative, "B", 1.0, "vm/1");
         let r = e.encode(&[s, skipped, unmapped]);
         assert_eq!((r.len(), r[0].samples), (1, 1));
-        let doc: Value = serde_json::from_slice(&r[0].body).unwrap();
-        let m = &doc["measures"]["vm_1"]["cpu"];
+        let measures: Value = serde_json::from_slice(&r[0].body).unwrap();
+        let m = &measures["vm_1"]["cpu"];
         assert_eq!(
             (m["archive_policy_name"].as_str(), m["unit"].as_str()),
             (Some("ceilometer-low-rate"), Some("ns"))
         );
         assert_eq!(m["measures"][0]["value"], 5.0);
-        let res = &doc["resources"]["vm_1"];
-        assert_eq!(res["type"], "instance");
+        let res = &r[0].attachment.as_ref().unwrap()["vm_1"];
         assert_eq!(
             res["extra"],
             json!({"project_id": "p", "host": "compute-1", "flavor_name": "m1"})

@@ -59,6 +59,7 @@ impl Encoder for Json {
             content_type: "application/json",
             body,
             samples,
+            attachment: None,
         };
         if self.batch {
             if dicts.is_empty() {

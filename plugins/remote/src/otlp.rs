@@ -328,6 +328,7 @@ impl Encoder for Otlp {
             content_type,
             body,
             samples: batch.len(),
+            attachment: None,
         }]
     }
 }

@@ -138,6 +138,7 @@ impl Push {
             content_type: CONTENT_TYPE,
             body: self.text().into_bytes(),
             samples: self.samples,
+            attachment: None,
         }
     }
 }

@@ -55,6 +55,7 @@ impl Encoder for Msgpack {
             content_type: "application/msgpack",
             body,
             samples: n,
+            attachment: None,
         }]
     }
 }
@@ -160,6 +161,7 @@ mod tests {
             content_type: "",
             body: b.to_vec(),
             samples: 1,
+            attachment: None,
         };
         tcp.send(&request(b"one")).unwrap();
         let (mut first, _) = listener.accept().unwrap();
