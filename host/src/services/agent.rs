@@ -137,6 +137,14 @@ pub async fn run_live(
             .filter(|s| !swap.runtime.sinks.iter().any(|n| Arc::ptr_eq(n, s)))
             .collect();
         let _ = tokio::task::spawn_blocking(move || gone.iter().for_each(flush_sink)).await;
+        // The export forgets pollers the new runtime no longer polls.
+        let polled: Vec<(String, String)> = swap
+            .runtime
+            .sources
+            .iter()
+            .flat_map(|s| s.pollers.iter().map(|p| (s.name.clone(), p.name.clone())))
+            .collect();
+        crate::services::exporter::retain(&polled);
         runtime = swap.runtime;
         let _ = swap.applied.send(());
     }

@@ -9,7 +9,7 @@
 //!
 //! Each poll of a poller replaces that poller's series, so a resource that is no
 //! longer polled leaves the export with its poller's next poll (Ceilometer purges a
-//! pollster's metric in the same way). Where ceilo differs: a series keeps the labels
+//! pollster's metric in the same way), and a poller a reload removes leaves at once. Where ceilo differs: a series keeps the labels
 //! its own sample gives it (Ceilometer's client library needs one label set per
 //! metric and fails otherwise), and a label name the meter name would repeat is
 //! written once.
@@ -52,6 +52,14 @@ pub fn record(source: &str, poller: &str, samples: &[Sample]) {
         .collect();
     if let Ok(mut l) = latest().lock() {
         l.insert((source.to_owned(), poller.to_owned()), series);
+    }
+}
+
+/// Forgets the series of every poller not in `polled` (source, poller): after a
+/// reload, what is no longer polled leaves the export at once.
+pub fn retain(polled: &[(String, String)]) {
+    if let Ok(mut l) = latest().lock() {
+        l.retain(|key, _| polled.contains(key));
     }
 }
 
