@@ -40,6 +40,14 @@ fn wait_for_port(port: u16, child: &mut Child, what: &str) {
     panic!("{what} did not listen on {port} within 30 s");
 }
 
+/// SIGKILLs a child, if one runs, and reaps it.
+fn kill(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// A receiving process: its program and arguments, so it can be started again.
 pub struct Receiver {
     child: Option<Child>,
@@ -107,10 +115,7 @@ impl Receiver {
 
     /// Stops it (SIGKILL: an outage, not a goodbye).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts it again on its port.
@@ -187,10 +192,7 @@ impl Pushgateway {
 
     /// Stops it (what it held is gone, as after a crash without persistence).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts it again on its port.

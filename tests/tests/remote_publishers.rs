@@ -205,6 +205,26 @@ fn counter(stats: &[ceilo_plugin_api::Counter], name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name}: {stats:?}"))
 }
 
+/// The remote publisher `name` on `url`, loaded into this process (for its counters),
+/// with what keeps its library loaded.
+fn publisher(
+    name: &str,
+    url: &str,
+) -> (
+    ceilo_host::loader::PublisherInstance,
+    (ceilo_host::loader::PluginRegistry, tempfile::TempDir),
+) {
+    let (reg, dir) = in_process();
+    let p = reg
+        .create_publisher(
+            name,
+            &serde_json::json!({ "url": url }),
+            ceilo_plugin_api::Context::new(name, "test"),
+        )
+        .unwrap_or_else(|e| panic!("{name} on {url}: {e}"));
+    (p, (reg, dir))
+}
+
 /// Waits until the publisher has nothing buffered (it is retrying with backoff while
 /// its endpoint was away; `flush` does not wait for an endpoint it knows is down).
 fn drained(p: &mut ceilo_host::loader::PublisherInstance) {
@@ -236,14 +256,7 @@ fn an_http_endpoint_stopped_mid_stream_loses_nothing() {
         "http://127.0.0.1:{}/x?max_retries=1&timeout=2&flush_timeout=20",
         receiver.port
     );
-    let (reg, _dir) = in_process();
-    let mut p = reg
-        .create_publisher(
-            "http",
-            &serde_json::json!({ "url": url }),
-            ceilo_plugin_api::Context::new("http", "test"),
-        )
-        .unwrap();
+    let (mut p, _loaded) = publisher("http", &url);
     let mut sent = Vec::new();
     for round in 0..10 {
         if round == 3 {
@@ -285,14 +298,7 @@ fn a_full_buffer_drops_the_oldest_with_policy_drop_and_counts_them() {
         "http://127.0.0.1:{}/x?max_retries=0&timeout=1&buffer=50&policy=drop&flush_timeout=20",
         receiver.port
     );
-    let (reg, _dir) = in_process();
-    let mut p = reg
-        .create_publisher(
-            "http",
-            &serde_json::json!({ "url": url }),
-            ceilo_plugin_api::Context::new("http", "test"),
-        )
-        .unwrap();
+    let (mut p, _loaded) = publisher("http", &url);
     let sent = batch(200, 0);
     p.publish(&sent).unwrap();
     let stats = p.stats().unwrap();
@@ -323,14 +329,7 @@ fn a_full_buffer_drops_the_oldest_with_policy_drop_and_counts_them() {
 fn a_request_the_endpoint_refuses_is_counted_not_retried_forever() {
     let receiver = Receiver::http(&["--status", "400"]);
     let url = format!("http://127.0.0.1:{}/x", receiver.port);
-    let (reg, _dir) = in_process();
-    let mut p = reg
-        .create_publisher(
-            "http",
-            &serde_json::json!({ "url": url }),
-            ceilo_plugin_api::Context::new("http", "test"),
-        )
-        .unwrap();
+    let (mut p, _loaded) = publisher("http", &url);
     p.publish(&batch(5, 0)).unwrap();
     p.flush().unwrap();
     let stats = p.stats().unwrap();
@@ -435,14 +434,7 @@ fn a_pushgateway_restarted_mid_stream_gets_the_samples_kept_for_it() {
         "prometheus://127.0.0.1:{}/metrics/job/outage?max_retries=0&flush_timeout=20",
         gateway.port
     );
-    let (reg, _dir) = in_process();
-    let mut p = reg
-        .create_publisher(
-            "prometheus",
-            &serde_json::json!({ "url": url }),
-            ceilo_plugin_api::Context::new("prometheus", "test"),
-        )
-        .unwrap();
+    let (mut p, _loaded) = publisher("prometheus", &url);
     let mut total = 0;
     for round in 0..8 {
         if round == 2 {
@@ -639,7 +631,14 @@ fn tcp_messages_verify_with_ceilometers_own_code_and_reconnect() {
     std::thread::sleep(Duration::from_millis(2500));
     let log = stop_ceilo(agent, Duration::from_secs(30));
     let produced = read_samples(&data.path().join("produced.json"));
-    let entries = receiver.wait_for(Duration::from_secs(3), |_| false);
+    let last_id = produced
+        .last()
+        .map(|s| s.message_id().to_owned())
+        .unwrap_or_default();
+    let entries = receiver.wait_for(Duration::from_secs(5), |e| {
+        e.iter()
+            .any(|x| x["message"]["message_id"] == last_id.as_str())
+    });
     assert!(
         before >= 3,
         "samples arrived before the outage: {before}\n{log}"
@@ -814,14 +813,7 @@ fn a_gnocchi_stopped_mid_stream_gets_every_measure_kept_for_it() {
         gnocchi.port,
         defs.display()
     );
-    let (reg, _dir) = in_process();
-    let mut p = reg
-        .create_publisher(
-            "gnocchi",
-            &serde_json::json!({ "url": url }),
-            ceilo_plugin_api::Context::new("gnocchi", "test"),
-        )
-        .unwrap();
+    let (mut p, _loaded) = publisher("gnocchi", &url);
     let mut sent = Vec::new();
     for round in 0..6 {
         if round == 2 {

@@ -78,6 +78,12 @@ fn over_http(
     Delivery::start(name, options, encoder, client, context.validating)
 }
 
+/// `http://` and `https://` alike: the scheme says whether TLS is spoken.
+fn json_over_http(name: &'static str, o: Options, c: &Context) -> Result<Delivery, PluginError> {
+    let encoder = json::Json { batch: o.batch };
+    over_http(name, o, encoder, c)
+}
+
 /// `http://host:port/path?…`: samples as JSON (Ceilometer's `as_dict`), POSTed.
 pub struct Http;
 impl Kind for Http {
@@ -91,8 +97,7 @@ impl Kind for Http {
         _: Vec<(String, String)>,
         c: &Context,
     ) -> Result<Delivery, PluginError> {
-        let encoder = json::Json { batch: o.batch };
-        over_http(Self::NAME, o, encoder, c)
+        json_over_http(Self::NAME, o, c)
     }
 }
 
@@ -110,8 +115,7 @@ impl Kind for Https {
         _: Vec<(String, String)>,
         c: &Context,
     ) -> Result<Delivery, PluginError> {
-        let encoder = json::Json { batch: o.batch };
-        over_http(Self::NAME, o, encoder, c)
+        json_over_http(Self::NAME, o, c)
     }
 }
 
