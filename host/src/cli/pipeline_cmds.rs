@@ -676,6 +676,8 @@ pub(super) fn run_until_signal<F>(
 ) where
     F: std::future::Future<Output = ()>,
 {
+    // Everything is wired by now: the code that did it is not needed again.
+    crate::loader::release_start_up_pages();
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let service = service(rx);

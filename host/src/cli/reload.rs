@@ -217,6 +217,8 @@ pub(super) async fn reload_service(
         tracing::info!(target: "ceilo::reload", "reloading ({trigger})");
         let prepared = tokio::task::spawn_blocking(move || {
             let r = live.prepare();
+            // What the reload ran once (the scan, the wiring) goes as at start.
+            crate::loader::release_start_up_pages();
             (live, r)
         })
         .await;

@@ -10,6 +10,7 @@ mod kind;
 mod library;
 mod plugin_log;
 mod registry;
+mod residency;
 mod worker;
 
 pub use error::{closest, CreateError, PluginCallError, ScanError};
@@ -24,4 +25,5 @@ pub use registry::{
     remove_private_copies, PluginRegistry, PluginStamp, RegisteredPlugin, Rejection, ScanChanges,
     ScanOptions,
 };
+pub use residency::{release_start_up_pages, Released};
 pub use worker::{kill_all_workers, serve as serve_worker, WorkerError};

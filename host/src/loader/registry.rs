@@ -232,6 +232,11 @@ impl PluginRegistry {
                     lib.path = path.clone();
                     lib
                 });
+            if outcome.is_ok() {
+                if let Ok(m) = &mapped {
+                    super::residency::loaded(m);
+                }
+            }
             match (&outcome, before) {
                 (Err(_), _) => changes.refused.push(path.clone()),
                 (Ok(_), Some(_)) => changes.replaced.push(path.clone()),

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -40,6 +41,7 @@ macro_rules! meter_columns {
 }
 
 mod events;
+mod snapshot;
 mod staging;
 
 use staging::{Sources, Staging, Table};
@@ -178,6 +180,8 @@ pub struct EmbeddedStore {
     reader: Arc<Mutex<Connection>>,
     known_meters: Arc<Mutex<KnownMeters>>,
     staging: Arc<Mutex<Staging>>,
+    /// Whether the writer has its large page cache (see [`LARGE_BATCH`]).
+    large_cache: Arc<AtomicBool>,
     retention: Retention,
     /// The clock used for `recorded_at` (tests set a fixed one).
     clock: fn() -> DateTime<Utc>,
@@ -197,6 +201,7 @@ impl EmbeddedStore {
             reader: Arc::new(Mutex::new(reader)),
             known_meters: Arc::new(Mutex::new(KnownMeters::new())),
             staging: Arc::new(Mutex::new(Staging::new(STAGE_ABOVE, MERGE_AT))),
+            large_cache: Arc::new(AtomicBool::new(false)),
             retention,
             clock: Utc::now,
         })
@@ -238,17 +243,28 @@ impl EmbeddedStore {
         conn: &Arc<Mutex<Connection>>,
         f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
     ) -> Result<T, StorageError> {
+        let read = Arc::ptr_eq(conn, &self.reader);
         let conn = conn.clone();
         let path = self.path.clone();
         let path2 = self.path.clone();
-        tokio::task::spawn_blocking(move || {
+        let run = move || {
             let mut c = conn
                 .lock()
                 .map_err(|_| unavailable(&path, "connection lock poisoned".into()))?;
             f(&mut c)
-        })
-        .await
-        .map_err(|e| unavailable(&path2, e.to_string()))?
+        };
+        // A read runs on this thread where the runtime can hand this thread's other
+        // tasks to another one: the blocking pool's two hand-offs (wake a pool
+        // thread, wake this task again) cost more than the API's smallest questions.
+        // Writes stay on the pool, where the collector overlaps them with decoding.
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if read && multi_thread {
+            return tokio::task::block_in_place(run);
+        }
+        tokio::task::spawn_blocking(run)
+            .await
+            .map_err(|e| unavailable(&path2, e.to_string()))?
     }
 }
 
@@ -346,8 +362,19 @@ fn open_reader(path: &Path, writer: Connection) -> Result<(Connection, Connectio
     reader
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(&e)?;
+    // The API asks questions of many shapes (each filter a statement of its own).
+    reader.set_prepared_statement_cache_capacity(64);
     Ok((writer, reader))
 }
+
+/// The writer's page cache (KiB, as SQLite's negative `cache_size`) until a large
+/// batch arrives, and after. A busy store keeps its indexes in memory with 64 MiB; an
+/// agent writing a few dozen samples every interval would only grow its resident
+/// memory towards that, page by page, over hours, for no gain.
+const SMALL_CACHE_KIB: i64 = -2048;
+const LARGE_CACHE_KIB: i64 = -65536;
+/// Samples in one batch from which the writer takes the large cache (for good).
+const LARGE_BATCH: usize = 1000;
 
 fn configure(c: &Connection) -> rusqlite::Result<()> {
     c.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -356,9 +383,9 @@ fn configure(c: &Connection) -> rusqlite::Result<()> {
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "OFF")?;
-    // 64 MiB of page cache: the indexes of a busy store stay in memory. Checkpoints
-    // every ~40 MiB of WAL rather than 4: fewer, larger copies into the database file.
-    c.pragma_update(None, "cache_size", -65536)?;
+    // A small page cache to begin with (see LARGE_BATCH). Checkpoints every ~40 MiB
+    // of WAL rather than 4: fewer, larger copies into the database file.
+    c.pragma_update(None, "cache_size", SMALL_CACHE_KIB)?;
     c.pragma_update(None, "wal_autocheckpoint", 10000)?;
     // Statement journals (for inserts that may hit the unique index) stay in memory.
     c.pragma_update(None, "temp_store", "MEMORY")?;
@@ -569,12 +596,13 @@ fn query_samples(
     q: &SampleQuery,
 ) -> rusqlite::Result<Vec<Result<StoredSample, String>>> {
     // One snapshot for the probe and the query.
-    let tx = c.transaction()?;
-    let sources = Sources::probe(&tx)?;
-    let (sql, args) = samples_sql(q, sources);
-    let mut stmt = tx.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), sample_from_row)?;
-    rows.collect()
+    snapshot::read(c, |c| {
+        let sources = Sources::probe(c)?;
+        let (sql, args) = samples_sql(q, sources);
+        let mut stmt = c.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), sample_from_row)?;
+        rows.collect()
+    })
 }
 
 /// The query for `q`'s samples, newest first, over `sources`.
@@ -620,8 +648,13 @@ fn sql_to_json(v: SqlValue) -> Value {
 /// One GROUP BY query: every period of every group, in the database.
 fn query_statistics(c: &mut Connection, q: &StatisticsQuery) -> rusqlite::Result<Vec<Statistics>> {
     // One snapshot for the probe and the three queries.
-    let tx = c.transaction()?;
-    let c = &*tx;
+    snapshot::read(c, |c| statistics_in_snapshot(c, q))
+}
+
+fn statistics_in_snapshot(
+    c: &Connection,
+    q: &StatisticsQuery,
+) -> rusqlite::Result<Vec<Statistics>> {
     let sources = Sources::probe(c)?;
     let (filter, args) = where_clause(&q.filter);
     // Periods start at the query's start, else at the first matching sample.
@@ -637,9 +670,10 @@ fn query_statistics(c: &mut Connection, q: &StatisticsQuery) -> rusqlite::Result
                      UNION ALL SELECT min(timestamp) AS t FROM meter_recent{filter})"
                 ),
             };
-            c.query_row(&sql, rusqlite::params_from_iter(sources.args(&args)), |r| {
-                r.get(0)
-            })?
+            c.prepare_cached(&sql)?
+                .query_row(rusqlite::params_from_iter(sources.args(&args)), |r| {
+                    r.get(0)
+                })?
         }
     };
     if q.period.is_some() && origin.is_none() {
@@ -974,8 +1008,13 @@ impl Storage for EmbeddedStore {
         let path = self.path.clone();
         let known = self.known_meters.clone();
         let staging = self.staging.clone();
+        let large_cache = self.large_cache.clone();
         let mut outcome = self
             .blocking(&self.writer, move |c| {
+                if batch.len() >= LARGE_BATCH && !large_cache.swap(true, Ordering::Relaxed) {
+                    c.pragma_update(None, "cache_size", LARGE_CACHE_KIB)
+                        .map_err(sql_err(&path))?;
+                }
                 let mut known = known
                     .lock()
                     .map_err(|_| unavailable(&path, "meter cache lock poisoned".into()))?;

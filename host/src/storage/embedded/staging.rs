@@ -180,9 +180,9 @@ pub(super) enum Sources {
 impl Sources {
     /// Probes `meter_recent` (call inside the read transaction).
     pub(super) fn probe(c: &Connection) -> rusqlite::Result<Sources> {
-        let any: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM meter_recent)", [], |r| {
-            r.get(0)
-        })?;
+        let any: bool = c
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM meter_recent)")?
+            .query_row([], |r| r.get(0))?;
         Ok(if any {
             Sources::Both
         } else {
