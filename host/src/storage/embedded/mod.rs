@@ -253,10 +253,12 @@ impl EmbeddedStore {
                 .map_err(|_| unavailable(&path, "connection lock poisoned".into()))?;
             f(&mut c)
         };
-        // A read runs on this thread where the runtime can hand this thread's other
-        // tasks to another one: the blocking pool's two hand-offs (wake a pool
-        // thread, wake this task again) cost more than the API's smallest questions.
-        // Writes stay on the pool, where the collector overlaps them with decoding.
+        // A read runs on the calling thread, the runtime moving this thread's other
+        // tasks to another one (`block_in_place`): the blocking pool's two hand-offs
+        // (wake a pool thread, then wake this task) cost more than the API's
+        // smallest questions. Writes stay on the pool, where the collector overlaps
+        // them with decoding. A current-thread runtime (tests) cannot move its
+        // tasks, so it uses the pool for both.
         let multi_thread = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         if read && multi_thread {
