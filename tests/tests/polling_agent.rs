@@ -362,3 +362,73 @@ fn polling_yaml_errors_are_located_and_reported_with_the_pipelines() {
     assert!(err.contains("sink `memroy_sink` is not defined"), "{err}");
     assert!(err.contains("5 errors and 2 warnings"), "{err}");
 }
+
+/// KiB of the file's own pages (not the copies written pages make) of the library
+/// named `file` mapped in process `pid`.
+fn mapped_kib(pid: u32, file: &str) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    let (mut ours, mut rss, mut kib) = (false, 0u64, 0u64);
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let value = || {
+            fields
+                .get(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        match fields.first() {
+            Some(f) if f.contains('-') && !f.ends_with(':') => {
+                ours = fields.get(5).is_some_and(|p| p.ends_with(file));
+            }
+            Some(&"Rss:") => rss = value(),
+            Some(&"Anonymous:") if ours => kib += rss.saturating_sub(value()),
+            _ => {}
+        }
+    }
+    kib
+}
+
+#[test]
+fn a_library_the_pipeline_does_not_use_leaves_nothing_mapped_once_the_agent_runs() {
+    // The scan runs every library's start-up code; the agent then unmaps what that
+    // touched. amqp's library is scanned, and nothing of this pipeline calls it.
+    let plugins = built_in_plugin_dir();
+    let mut mapped = Vec::new();
+    for keep in ["0", "1"] {
+        let data = tempfile::tempdir().unwrap();
+        let pipeline = data.path().join("pipeline.yaml");
+        std::fs::write(
+            &pipeline,
+            "sources:\n  - name: s\n    interval: 1\n    meters: [cpu]\n    sinks: [k]\n\
+             sinks:\n  - name: k\n    publishers: [\"file:samples.json\"]\n",
+        )
+        .unwrap();
+        let child = spawn_service(
+            "agent",
+            &pipeline,
+            plugins.path(),
+            data.path(),
+            &["--isolation", "none"],
+            &[("CEILO_KEEP_START_UP_PAGES", keep)],
+        );
+        let out = data.path().join("samples.json");
+        let started = Instant::now();
+        while std::fs::metadata(&out).map_or(true, |m| m.len() == 0) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the agent wrote no sample"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        mapped.push(mapped_kib(child.id(), "libceilo_plugin_amqp.so"));
+        stop_ceilo(child, Duration::from_secs(15));
+    }
+    assert_eq!(
+        mapped[0], 0,
+        "pages of the unused library still mapped after start: {mapped:?} KiB"
+    );
+    assert!(
+        mapped[1] > 0,
+        "with CEILO_KEEP_START_UP_PAGES=1 the scan's pages stay mapped: {mapped:?} KiB"
+    );
+}
