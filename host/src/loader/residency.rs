@@ -72,7 +72,9 @@ pub fn release_start_up_pages() -> Released {
         // SAFETY: the range is a whole read-only mapping of this process with no
         // private (written) pages, read from its smaps: MADV_DONTNEED unmaps its
         // pages, and each access after reads the same bytes from the page cache
-        // (or the file) again.
+        // (or the file) again. The range cannot have been given to anything else
+        // since smaps was read: the executable and loaded libraries are never
+        // unmapped (libraries are never unloaded).
         let rc = unsafe {
             libc::madvise(
                 m.start as *mut libc::c_void,
