@@ -35,46 +35,19 @@ fn status_rss(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Splits what `smaps` counts resident by what is mapped: anonymous pages (heap,
-/// stacks, written pages of any file) apart, file pages by file.
+/// Splits what is resident by what is mapped: anonymous pages (heap, stacks,
+/// written pages of any file) apart, file pages by file.
 fn parts(pid: u32, exe: &Path, plugins: &Path) -> Rss {
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
     let mut rss = Rss::default();
-    let mut file = String::new();
-    let mut resident = 0;
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
-        let first = fields.next().unwrap_or_default();
-        if first.contains('-') && !first.ends_with(':') {
-            file = line
-                .split_whitespace()
-                .nth(5)
-                .unwrap_or_default()
-                .to_owned();
-            continue;
-        }
-        let kib = || {
-            line.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        match first {
-            "Rss:" => resident = kib(),
-            "Anonymous:" => {
-                let anon = kib();
-                let file_pages = resident.saturating_sub(anon);
-                rss.anonymous += anon;
-                rss.total += resident;
-                if file.starts_with(&*plugins.to_string_lossy()) {
-                    rss.plugins += file_pages;
-                } else if Path::new(&file) == exe {
-                    rss.executable += file_pages;
-                } else {
-                    rss.system += file_pages;
-                }
-            }
-            _ => {}
+    for m in mappings(pid) {
+        rss.anonymous += m.anonymous_kib;
+        rss.total += m.anonymous_kib + m.file_kib;
+        if m.path.starts_with(&*plugins.to_string_lossy()) {
+            rss.plugins += m.file_kib;
+        } else if Path::new(&m.path) == exe {
+            rss.executable += m.file_kib;
+        } else {
+            rss.system += m.file_kib;
         }
     }
     rss

@@ -427,6 +427,52 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{t}-{n}", std::process::id())
 }
 
+/// One mapping of a process, from `/proc/PID/smaps`.
+#[derive(Debug, Clone, Default)]
+pub struct Mapped {
+    /// The mapped file (empty, or `[heap]`-like, for anonymous memory).
+    pub path: String,
+    /// Whether the mapping may be written.
+    pub writable: bool,
+    /// KiB resident that are the file's own pages.
+    pub file_kib: u64,
+    /// KiB resident that are private copies (written pages) or anonymous memory.
+    pub anonymous_kib: u64,
+}
+
+/// Every mapping of process `pid` with what it has resident (empty when the process
+/// is gone).
+pub fn mappings(pid: u32) -> Vec<Mapped> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut out: Vec<Mapped> = Vec::new();
+    let mut rss = 0u64;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let value = || {
+            fields
+                .get(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        match fields.first() {
+            Some(f) if f.contains('-') && !f.ends_with(':') => out.push(Mapped {
+                path: fields.get(5).copied().unwrap_or_default().to_owned(),
+                writable: fields.get(1).is_some_and(|p| p.contains('w')),
+                ..Mapped::default()
+            }),
+            Some(&"Rss:") => rss = value(),
+            Some(&"Anonymous:") => {
+                if let Some(m) = out.last_mut() {
+                    m.anonymous_kib = value();
+                    m.file_kib = rss.saturating_sub(m.anonymous_kib);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Starts `ceilo` with `args` and extra environment, stdout discarded, stderr kept.
 pub fn spawn_ceilo(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
     let mut cmd = Command::new(ceilo_bin());

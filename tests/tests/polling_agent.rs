@@ -363,31 +363,6 @@ fn polling_yaml_errors_are_located_and_reported_with_the_pipelines() {
     assert!(err.contains("5 errors and 2 warnings"), "{err}");
 }
 
-/// KiB of the file's own pages (not the copies written pages make) of the library
-/// named `file` mapped in process `pid`.
-fn mapped_kib(pid: u32, file: &str) -> u64 {
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
-    let (mut ours, mut rss, mut kib) = (false, 0u64, 0u64);
-    for line in smaps.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let value = || {
-            fields
-                .get(1)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        match fields.first() {
-            Some(f) if f.contains('-') && !f.ends_with(':') => {
-                ours = fields.get(5).is_some_and(|p| p.ends_with(file));
-            }
-            Some(&"Rss:") => rss = value(),
-            Some(&"Anonymous:") if ours => kib += rss.saturating_sub(value()),
-            _ => {}
-        }
-    }
-    kib
-}
-
 #[test]
 fn a_library_the_pipeline_does_not_use_leaves_nothing_mapped_once_the_agent_runs() {
     // The scan runs every library's start-up code; the agent then unmaps what that
@@ -420,7 +395,13 @@ fn a_library_the_pipeline_does_not_use_leaves_nothing_mapped_once_the_agent_runs
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        mapped.push(mapped_kib(child.id(), "libceilo_plugin_amqp.so"));
+        mapped.push(
+            mappings(child.id())
+                .iter()
+                .filter(|m| m.path.ends_with("libceilo_plugin_amqp.so"))
+                .map(|m| m.file_kib)
+                .sum::<u64>(),
+        );
         stop_ceilo(child, Duration::from_secs(15));
     }
     assert_eq!(
