@@ -7,7 +7,7 @@
 //! into the benchmark and called directly. All run alternately in one process; medians
 //! are compared. `CEILO_BENCH_SKIP_ISOLATED=1` leaves out the worker processes (for
 //! profiling the in-process path alone); `CEILO_BENCH_PER_CYCLE=N` runs only the plain
-//! chain at N samples per cycle. Instructions per sample (README):
+//! chain at N samples per cycle (`N:metadata`: the `cpu_util` chain). Instructions per sample (README):
 //! `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*run_once*'` (or
 //! `'*native_cycle*'`) on the bench binary with both variables set, total ÷ samples.
 
@@ -166,13 +166,18 @@ fn main() {
         cpu_util,
         isolated,
     });
-    // For instruction counts under callgrind: one case only.
-    let only: Option<usize> = std::env::var("CEILO_BENCH_PER_CYCLE")
-        .ok()
-        .and_then(|v| v.parse().ok());
+    // For instruction counts under callgrind: one case only (`N`, or `N:metadata` for
+    // the `cpu_util` chain).
+    let only: Option<(usize, bool)> = std::env::var("CEILO_BENCH_PER_CYCLE").ok().and_then(|v| {
+        let (n, metadata) = match v.strip_suffix(":metadata") {
+            Some(n) => (n, true),
+            None => (v.as_str(), false),
+        };
+        n.parse().ok().map(|n| (n, metadata))
+    });
     let mut in_process_rates = Vec::new();
     for case in cases {
-        if only.is_some_and(|n| n != case.per_cycle || case.cpu_util) {
+        if only.is_some_and(|o| o != (case.per_cycle, case.cpu_util)) {
             continue;
         }
         let per_cycle = case.per_cycle;
