@@ -82,7 +82,7 @@ mod trait_plugin;
 pub use batch::SampleBatch;
 pub use context::Context;
 pub use error::{ErrorKind, PluginError};
-pub use metadata_cache::MetadataCache;
+pub use metadata_cache::{MetadataCache, MetadataMemo};
 pub use notification::Notification;
 pub use params::Parameters;
 pub use plugin::{Counter, NotificationHandler, Plugin, Poller, Publisher, Transformer};

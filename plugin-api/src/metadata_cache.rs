@@ -1,4 +1,5 @@
-//! [`MetadataCache`]: resource metadata parsed once for the samples that share it.
+//! [`MetadataCache`] and [`MetadataMemo`]: what is read from resource metadata, kept
+//! for the samples that share it.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -13,7 +14,8 @@ use crate::{Sample, Text};
 /// unchanged. A transformer that reads metadata for every sample (a `cpu_util` scale
 /// reading `resource_metadata.cpu_number`) then parses it once per resource instead of
 /// once per sample. Holds up to 16 384 texts (then starts again), each kept alive by
-/// the cache, so an address is never mistaken for another text's.
+/// the cache, so an address is never mistaken for another text's. When a plugin reads
+/// the same few values every time, [`MetadataMemo`] keeps only those, which is faster.
 ///
 /// ```
 /// use ceilo_plugin_api::{MetadataCache, Sample, SampleType};
@@ -31,8 +33,100 @@ use crate::{Sample, Text};
 /// ```
 #[derive(Debug, Default)]
 pub struct MetadataCache {
+    parsed: MetadataMemo<Value>,
+}
+
+impl MetadataCache {
+    /// One metadata value of `sample` by dotted path, as
+    /// [`Sample::metadata_value`] but borrowed from the cache.
+    pub fn value(&mut self, sample: &Sample, path: &str) -> Option<&Value> {
+        path.split('.')
+            .try_fold(self.parse(sample), |v, key| v.get(key))
+    }
+
+    /// [`value`](Self::value) with the path already split into keys.
+    ///
+    /// ```
+    /// use ceilo_plugin_api::{MetadataCache, Sample, SampleType};
+    /// let s = Sample::new("cpu", SampleType::Cumulative, "ns", 1.0, "vm-1")
+    ///     .with_resource_metadata(serde_json::json!({"flavor": {"vcpus": 2}}));
+    /// let mut cache = MetadataCache::default();
+    /// assert_eq!(cache.value_at(&s, &["flavor", "vcpus"]), Some(&serde_json::json!(2)));
+    /// ```
+    pub fn value_at<K: AsRef<str>>(&mut self, sample: &Sample, keys: &[K]) -> Option<&Value> {
+        keys.iter()
+            .try_fold(self.parse(sample), |v, key| v.get(key.as_ref()))
+    }
+
+    fn parse(&mut self, sample: &Sample) -> &Value {
+        self.parsed.get_or_derive(sample, |v| v)
+    }
+}
+
+/// What a plugin derives from a sample's resource metadata — a number at a fixed path,
+/// a class computed from the flavor — derived once per *shared* metadata text
+/// ([`Text::ptr_eq`]) and then looked up by the text's address alone, without reading
+/// the text or walking parsed JSON: for a `cpu_util` scale over many resources this is
+/// one small table entry per sample. Holds up to 16 384 texts (then starts again),
+/// each kept alive by the memo so that an address is never mistaken for another
+/// text's. `derive` must depend on the metadata alone: it runs once per text (and once
+/// for all samples without metadata, with `Value::Null`).
+///
+/// ```
+/// use ceilo_plugin_api::{MetadataMemo, Sample, SampleType};
+/// use serde_json::json;
+///
+/// let vm = Sample::new("cpu", SampleType::Cumulative, "ns", 1.0, "vm-1")
+///     .with_resource_metadata(json!({"cpu_number": 4}));
+/// let later = vm.clone(); // shares the metadata text
+///
+/// let cpus = |m: serde_json::Value| m["cpu_number"].as_f64();
+/// let mut memo = MetadataMemo::default();
+/// assert_eq!(*memo.get_or_derive(&vm, cpus), Some(4.0));
+/// // Not derived again: the closure here is never called.
+/// assert_eq!(*memo.get_or_derive(&later, |_| unreachable!()), Some(4.0));
+///
+/// let bare = Sample::new("cpu", SampleType::Cumulative, "ns", 1.0, "vm-2");
+/// assert_eq!(*memo.get_or_derive(&bare, cpus), None);
+/// ```
+#[derive(Debug)]
+pub struct MetadataMemo<T> {
     /// By the address of the shared text, which the entry keeps alive.
-    parsed: HashMap<usize, (Text, Value), BuildHasherDefault<AddressHasher>>,
+    by_text: HashMap<usize, (Text, T), BuildHasherDefault<AddressHasher>>,
+    /// For samples without metadata.
+    empty: Option<T>,
+}
+
+impl<T> Default for MetadataMemo<T> {
+    fn default() -> Self {
+        MetadataMemo {
+            by_text: HashMap::default(),
+            empty: None,
+        }
+    }
+}
+
+impl<T> MetadataMemo<T> {
+    /// What `derive` makes of `sample`'s parsed metadata (`Value::Null` when it has
+    /// none or it is not JSON), derived the first time this shared text is seen.
+    pub fn get_or_derive(&mut self, sample: &Sample, derive: impl FnOnce(Value) -> T) -> &T {
+        let text = sample.resource_metadata_text();
+        let key = text.addr();
+        if key == 0 {
+            return self.empty.get_or_insert_with(|| derive(Value::Null));
+        }
+        if self.by_text.len() >= CAPACITY && !self.by_text.contains_key(&key) {
+            self.by_text.clear();
+        }
+        &self
+            .by_text
+            .entry(key)
+            .or_insert_with(|| {
+                let value = serde_json::from_str(text).unwrap_or(Value::Null);
+                (text.clone(), derive(value))
+            })
+            .1
+    }
 }
 
 /// Addresses need no SipHash: a multiply spreads them well enough (Fibonacci hashing),
@@ -58,49 +152,6 @@ impl Hasher for AddressHasher {
 }
 
 const CAPACITY: usize = 16_384;
-static NULL: Value = Value::Null;
-
-impl MetadataCache {
-    /// One metadata value of `sample` by dotted path, as
-    /// [`Sample::metadata_value`] but borrowed from the cache.
-    pub fn value(&mut self, sample: &Sample, path: &str) -> Option<&Value> {
-        path.split('.')
-            .try_fold(self.parse(sample), |v, key| v.get(key))
-    }
-
-    /// [`value`](Self::value) with the path already split into keys.
-    ///
-    /// ```
-    /// use ceilo_plugin_api::{MetadataCache, Sample, SampleType};
-    /// let s = Sample::new("cpu", SampleType::Cumulative, "ns", 1.0, "vm-1")
-    ///     .with_resource_metadata(serde_json::json!({"flavor": {"vcpus": 2}}));
-    /// let mut cache = MetadataCache::default();
-    /// assert_eq!(cache.value_at(&s, &["flavor", "vcpus"]), Some(&serde_json::json!(2)));
-    /// ```
-    pub fn value_at<K: AsRef<str>>(&mut self, sample: &Sample, keys: &[K]) -> Option<&Value> {
-        keys.iter()
-            .try_fold(self.parse(sample), |v, key| v.get(key.as_ref()))
-    }
-
-    fn parse(&mut self, sample: &Sample) -> &Value {
-        let text = sample.resource_metadata_text();
-        if text.is_empty() {
-            return &NULL;
-        }
-        let key = text.as_ptr() as usize;
-        if self.parsed.len() >= CAPACITY && !self.parsed.contains_key(&key) {
-            self.parsed.clear();
-        }
-        &self
-            .parsed
-            .entry(key)
-            .or_insert_with(|| {
-                let value = serde_json::from_str(text).unwrap_or(Value::Null);
-                (text.clone(), value)
-            })
-            .1
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -120,5 +171,41 @@ mod tests {
         assert_eq!(cache.value(&b, "n"), Some(&json!(2)));
         assert_eq!(cache.value(&none, "n"), None);
         assert_eq!(cache.value(&a, "n"), Some(&json!(1)));
+    }
+
+    #[test]
+    fn a_memo_derives_once_per_text_and_starts_again_when_full() {
+        let sample = |n: usize| {
+            Sample::new("m", SampleType::Gauge, "", 0.0, "r")
+                .with_resource_metadata(json!({ "n": n }))
+        };
+        let n_of = |m: Value| m["n"].as_u64();
+        let mut memo = MetadataMemo::default();
+        let first = sample(0);
+        assert_eq!(*memo.get_or_derive(&first, n_of), Some(0));
+        let mut derived = 0;
+        // Equal but not shared text: derived anew, as the address differs.
+        assert_eq!(
+            *memo.get_or_derive(&sample(0), |m| {
+                derived += 1;
+                n_of(m)
+            }),
+            Some(0)
+        );
+        assert_eq!(derived, 1);
+        // Past the capacity the table starts again; every answer stays right, and the
+        // text of an evicted entry is still the caller's.
+        let many: Vec<Sample> = (0..CAPACITY + 10).map(sample).collect();
+        for (i, s) in many.iter().enumerate() {
+            assert_eq!(*memo.get_or_derive(s, n_of), Some(i as u64));
+        }
+        for (i, s) in many.iter().enumerate().rev().take(20) {
+            assert_eq!(*memo.get_or_derive(s, n_of), Some(i as u64));
+        }
+        assert!(memo.by_text.len() <= CAPACITY);
+        assert_eq!(*memo.get_or_derive(&first, n_of), Some(0));
+        // Without metadata: `Value::Null`.
+        let bare = Sample::new("m", SampleType::Gauge, "", 0.0, "r");
+        assert_eq!(*memo.get_or_derive(&bare, n_of), None);
     }
 }

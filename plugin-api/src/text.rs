@@ -147,6 +147,12 @@ impl Text {
         }
     }
 
+    /// The address of the shared part, which identifies this text among live ones
+    /// without reading it (the empty text is 0).
+    pub(crate) fn addr(&self) -> usize {
+        self.header as usize
+    }
+
     /// Whether both are the same shared text (not merely equal): a cheap test for
     /// "unchanged since I last saw it", e.g. to reuse what was parsed from metadata.
     pub fn ptr_eq(a: &Text, b: &Text) -> bool {

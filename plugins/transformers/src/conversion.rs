@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use ceilo_plugin_api::{MetadataCache, PluginError, Sample, SampleType, Text};
+use ceilo_plugin_api::{MetadataMemo, PluginError, Sample, SampleType, Text};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -91,8 +91,31 @@ pub struct Conversion {
     max: Option<f64>,
     rename_name: Option<Rename>,
     rename_unit: Option<Rename>,
-    /// Metadata the scale reads, parsed once for the samples sharing it.
-    metadata: RefCell<MetadataCache>,
+    /// The metadata numbers the scale reads, found once for the samples sharing
+    /// metadata.
+    metadata: RefCell<Vec<MetadataNumber>>,
+}
+
+/// One `resource_metadata.…` number an expression reads, by shared metadata text.
+#[derive(Debug)]
+pub struct MetadataNumber {
+    /// The keys after `resource_metadata`.
+    keys: Vec<String>,
+    numbers: MetadataMemo<Option<f64>>,
+}
+
+impl MetadataNumber {
+    /// One for each metadata field `expr` reads.
+    pub fn all_in(expr: &Expr) -> Vec<MetadataNumber> {
+        expr.fields()
+            .into_iter()
+            .filter(|p| p.first().is_some_and(|root| root == "resource_metadata"))
+            .map(|p| MetadataNumber {
+                keys: p[1..].to_vec(),
+                numbers: MetadataMemo::default(),
+            })
+            .collect()
+    }
 }
 
 /// A compiled scale.
@@ -123,6 +146,10 @@ impl Conversion {
                     .map_err(|e| PluginError::invalid_parameters(format!("target.scale: {e}")))?,
             ),
         };
+        let metadata = match &scale {
+            Scale::Expr(e) => MetadataNumber::all_in(e),
+            _ => Vec::new(),
+        };
         let from = source.map_from.unwrap_or_default();
         let to = target.map_to.unwrap_or_default();
         Ok(Conversion {
@@ -134,7 +161,7 @@ impl Conversion {
             max: target.max.filter(|m| *m != 0.0),
             rename_name: rename(from.name, to.name, "name")?,
             rename_unit: rename(from.unit, to.unit, "unit")?,
-            metadata: RefCell::default(),
+            metadata: RefCell::new(metadata),
         })
     }
 
@@ -221,7 +248,7 @@ fn map(rule: &Option<Rename>, value: &str) -> Option<String> {
 }
 
 /// A sample seen by an expression.
-pub struct SampleScope<'a>(pub &'a Sample, pub Option<&'a RefCell<MetadataCache>>);
+pub struct SampleScope<'a>(pub &'a Sample, pub Option<&'a RefCell<Vec<MetadataNumber>>>);
 
 impl Scope for SampleScope<'_> {
     fn field(&self, path: &[String]) -> Option<f64> {
@@ -229,25 +256,40 @@ impl Scope for SampleScope<'_> {
     }
 }
 
-/// A numeric field of a sample by expression path, its metadata read through `cache`
-/// when there is one.
+/// A numeric field of a sample by expression path, a metadata number read through
+/// `cache` when it holds that path.
 pub fn field_of(
     s: &Sample,
     path: &[String],
-    cache: Option<&RefCell<MetadataCache>>,
+    cache: Option<&RefCell<Vec<MetadataNumber>>>,
 ) -> Option<f64> {
     match path.first().map(String::as_str) {
         Some("volume") => Some(s.volume()),
         Some("monotonic_time") => s.monotonic_time(),
-        Some("resource_metadata") => match cache.and_then(|c| c.try_borrow_mut().ok()) {
-            Some(mut cache) => cache.value_at(s, &path[1..]).and_then(json_number),
-            None => s
-                .metadata_value(&path[1..].join("."))
-                .as_ref()
-                .and_then(json_number),
-        },
+        Some("resource_metadata") => {
+            let keys = &path[1..];
+            let cached = cache
+                .and_then(|c| c.try_borrow_mut().ok())
+                .and_then(|mut numbers| {
+                    let n = numbers.iter_mut().find(|n| n.keys == keys)?;
+                    Some(*n.numbers.get_or_derive(s, |m| number_at(&m, keys)))
+                });
+            match cached {
+                Some(number) => number,
+                None => s
+                    .metadata_value(&keys.join("."))
+                    .as_ref()
+                    .and_then(json_number),
+            }
+        }
         _ => None,
     }
+}
+
+fn number_at(metadata: &serde_json::Value, keys: &[String]) -> Option<f64> {
+    keys.iter()
+        .try_fold(metadata, |v, key| v.get(key))
+        .and_then(json_number)
 }
 
 #[cfg(test)]

@@ -446,7 +446,7 @@ impl Parser<'_> {
         while self.peek() == Some(&Tok::Or) {
             self.pos += 1;
             let right = self.sum()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
+            left = Expr::or(left, right);
         }
         Ok(left)
     }
@@ -460,7 +460,7 @@ impl Parser<'_> {
             };
             self.pos += 1;
             let right = self.product()?;
-            left = Expr::Bin(op, Box::new(left), Box::new(right));
+            left = Expr::bin(op, left, right);
         }
     }
     fn product(&mut self) -> Result<Expr, ParseError> {
@@ -472,14 +472,14 @@ impl Parser<'_> {
             };
             self.pos += 1;
             let right = self.unary()?;
-            left = Expr::Bin(op, Box::new(left), Box::new(right));
+            left = Expr::bin(op, left, right);
         }
     }
     fn unary(&mut self) -> Result<Expr, ParseError> {
         match self.peek() {
             Some(Tok::Minus) => {
                 self.pos += 1;
-                Ok(Expr::Neg(Box::new(self.nested(Self::unary)?)))
+                Ok(Expr::neg(self.nested(Self::unary)?))
             }
             Some(Tok::Plus) => {
                 self.pos += 1;
@@ -493,7 +493,7 @@ impl Parser<'_> {
         if self.peek() == Some(&Tok::Op(Op::Pow)) {
             self.pos += 1;
             let exp = self.nested(Self::unary)?; // right-associative; `2 ** -1` is allowed
-            return Ok(Expr::Bin(Op::Pow, Box::new(base), Box::new(exp)));
+            return Ok(Expr::bin(Op::Pow, base, exp));
         }
         Ok(base)
     }
@@ -588,6 +588,41 @@ impl Parser<'_> {
     }
 }
 
+/// The parser builds with these, which compute constant parts once (`10**9` in the
+/// `cpu_util` scale), since an expression is evaluated for every sample. Bottom-up as
+/// the parser goes, so no deeper recursion than parsing itself. A part that would fail
+/// (division by zero, an infinite result) is left to fail at evaluation, as before.
+impl Expr {
+    fn neg(e: Expr) -> Expr {
+        match e {
+            Expr::Num(n) => Expr::Num(-n),
+            e => Expr::Neg(Box::new(e)),
+        }
+    }
+
+    fn or(a: Expr, b: Expr) -> Expr {
+        match a {
+            Expr::Num(x) if x != 0.0 => a,
+            Expr::Num(_) => b,
+            a => Expr::Or(Box::new(a), Box::new(b)),
+        }
+    }
+
+    fn bin(op: Op, a: Expr, b: Expr) -> Expr {
+        let e = Expr::Bin(op, Box::new(a), Box::new(b));
+        if let Expr::Bin(_, x, y) = &e {
+            if matches!((&**x, &**y), (Expr::Num(_), Expr::Num(_))) {
+                if let Ok(Some(v)) = e.value(&NoFields) {
+                    if v.is_finite() {
+                        return Expr::Num(v);
+                    }
+                }
+            }
+        }
+        e
+    }
+}
+
 impl Expr {
     /// Evaluates against `scope`. A missing value used in arithmetic, division by zero
     /// and a non-finite result are errors (Ceilometer drops such samples).
@@ -651,6 +686,20 @@ impl Expr {
         })
     }
 
+    /// The sample fields an expression reads (`["resource_metadata", "cpu_number"]`),
+    /// each once, in order of first appearance.
+    pub fn fields(&self) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        self.walk(&mut |e| {
+            if let Expr::Field(p) = e {
+                if !out.contains(p) {
+                    out.push(p.clone());
+                }
+            }
+        });
+        out
+    }
+
     /// The meters an expression references, in order of first appearance.
     pub fn meters(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -675,6 +724,15 @@ impl Expr {
             Expr::Call(_, args) => args.iter().for_each(|a| a.walk(f)),
             _ => {}
         }
+    }
+}
+
+/// The scope of constant parts, which read nothing.
+struct NoFields;
+
+impl Scope for NoFields {
+    fn field(&self, _: &[String]) -> Option<f64> {
+        None
     }
 }
 
@@ -874,5 +932,37 @@ mod tests {
         assert_eq!(eval("volume * 2", &[]), Err("`volume` is missing".into()));
         assert!(eval("$(a) - $(a) / 0.0", &[("$a.volume", 0.0)]).is_err());
         assert_eq!(eval("10 ** 400", &[]), Err("the result is inf".into()));
+        // Constant parts that fail are not computed away at parse time.
+        assert_eq!(eval("1 / 0", &[]), Err("division by zero".into()));
+        assert_eq!(eval("0 or 2 % 0", &[]), Err("modulo by zero".into()));
+    }
+
+    #[test]
+    fn constant_parts_are_computed_once_at_parse_time() {
+        let field = Expr::Field(vec!["resource_metadata".into(), "cpu_number".into()]);
+        let e = parse(
+            "100.0 / (10**9 * (resource_metadata.cpu_number or 1))",
+            false,
+        );
+        assert_eq!(
+            e,
+            Ok(Expr::Bin(
+                Op::Div,
+                Box::new(Expr::Num(100.0)),
+                Box::new(Expr::Bin(
+                    Op::Mul,
+                    Box::new(Expr::Num(1e9)),
+                    Box::new(Expr::Or(Box::new(field.clone()), Box::new(Expr::Num(1.0)))),
+                )),
+            ))
+        );
+        assert_eq!(parse("-(2 ** 3) + 1", false), Ok(Expr::Num(-7.0)));
+        assert_eq!(
+            parse("0 or volume", false),
+            Ok(Expr::Field(vec!["volume".into()]))
+        );
+        assert_eq!(parse("3 or volume", false), Ok(Expr::Num(3.0)));
+        // Folding keeps Python's left-to-right order: only whole constant parts fold.
+        assert_eq!(eval("volume + 1e16 - 1e16", &[("volume", 1.0)]), Ok(0.0));
     }
 }

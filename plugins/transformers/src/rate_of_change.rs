@@ -136,6 +136,26 @@ mod tests {
     }
 
     #[test]
+    fn metadata_is_read_per_shared_text_and_again_when_it_changes() {
+        let mut t = cpu_util();
+        let two = cpu(0.0, 0, Some(2));
+        feed(&mut t, two.clone()).unwrap();
+        // A later poll sharing the first one's metadata text.
+        let mut later = two
+            .clone()
+            .with_timestamp(two.timestamp() + Duration::seconds(10));
+        later.set_volume(2e10);
+        let v = feed(&mut t, later).unwrap();
+        assert!((v[0] - 100.0).abs() < 1e-9, "{v:?}");
+        // Resized to four CPUs: new metadata, read anew.
+        let v = feed(&mut t, cpu(4e10, 20, Some(4))).unwrap();
+        assert!((v[0] - 50.0).abs() < 1e-9, "{v:?}");
+        // And a resource without it falls back to one.
+        let v = feed(&mut t, cpu(5e10, 30, None)).unwrap();
+        assert!((v[0] - 100.0).abs() < 1e-9, "{v:?}");
+    }
+
+    #[test]
     fn missing_cpu_number_defaults_to_one_through_or() {
         let mut t = cpu_util();
         feed(&mut t, cpu(0.0, 0, None)).unwrap();
