@@ -25,5 +25,5 @@ pub use registry::{
     remove_private_copies, PluginRegistry, PluginStamp, RegisteredPlugin, Rejection, ScanChanges,
     ScanOptions,
 };
-pub use residency::{release_start_up_pages, Released};
+pub use residency::{release_after_work, release_start_up_pages, Released};
 pub use worker::{kill_all_workers, serve as serve_worker, WorkerError};

@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Every plugin library loaded by this process (canonical paths, as
 /// `/proc/self/maps` names them).
@@ -90,6 +91,33 @@ pub fn release_start_up_pages() -> Released {
     done.files = files.len();
     tracing::debug!(target: "ceilo::loader", files = done.files, bytes = done.bytes, "start-up pages of the executable and plugin libraries handed back");
     done
+}
+
+/// The least time between two [`release_after_work`] that hand pages back: a pipeline
+/// polling every second does not read smaps every second.
+const AFTER_WORK_EVERY: Duration = Duration::from_secs(5);
+
+/// When pages were last handed back after work.
+static LAST_AFTER_WORK: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Hands back the pages of the executable and plugin libraries again after a burst of
+/// work (an agent's poll cycle), at most once per 5 s. A cycle's code faults in with
+/// its cached neighbours (the kernel maps up to 64 KiB around each fault), so an idle
+/// agent otherwise holds several times the code its cycles run; handed back, the next
+/// cycle maps what it runs again from the page cache (minor faults, well under a
+/// millisecond for the default pipeline). Returns `None` when it was too soon.
+pub fn release_after_work() -> Option<Released> {
+    due(&LAST_AFTER_WORK, Instant::now()).then(release_start_up_pages)
+}
+
+/// Whether `now` is [`AFTER_WORK_EVERY`] or more past `last` (then it becomes `last`).
+fn due(last: &Mutex<Option<Instant>>, now: Instant) -> bool {
+    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+    if last.is_some_and(|t| now.saturating_duration_since(t) < AFTER_WORK_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 /// One mapping of a file, from `/proc/self/smaps`.
@@ -216,5 +244,19 @@ Anonymous:             0 kB
         assert!(released.bytes > 0, "{released:?}");
         // The code whose pages were dropped still runs (they are read in again).
         assert_eq!(mappings(SMAPS).len(), 4);
+    }
+
+    #[test]
+    fn after_work_pages_are_handed_back_at_most_once_per_interval() {
+        let last = Mutex::new(None);
+        let t0 = Instant::now();
+        assert!(due(&last, t0), "the first time");
+        assert!(!due(&last, t0 + Duration::from_secs(1)), "too soon");
+        assert!(!due(
+            &last,
+            t0 + AFTER_WORK_EVERY - Duration::from_millis(1)
+        ));
+        assert!(due(&last, t0 + AFTER_WORK_EVERY));
+        assert!(!due(&last, t0 + AFTER_WORK_EVERY + Duration::from_secs(1)));
     }
 }

@@ -368,6 +368,8 @@ async fn run_cycle(
         tracing::error!(target: "ceilo::agent", "flushing sinks failed: {e}");
     }
     tracing::debug!(target: "ceilo::agent", "cycle ({}s) took {:?}", interval.as_secs(), started.elapsed());
+    // Idle until the next cycle: the code this one ran need not stay mapped.
+    let _ = tokio::task::spawn_blocking(crate::loader::release_after_work).await;
 }
 
 /// Books one poll's result (backoff, counters, logs) and returns the samples its
