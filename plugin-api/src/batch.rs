@@ -59,6 +59,21 @@ impl SampleBatch {
     pub fn truncate(&mut self, len: usize) {
         self.0.truncate(len);
     }
+    /// Keeps only the samples `keep` accepts, in order, in place: no second batch is
+    /// built (a host filters every poll's samples this way).
+    ///
+    /// ```
+    /// use ceilo_plugin_api::{Sample, SampleBatch, SampleType};
+    /// let mut b: SampleBatch = ["cpu", "memory", "cpu"]
+    ///     .into_iter()
+    ///     .map(|m| Sample::new(m, SampleType::Gauge, "", 1.0, "r"))
+    ///     .collect();
+    /// b.retain(|s| s.name() == "cpu");
+    /// assert_eq!(b.len(), 2);
+    /// ```
+    pub fn retain(&mut self, keep: impl FnMut(&Sample) -> bool) {
+        self.0.retain(keep);
+    }
     /// Takes every sample out, leaving this batch empty.
     pub fn take(&mut self) -> SampleBatch {
         std::mem::take(self)

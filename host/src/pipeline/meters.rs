@@ -76,7 +76,8 @@ impl MeterFilter {
         let mut last: Option<(Text, bool)> = None;
         move |s| {
             if let Some((name, allowed)) = &last {
-                if name.as_str() == s.name() {
+                // The same shared text (one poller's meter) compares by address.
+                if name == s.name_text() {
                     return *allowed;
                 }
             }

@@ -424,8 +424,8 @@ fn poll_result(
                     out.cut
                 );
             }
-            let mut allowed = source.filter.sample_predicate();
-            let selected: SampleBatch = out.samples.into_iter().filter(|s| allowed(s)).collect();
+            let mut selected = out.samples;
+            selected.retain(source.filter.sample_predicate());
             crate::services::exporter::record(&source.name, name, &selected);
             (!selected.is_empty()).then_some(selected)
         }
@@ -495,7 +495,14 @@ pub fn run_once(runtime: &Runtime) -> Vec<String> {
                 continue;
             };
             match p.poll(&source.resources) {
-                Ok(b) => batch.extend(b.into_iter().filter(source.filter.sample_predicate())),
+                Ok(mut b) => {
+                    b.retain(source.filter.sample_predicate());
+                    if batch.is_empty() {
+                        batch = b;
+                    } else {
+                        batch.extend(b);
+                    }
+                }
                 Err(e) => errors.push(format!("source `{}`: {e}", source.name)),
             }
         }

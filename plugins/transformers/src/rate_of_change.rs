@@ -56,12 +56,16 @@ impl Transformer for RateOfChange {
             timestamp_us: s.timestamp_micros(),
             monotonic: s.monotonic_time(),
         };
-        let series = match self.previous.get_mut(s.name()) {
+        // Looked up by the sample's own texts and kept as clones of them: a poller that
+        // keeps its names and resource ids shares them, and equal shared texts compare
+        // by address instead of reading the key's bytes (a cache miss per sample with
+        // many resources).
+        let series = match self.previous.get_mut(s.name_text()) {
             Some(m) => m,
-            None => self.previous.entry(Text::from(s.name())).or_default(),
+            None => self.previous.entry(s.name_text().clone()).or_default(),
         };
-        let Some(slot) = series.get_mut(s.resource_id()) else {
-            series.insert(Text::from(s.resource_id()), now);
+        let Some(slot) = series.get_mut(s.resource_id_text()) else {
+            series.insert(s.resource_id_text().clone(), now);
             log_debug!(
                 "rate_of_change: first sample of {} for {}, kept as reference",
                 s.name(),
