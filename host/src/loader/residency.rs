@@ -10,7 +10,9 @@
 //! the services are wired, the read-only mappings of the executable and of every
 //! plugin library that were never written are unmapped page by page
 //! (`MADV_DONTNEED`): their pages are the file's own, so nothing is lost, and what
-//! the services run is mapped again on its first use (from the page cache).
+//! the services run is mapped again on its first use (from the page cache). The agent
+//! does the same after each poll cycle, whose code would otherwise stay mapped, with
+//! the neighbouring pages each fault brings in, until the next one.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -104,8 +106,8 @@ static LAST_AFTER_WORK: Mutex<Option<Instant>> = Mutex::new(None);
 /// work (an agent's poll cycle), at most once per 5 s. A cycle's code faults in with
 /// its cached neighbours (the kernel maps up to 64 KiB around each fault), so an idle
 /// agent otherwise holds several times the code its cycles run; handed back, the next
-/// cycle maps what it runs again from the page cache (minor faults, well under a
-/// millisecond for the default pipeline). Returns `None` when it was too soon.
+/// cycle maps what it runs again from the page cache (minor faults, no disk reads).
+/// Returns `None` when it was too soon.
 pub fn release_after_work() -> Option<Released> {
     due(&LAST_AFTER_WORK, Instant::now()).then(release_start_up_pages)
 }
