@@ -413,3 +413,70 @@ fn a_library_the_pipeline_does_not_use_leaves_nothing_mapped_once_the_agent_runs
         "with CEILO_KEEP_START_UP_PAGES=1 the scan's pages stay mapped: {mapped:?} KiB"
     );
 }
+
+/// A poll larger than the slice the host hands in-process transformers at a time
+/// (1 024 samples) still reaches the publishers whole, in order and transformed once:
+/// 2 500 synthetic counters → unit_conversion → rate_of_change → `file:`.
+#[test]
+fn a_poll_larger_than_a_transformer_slice_is_published_whole_and_in_order() {
+    use ceilo_host::loader::{PluginRegistry, ScanOptions};
+    use ceilo_host::pipeline::{self, Catalog, HostSettings, OutputMode};
+
+    let libs = [
+        "ceilo_fixture_bench_transformer",
+        "ceilo_plugin_transformers",
+        "ceilo_plugin_publishers",
+    ]
+    .map(|c| (library(c), format!("lib{c}.so")));
+    let refs: Vec<(&Path, &str)> = libs
+        .iter()
+        .map(|(p, n)| (p.as_path(), n.as_str()))
+        .collect();
+    let plugins = plugin_dir(&refs);
+    let out = tempfile::tempdir().expect("temp dir");
+    let file = out.path().join("rates.json");
+    let text = format!(
+        "sources:\n  - name: s\n    interval: 10\n    meters: [bench.counter]\n    resources: [\"count:2500\"]\n    sinks: [k]\n\
+         sinks:\n  - name: k\n    transformers:\n      - name: unit_conversion\n        parameters: {{target: {{name: bench.kilobytes, unit: KB, scale: 0.0009765625}}}}\n      \
+         - name: rate_of_change\n        parameters: {{target: {{name: bench.rate, unit: KB/s, type: gauge}}}}\n    publishers: [\"file:{}\"]\n",
+        file.display()
+    );
+    let registry = PluginRegistry::scan(plugins.path(), &ScanOptions::default()).expect("scan");
+    assert!(registry.rejected().is_empty(), "{:?}", registry.rejected());
+    let discovery = pipeline::discover_pollers(&registry, &Default::default());
+    let catalog = Catalog {
+        registry: &registry,
+        poller_meters: &discovery.meters,
+        handler_meters: &pipeline::handler_meters(&registry, &Default::default()),
+        pollers_failed: false,
+    };
+    let config =
+        pipeline::parse(Path::new("slices.yaml"), &text, &catalog).expect("valid pipeline");
+    let host = HostSettings {
+        strict: true,
+        data_dir: out.path().to_path_buf(),
+        ..HostSettings::default()
+    };
+    let runtime = pipeline::wire(
+        &config,
+        &registry,
+        &discovery.meters,
+        OutputMode::Publishers,
+        &host,
+        true,
+    )
+    .expect("wire");
+    // The first cycle only gives rate_of_change its reference points.
+    for _ in 0..2 {
+        let errors = ceilo_host::services::agent::run_once(&runtime);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    let samples = read_samples(&file);
+    assert_eq!(samples.len(), 2500, "every sample of the second poll, once");
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(s.resource_id(), format!("r{i}"), "in the poller's order");
+        assert_eq!((s.name(), s.unit()), ("bench.rate", "KB/s"));
+        // 1 000 B more per poll, one second of monotonic time apart, in KB.
+        assert_eq!(s.volume(), 1000.0 / 1024.0, "r{i}");
+    }
+}
