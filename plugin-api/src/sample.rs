@@ -423,7 +423,11 @@ impl Sample {
     /// Gives the sample a fresh message id, as a transformer does for a derived sample
     /// (a version 7 UUID carrying the sample's timestamp).
     pub fn renew_message_id(&mut self) {
-        self.set_id(MessageId::new_v7(self.timestamp_us));
+        if self.message_id_len > INLINE as u8 {
+            self.message_id_text = Text::new(); // a long id's shared text, released
+        }
+        self.message_id_len = INLINE as u8;
+        crate::message_id::write_v7(self.timestamp_us, &mut self.message_id_inline);
     }
 
     fn set_id(&mut self, id: MessageId) {

@@ -17,9 +17,14 @@ use crate::expr::Expr;
 /// Emits rates of change.
 pub struct RateOfChange {
     conversion: Conversion,
-    /// meter → resource → previous sample (nested so a lookup allocates nothing).
+    /// Per meter, resource → previous sample (nested so a lookup allocates nothing).
     /// foldhash: SipHash cost a twentieth of the chain on these short keys.
-    previous: Series<Series<Point>>,
+    meters: Vec<(Text, Series<Point>)>,
+    /// Meter name → its place in `meters`.
+    meter_index: Series<usize>,
+    /// The place of the last sample's meter: a poll's samples come meter by meter, so
+    /// most samples skip the meter lookup (a hash of the name) altogether.
+    last_meter: usize,
 }
 
 type Series<V> = HashMap<Text, V, foldhash::fast::RandomState>;
@@ -40,7 +45,9 @@ impl Plugin for RateOfChange {
         let c: SourceTarget = parameters.parse()?;
         Ok(RateOfChange {
             conversion: Conversion::new(c.source, c.target, Scale::Expr(Expr::Num(1.0)))?,
-            previous: Series::default(),
+            meters: Vec::new(),
+            meter_index: Series::default(),
+            last_meter: 0,
         })
     }
 }
@@ -60,10 +67,7 @@ impl Transformer for RateOfChange {
         // keeps its names and resource ids shares them, and equal shared texts compare
         // by address instead of reading the key's bytes (a cache miss per sample with
         // many resources).
-        let series = match self.previous.get_mut(s.name_text()) {
-            Some(m) => m,
-            None => self.previous.entry(s.name_text().clone()).or_default(),
-        };
+        let series = &mut self.series_of(s.name_text()).1;
         let Some(slot) = series.get_mut(s.resource_id_text()) else {
             series.insert(s.resource_id_text().clone(), now);
             log_debug!(
@@ -94,6 +98,27 @@ impl Transformer for RateOfChange {
         let rate = if dt == 0.0 { 0.0 } else { dv / dt };
         out.push(self.conversion.convert(s, rate)?);
         Ok(())
+    }
+}
+
+impl RateOfChange {
+    /// The previous samples of meter `name`, made empty when it is new.
+    fn series_of(&mut self, name: &Text) -> &mut (Text, Series<Point>) {
+        let last_matches = self
+            .meters
+            .get(self.last_meter)
+            .is_some_and(|(meter, _)| meter == name);
+        if !last_matches {
+            self.last_meter = match self.meter_index.get(name) {
+                Some(&i) => i,
+                None => {
+                    self.meters.push((name.clone(), Series::default()));
+                    self.meter_index.insert(name.clone(), self.meters.len() - 1);
+                    self.meters.len() - 1
+                }
+            };
+        }
+        &mut self.meters[self.last_meter]
     }
 }
 
@@ -199,6 +224,24 @@ mod tests {
         );
         let v = feed(&mut t, cpu(2e9, 10, Some(1)).with_monotonic_time(102.0)).unwrap();
         assert_eq!(v, [0.0]);
+    }
+
+    #[test]
+    fn meters_interleaved_keep_their_own_series() {
+        let mut t =
+            RateOfChange::create(&Parameters::from_json("{}").unwrap(), &Context::default())
+                .unwrap();
+        let at = |name: &str, v: f64, secs: i64| {
+            let ts = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(secs);
+            Sample::new(name, SampleType::Gauge, "", v, "r").with_timestamp(ts)
+        };
+        // Meter a, then b, then a again (a meter seen before, not the last one).
+        assert!(feed(&mut t, at("a", 0.0, 0)).unwrap().is_empty());
+        assert!(feed(&mut t, at("b", 100.0, 0)).unwrap().is_empty());
+        assert_eq!(feed(&mut t, at("a", 10.0, 10)).unwrap(), [1.0]);
+        assert_eq!(feed(&mut t, at("b", 300.0, 10)).unwrap(), [20.0]);
+        assert_eq!(feed(&mut t, at("b", 400.0, 20)).unwrap(), [10.0]);
+        assert_eq!(feed(&mut t, at("a", 30.0, 20)).unwrap(), [2.0]);
     }
 
     #[test]
