@@ -140,7 +140,8 @@ impl Transformer for Aggregator {
         let key = self.key(&s);
         match self.groups.get_mut(&key) {
             None => {
-                let mut first = self.conversion.convert(s, 1.0)?;
+                let mut first = s;
+                self.conversion.convert_in_place(&mut first, 1.0)?;
                 if self.resource_metadata == Policy::Drop {
                     first.set_resource_metadata(Map::new());
                 }

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use ceilo_plugin_api::{MetadataMemo, PluginError, Sample, SampleType, Text};
+use ceilo_plugin_api::{MetadataMemo, PluginError, Sample, SampleBatch, SampleType, Text};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -125,6 +125,8 @@ pub enum Scale {
     None,
     /// volume × factor.
     Factor(f64),
+    /// An expression without fields (`1`, `10**9`): its finite value, computed once.
+    Constant(f64),
     /// An expression over the sample.
     Expr(Expr),
 }
@@ -145,6 +147,12 @@ impl Conversion {
                 expr::parse(&text, false)
                     .map_err(|e| PluginError::invalid_parameters(format!("target.scale: {e}")))?,
             ),
+        };
+        // A field-free expression is its value: rate_of_change's default `1` was an
+        // evaluation per sample.
+        let scale = match scale {
+            Scale::Expr(Expr::Num(n)) if n.is_finite() => Scale::Constant(n),
+            other => other,
         };
         let metadata = match &scale {
             Scale::Expr(e) => MetadataNumber::all_in(e),
@@ -175,6 +183,7 @@ impl Conversion {
         match &self.scale {
             Scale::None => Ok(s.volume()),
             Scale::Factor(f) => Ok(s.volume() * f),
+            Scale::Constant(c) => Ok(*c),
             Scale::Expr(e) => e
                 .eval(&SampleScope(s, Some(&self.metadata)))
                 .map_err(|err| {
@@ -188,20 +197,32 @@ impl Conversion {
     }
 
     /// Ceilometer's `_convert`: renames, retypes, and sets the volume to
-    /// `scale(s) × growth`, capped by `max`.
-    pub fn convert(&self, mut s: Sample, growth: f64) -> Result<Sample, PluginError> {
-        let volume = self.scaled(&s)? * growth;
+    /// `scale(s) × growth`, capped by `max`, then pushes the result to `out`.
+    pub fn convert(
+        &self,
+        mut s: Sample,
+        growth: f64,
+        out: &mut SampleBatch,
+    ) -> Result<(), PluginError> {
+        self.convert_in_place(&mut s, growth)?;
+        out.push(s);
+        Ok(())
+    }
+
+    /// [`convert`](Self::convert) on a sample the caller keeps (no move of the
+    /// sample in and out).
+    pub fn convert_in_place(&self, s: &mut Sample, growth: f64) -> Result<(), PluginError> {
+        let volume = self.scaled(s)? * growth;
         let volume = match self.max {
             Some(max) => volume.min(max),
             None => volume,
         };
-        let name = self.mapped_name(&s);
+        if let Some(n) = self.mapped_name(s) {
+            s.set_name(n);
+        }
         let unit = map(&self.rename_unit, s.unit())
             .map(Text::from)
             .or_else(|| self.unit.clone());
-        if let Some(n) = name {
-            s.set_name(n);
-        }
         if let Some(u) = unit {
             s.set_unit(u);
         }
@@ -210,7 +231,7 @@ impl Conversion {
         }
         s.set_volume(volume);
         s.renew_message_id();
-        Ok(s)
+        Ok(())
     }
 
     /// The new name, if the sample is renamed.
@@ -241,10 +262,17 @@ fn rename(
 }
 
 /// Python's `re.sub` over every match; an empty result keeps the configured name.
+/// Inline: most conversions have no rule, and this is asked twice per sample.
+#[inline]
 fn map(rule: &Option<Rename>, value: &str) -> Option<String> {
-    let r = rule.as_ref()?;
-    let out = r.from.replace_all(value, r.to.as_str()).into_owned();
-    (!out.is_empty()).then_some(out)
+    rule.as_ref().and_then(|r| r.apply(value))
+}
+
+impl Rename {
+    fn apply(&self, value: &str) -> Option<String> {
+        let out = self.from.replace_all(value, self.to.as_str()).into_owned();
+        (!out.is_empty()).then_some(out)
+    }
 }
 
 /// A sample seen by an expression.

@@ -96,8 +96,7 @@ impl Transformer for RateOfChange {
             now.volume // counter reset: the current volume is a lower bound of growth
         };
         let rate = if dt == 0.0 { 0.0 } else { dv / dt };
-        out.push(self.conversion.convert(s, rate)?);
-        Ok(())
+        self.conversion.convert(s, rate, out)
     }
 }
 

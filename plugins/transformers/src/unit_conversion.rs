@@ -28,11 +28,11 @@ impl Plugin for UnitConversion {
 impl Transformer for UnitConversion {
     fn handle(&mut self, sample: Sample, out: &mut SampleBatch) -> Result<(), PluginError> {
         if self.conversion.applies_to(&sample) {
-            out.push(self.conversion.convert(sample, 1.0)?);
+            self.conversion.convert(sample, 1.0, out)
         } else {
             out.push(sample);
+            Ok(())
         }
-        Ok(())
     }
 }
 
@@ -119,6 +119,22 @@ mod tests {
                 .unwrap();
         let out = run(&mut c, Sample::new("m", SampleType::Gauge, "", 1000.0, "r"));
         assert_eq!(out[0].volume(), 500.0);
+    }
+
+    #[test]
+    fn an_expression_without_fields_is_the_new_volume() {
+        // As Ceilometer's eval of a string scale: its value replaces the volume.
+        let mut c = t(json!({"target": {"scale": "2 * 10**3"}})).unwrap();
+        let out = run(&mut c, Sample::new("m", SampleType::Gauge, "", 7.0, "r"));
+        assert_eq!(out[0].volume(), 2000.0);
+        // One that is not finite stays an expression, and fails on each sample.
+        let mut c = t(json!({"target": {"scale": "1 / 0"}})).unwrap();
+        let mut out = SampleBatch::new();
+        let err = c
+            .handle(Sample::new("m", SampleType::Gauge, "", 7.0, "r"), &mut out)
+            .unwrap_err();
+        assert!(err.message().contains("scale for m of r"), "{err}");
+        assert!(out.is_empty());
     }
 
     #[test]
