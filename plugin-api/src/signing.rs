@@ -16,6 +16,8 @@
 //! assert!(!verify(&wire, "secret"), "a tampered sample fails");
 //! ```
 
+use std::cell::RefCell;
+
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -30,9 +32,31 @@ pub const SIGNATURE_FIELD: &str = "message_signature";
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
+/// An HMAC keyed by `secret`. Keying hashes the key's two padded blocks, a fifth of
+/// verifying a sample: each thread keeps the last secret's keyed state and copies it.
 fn mac(secret: &str) -> HmacSha256 {
-    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    <HmacSha256 as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!())
+    thread_local! {
+        static KEYED: RefCell<Option<(String, HmacSha256)>> = const { RefCell::new(None) };
+    }
+    let fresh = || {
+        // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+        <HmacSha256 as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!())
+    };
+    KEYED
+        .try_with(|keyed| {
+            let mut keyed = keyed.try_borrow_mut().ok()?;
+            match &*keyed {
+                Some((key, m)) if key.as_str() == secret => Some(m.clone()),
+                _ => {
+                    let m = fresh();
+                    *keyed = Some((secret.to_owned(), m.clone()));
+                    Some(m)
+                }
+            }
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(fresh)
 }
 
 /// The canonical bytes of a wire object, without its signature field.

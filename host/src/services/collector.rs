@@ -370,11 +370,14 @@ async fn session(
     stored.and(received)
 }
 
-/// Decodes a batch, its messages shared out over the machine's cores (decoding and
-/// verifying is most of a collector's work).
+/// Decodes a batch, its messages shared out over all cores but one: the store writes
+/// the previous batch meanwhile on a thread of its own, and decoding on every core
+/// took CPU from it (the store is the slower stage: a sample costs it several times
+/// what decoding and verifying does).
 async fn decode_all(batch: &[Delivery], secret: &str) -> Vec<Decoded> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_task = batch.len().div_ceil(cores).max(1);
+    let decoders = cores.saturating_sub(1).max(1);
+    let per_task = batch.len().div_ceil(decoders).max(1);
     let tasks: Vec<_> = batch
         .chunks(per_task)
         .map(|chunk| {
