@@ -32,8 +32,9 @@ pub const SIGNATURE_FIELD: &str = "message_signature";
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
-/// An HMAC keyed by `secret`. Keying hashes the key's two padded blocks, a fifth of
-/// verifying a sample: each thread keeps the last secret's keyed state and copies it.
+/// An HMAC keyed by `secret`. Keying hashes two padded key blocks, work that would
+/// otherwise be repeated for every sample signed or verified: each thread keeps the
+/// last secret's keyed state and copies it.
 fn mac(secret: &str) -> HmacSha256 {
     thread_local! {
         static KEYED: RefCell<Option<(String, HmacSha256)>> = const { RefCell::new(None) };
