@@ -414,11 +414,11 @@ fn a_library_the_pipeline_does_not_use_leaves_nothing_mapped_once_the_agent_runs
     );
 }
 
-/// A poll larger than the slice the host hands in-process transformers at a time
-/// (1 024 samples) still reaches the publishers whole, in order and transformed once:
-/// 2 500 synthetic counters → unit_conversion → rate_of_change → `file:`.
+/// A poll of thousands of samples reaches the publishers whole, in order and
+/// transformed once, rates computed per resource: 2 500 synthetic counters →
+/// unit_conversion → rate_of_change → `file:`.
 #[test]
-fn a_poll_larger_than_a_transformer_slice_is_published_whole_and_in_order() {
+fn a_large_poll_is_published_whole_in_order_and_transformed_once() {
     use ceilo_host::loader::{PluginRegistry, ScanOptions};
     use ceilo_host::pipeline::{self, Catalog, HostSettings, OutputMode};
 

@@ -213,10 +213,6 @@ impl TransformerInstance {
         let raw = self.inner.flush();
         self.output(raw)
     }
-    /// Whether the transformer runs in a worker process.
-    pub fn is_isolated(&self) -> bool {
-        self.id.isolated
-    }
     fn output(&self, raw: RawTransformOutput) -> TransformOutput {
         TransformOutput {
             samples: raw.samples,
