@@ -258,8 +258,8 @@ fn main() {
             }
         }));
     }
-    let median = |runs: &[Run]| median(runs.iter().map(|r| r.whole).collect());
-    let (c, b) = (median(&ceilo_runs), median(&base_runs));
+    let whole = |runs: &[Run]| median(runs.iter().map(|r| r.whole).collect());
+    let (c, b) = (whole(&ceilo_runs), whole(&base_runs));
     let (cs, bs) = (steady_rate(&ceilo_runs), steady_rate(&base_runs));
     println!("\n`ceilo collector` into the embedded store ({n} signed samples, {PER_MESSAGE} per message, batches of {batch}, {rounds} rounds, medians)");
     println!("| writer | samples/s, whole run | vs. baseline | samples/s after the first batch | vs. baseline |");

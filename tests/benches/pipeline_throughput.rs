@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 use ceilo_host::loader::{
     IsolationMode, IsolationPolicy, PluginRegistry, ScanOptions, WorkerSettings,
 };
-use ceilo_host::pipeline::{self, Catalog, HostSettings, OutputMode};
+use ceilo_host::pipeline::{self, HostSettings};
 use ceilo_plugin_api::abi::current::glue::transform_batch;
 use ceilo_plugin_api::{Context, Parameters, Plugin, Poller, Publisher};
 use ceilo_plugin_transformers::{RateOfChange, UnitConversion};
-use ceilo_tests::build_workspace_release;
+use ceilo_tests::{build_workspace_release, wire_pipeline};
 use chain::{Null, Synthetic};
 
 const SAMPLES_PER_ROUND: usize = 200_000;
@@ -84,32 +84,11 @@ sinks:
 
 /// The chain of `case` wired from `registry`.
 fn runtime(registry: &PluginRegistry, case: Case) -> pipeline::Runtime {
-    let discovery = pipeline::discover_pollers(registry, &Default::default());
-    let catalog = Catalog {
-        registry,
-        poller_meters: &discovery.meters,
-        handler_meters: &pipeline::handler_meters(registry, &Default::default()),
-        pollers_failed: false,
-    };
-    let config = pipeline::parse(
-        std::path::Path::new("bench.yaml"),
-        &pipeline_text(case),
-        &catalog,
-    )
-    .expect("valid pipeline");
     let host = HostSettings {
         strict: true,
         ..HostSettings::default()
     };
-    pipeline::wire(
-        &config,
-        registry,
-        &discovery.meters,
-        OutputMode::Publishers,
-        &host,
-        true,
-    )
-    .expect("wire")
+    wire_pipeline(registry, "bench.yaml", &pipeline_text(case), &host)
 }
 
 fn main() {

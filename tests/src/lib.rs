@@ -1013,3 +1013,34 @@ pub fn ceilometer_event_definitions() -> Vec<PathBuf> {
     }
     out
 }
+
+/// `yaml` (a `pipeline.yaml`) wired in this process over `registry`'s plugins, with
+/// publishers, as `ceilo agent` wires it: for tests and benchmarks that call
+/// `ceilo_host::services::agent::run_once` themselves. `name` is the file name errors
+/// would give.
+pub fn wire_pipeline(
+    registry: &ceilo_host::loader::PluginRegistry,
+    name: &str,
+    yaml: &str,
+    host: &ceilo_host::pipeline::HostSettings,
+) -> ceilo_host::pipeline::Runtime {
+    use ceilo_host::pipeline::{self, Catalog, OutputMode};
+    let discovery = pipeline::discover_pollers(registry, &Default::default());
+    let catalog = Catalog {
+        registry,
+        poller_meters: &discovery.meters,
+        handler_meters: &pipeline::handler_meters(registry, &Default::default()),
+        pollers_failed: false,
+    };
+    let config = pipeline::parse(Path::new(name), yaml, &catalog)
+        .unwrap_or_else(|e| panic!("{name} is not a valid pipeline: {e}"));
+    pipeline::wire(
+        &config,
+        registry,
+        &discovery.meters,
+        OutputMode::Publishers,
+        host,
+        true,
+    )
+    .unwrap_or_else(|e| panic!("{name} cannot be wired: {e}"))
+}

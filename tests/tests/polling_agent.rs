@@ -420,7 +420,7 @@ fn a_library_the_pipeline_does_not_use_leaves_nothing_mapped_once_the_agent_runs
 #[test]
 fn a_large_poll_is_published_whole_in_order_and_transformed_once() {
     use ceilo_host::loader::{PluginRegistry, ScanOptions};
-    use ceilo_host::pipeline::{self, Catalog, HostSettings, OutputMode};
+    use ceilo_host::pipeline::HostSettings;
 
     let libs = [
         "ceilo_fixture_bench_transformer",
@@ -443,29 +443,12 @@ fn a_large_poll_is_published_whole_in_order_and_transformed_once() {
     );
     let registry = PluginRegistry::scan(plugins.path(), &ScanOptions::default()).expect("scan");
     assert!(registry.rejected().is_empty(), "{:?}", registry.rejected());
-    let discovery = pipeline::discover_pollers(&registry, &Default::default());
-    let catalog = Catalog {
-        registry: &registry,
-        poller_meters: &discovery.meters,
-        handler_meters: &pipeline::handler_meters(&registry, &Default::default()),
-        pollers_failed: false,
-    };
-    let config =
-        pipeline::parse(Path::new("slices.yaml"), &text, &catalog).expect("valid pipeline");
     let host = HostSettings {
         strict: true,
         data_dir: out.path().to_path_buf(),
         ..HostSettings::default()
     };
-    let runtime = pipeline::wire(
-        &config,
-        &registry,
-        &discovery.meters,
-        OutputMode::Publishers,
-        &host,
-        true,
-    )
-    .expect("wire");
+    let runtime = wire_pipeline(&registry, "large-poll.yaml", &text, &host);
     // The first cycle only gives rate_of_change its reference points.
     for _ in 0..2 {
         let errors = ceilo_host::services::agent::run_once(&runtime);
