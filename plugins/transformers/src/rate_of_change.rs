@@ -18,16 +18,49 @@ use crate::expr::Expr;
 pub struct RateOfChange {
     conversion: Conversion,
     /// Per meter, resource → previous sample (nested so a lookup allocates nothing).
-    /// foldhash: SipHash cost a twentieth of the chain on these short keys.
-    meters: Vec<(Text, Series<Point>)>,
+    meters: Vec<(Text, Series)>,
     /// Meter name → its place in `meters`.
-    meter_index: Series<usize>,
+    meter_index: Index,
     /// The place of the last sample's meter: a poll's samples come meter by meter, so
     /// most samples skip the meter lookup (a hash of the name) altogether.
     last_meter: usize,
 }
 
-type Series<V> = HashMap<Text, V, foldhash::fast::RandomState>;
+/// foldhash: SipHash cost a twentieth of the chain on these short keys.
+type Index = HashMap<Text, usize, foldhash::fast::RandomState>;
+
+/// One meter's previous samples, kept in the order their resources were first seen.
+/// A poller lists its resources in the same order every poll, so a sample's resource
+/// is most often the one after the last sample's: found without hashing, and the
+/// slots are read in order. (Looked up in a hash table, every sample's slot is a
+/// random read: at 10 000 resources that cache miss was a third of the chain's time.)
+#[derive(Default)]
+struct Series {
+    points: Vec<(Text, Point)>,
+    /// Resource → its place in `points`, for a sample out of that order.
+    index: Index,
+    /// Where the next sample's resource is expected.
+    next: usize,
+}
+
+impl Series {
+    /// The previous sample of `resource`, if there is one.
+    fn find(&mut self, resource: &Text) -> Option<&mut Point> {
+        let at = match self.points.get(self.next) {
+            // Equal shared texts compare by address, without reading the key's bytes.
+            Some((key, _)) if key == resource => self.next,
+            _ => *self.index.get(resource)?,
+        };
+        self.next = at + 1;
+        self.points.get_mut(at).map(|(_, point)| point)
+    }
+
+    fn insert(&mut self, resource: &Text, point: Point) {
+        self.index.insert(resource.clone(), self.points.len());
+        self.points.push((resource.clone(), point));
+        self.next = self.points.len();
+    }
+}
 
 #[derive(Clone, Copy)]
 struct Point {
@@ -46,7 +79,7 @@ impl Plugin for RateOfChange {
         Ok(RateOfChange {
             conversion: Conversion::new(c.source, c.target, Scale::Expr(Expr::Num(1.0)))?,
             meters: Vec::new(),
-            meter_index: Series::default(),
+            meter_index: Index::default(),
             last_meter: 0,
         })
     }
@@ -68,8 +101,8 @@ impl Transformer for RateOfChange {
         // by address instead of reading the key's bytes (a cache miss per sample with
         // many resources).
         let series = &mut self.series_of(s.name_text()).1;
-        let Some(slot) = series.get_mut(s.resource_id_text()) else {
-            series.insert(s.resource_id_text().clone(), now);
+        let Some(slot) = series.find(s.resource_id_text()) else {
+            series.insert(s.resource_id_text(), now);
             log_debug!(
                 "rate_of_change: first sample of {} for {}, kept as reference",
                 s.name(),
@@ -102,7 +135,7 @@ impl Transformer for RateOfChange {
 
 impl RateOfChange {
     /// The previous samples of meter `name`, made empty when it is new.
-    fn series_of(&mut self, name: &Text) -> &mut (Text, Series<Point>) {
+    fn series_of(&mut self, name: &Text) -> &mut (Text, Series) {
         let last_matches = self
             .meters
             .get(self.last_meter)
@@ -241,6 +274,38 @@ mod tests {
         assert_eq!(feed(&mut t, at("b", 300.0, 10)).unwrap(), [20.0]);
         assert_eq!(feed(&mut t, at("b", 400.0, 20)).unwrap(), [10.0]);
         assert_eq!(feed(&mut t, at("a", 30.0, 20)).unwrap(), [2.0]);
+    }
+
+    #[test]
+    fn resources_in_another_order_or_new_find_their_own_series() {
+        let mut t =
+            RateOfChange::create(&Parameters::from_json("{}").unwrap(), &Context::default())
+                .unwrap();
+        let ids: Vec<Text> = ["a", "b", "c", "d"].iter().map(|&r| r.into()).collect();
+        let at = |r: &Text, v: f64, secs: i64| {
+            let ts = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(secs);
+            Sample::new("g", SampleType::Gauge, "", v, r.clone()).with_timestamp(ts)
+        };
+        for (i, r) in ids.iter().enumerate() {
+            assert!(feed(&mut t, at(r, i as f64, 0)).unwrap().is_empty());
+        }
+        // Polled in the same order: each rate from its own resource's previous volume.
+        for (i, r) in ids.iter().enumerate() {
+            let v = feed(&mut t, at(r, 10.0 * (i + 1) as f64, 10)).unwrap();
+            assert_eq!(v, [(10.0 * (i + 1) as f64 - i as f64) / 10.0], "{r}");
+        }
+        // Reversed, with a new resource in the middle, and "b" as a new, equal text.
+        let b_again: Text = String::from("b").into();
+        assert!(!Text::ptr_eq(&b_again, &ids[1]));
+        assert_eq!(feed(&mut t, at(&ids[3], 60.0, 20)).unwrap(), [2.0]);
+        assert_eq!(feed(&mut t, at(&ids[2], 50.0, 20)).unwrap(), [2.0]);
+        assert!(feed(&mut t, at(&"e".into(), 7.0, 20)).unwrap().is_empty());
+        assert_eq!(feed(&mut t, at(&b_again, 40.0, 20)).unwrap(), [2.0]);
+        assert_eq!(feed(&mut t, at(&ids[0], 30.0, 20)).unwrap(), [2.0]);
+        // And in the first order again, "e" now known.
+        assert_eq!(feed(&mut t, at(&ids[0], 30.0, 30)).unwrap(), [0.0]);
+        assert_eq!(feed(&mut t, at(&"e".into(), 17.0, 30)).unwrap(), [1.0]);
+        assert_eq!(feed(&mut t, at(&ids[1], 50.0, 30)).unwrap(), [1.0]);
     }
 
     #[test]
