@@ -106,6 +106,44 @@ impl Text {
         Text { header }
     }
 
+    /// Text that lives as long as the process and is never counted, the same header
+    /// for the same text: for the few names a plugin puts on every sample it makes (a
+    /// transformer's target meter name and unit, taken from its parameters), whose
+    /// clones and drops then cost no atomic operation. Each distinct text is kept once
+    /// per loaded library and never freed, so intern configured names only, never
+    /// values that vary (resource ids, metadata): those would pile up.
+    ///
+    /// ```
+    /// use ceilo_plugin_api::Text;
+    /// let target = Text::interned("cpu_util");
+    /// assert_eq!(target, "cpu_util");
+    /// // Asked again (another instance with the same parameters): the same text.
+    /// assert!(Text::ptr_eq(&target, &Text::interned("cpu_util")));
+    /// ```
+    pub fn interned(s: &str) -> Text {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        // Headers are leaked to the heap, not kept in this library's statics: samples
+        // carrying them may outlive the library when the host unloads it.
+        static INTERNED: OnceLock<Mutex<HashMap<&'static str, &'static TextHeader>>> =
+            OnceLock::new();
+        if s.is_empty() {
+            return Text::new();
+        }
+        let table = INTERNED.get_or_init(Mutex::default);
+        // A panic while holding the lock cannot leave the table half-written.
+        let mut table = table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(&header) = table.get(s) {
+            return Text::from_static(header);
+        }
+        let text: &'static str = Box::leak(Box::from(s));
+        let header: &'static TextHeader = Box::leak(Box::new(TextHeader::immortal(text)));
+        table.insert(text, header);
+        Text::from_static(header)
+    }
+
     fn from_str_copy(s: &str) -> Text {
         if s.is_empty() {
             return Text::new();
@@ -410,6 +448,26 @@ impl<'de> Deserialize<'de> for Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interned_texts_are_shared_uncounted_and_outlive_their_users() {
+        let a = Text::interned("bench.rate");
+        let b = Text::interned(&String::from("bench.rate"));
+        assert!(Text::ptr_eq(&a, &b));
+        assert!(!Text::ptr_eq(&a, &Text::interned("bench.other")));
+        // Never counted: clones and drops leave the count alone.
+        // SAFETY: an interned header is never freed.
+        let count = || unsafe { (*a.header).strong.load(Ordering::Relaxed) };
+        let before = count();
+        let clones: Vec<Text> = (0..10).map(|_| a.clone()).collect();
+        assert_eq!(count(), before);
+        drop(clones);
+        drop(b);
+        assert_eq!(count(), before);
+        assert_eq!(a, "bench.rate");
+        assert_eq!(Text::interned(""), "");
+        assert!(Text::interned("").header.is_null());
+    }
 
     #[test]
     fn clones_share_and_the_last_one_frees() {

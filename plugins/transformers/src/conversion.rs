@@ -162,8 +162,9 @@ impl Conversion {
         let to = target.map_to.unwrap_or_default();
         Ok(Conversion {
             source_unit: source.unit,
-            name: target.name.map(Text::from),
-            unit: target.unit.map(Text::from),
+            // Put on every sample: interned, so they cost no atomic count per sample.
+            name: target.name.as_deref().map(Text::interned),
+            unit: target.unit.as_deref().map(Text::interned),
             sample_type: target.sample_type,
             scale,
             max: target.max.filter(|m| *m != 0.0),
