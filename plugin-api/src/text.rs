@@ -123,8 +123,8 @@ impl Text {
     pub fn interned(s: &str) -> Text {
         use std::collections::HashMap;
         use std::sync::{Mutex, OnceLock};
-        // Headers are leaked to the heap, not kept in this library's statics: samples
-        // carrying them may outlive the library when the host unloads it.
+        // Leaked on purpose: a sample may carry the text anywhere in the host, for as
+        // long as the process runs; the table bounds this to one copy per text.
         static INTERNED: OnceLock<Mutex<HashMap<&'static str, &'static TextHeader>>> =
             OnceLock::new();
         if s.is_empty() {

@@ -8,7 +8,9 @@
 //! /v2/meters/{name}/statistics` of an API served in this process, against a
 //! baseline: the same aggregation hand-written in the store's own query language
 //! (SQL with rusqlite on the same file; an aggregation pipeline with the driver),
-//! run on the same data. Medians of alternating runs.
+//! run on the same data. Medians of alternating runs. For the embedded store the
+//! same hand-written queries are also answered over HTTP by a bare handler on the
+//! same server stack, so the API can be compared with what any HTTP answer costs.
 //!  (a) one meter, one resource, period 3600;
 //!  (b) one meter, all resources, groupby resource_id.
 
@@ -107,45 +109,90 @@ fn store_query(path: &str) -> StatisticsQuery {
     }
 }
 
-fn sql_a(c: &rusqlite::Connection) -> Duration {
-    let t = Instant::now();
-    let mut st = c
-        .prepare_cached(
-            "WITH s AS (SELECT timestamp, counter_volume FROM meter WHERE counter_name = ?1 AND resource_id = ?2
-                        UNION ALL
-                        SELECT timestamp, counter_volume FROM meter_recent WHERE counter_name = ?1 AND resource_id = ?2)
-             SELECT (timestamp - (SELECT min(timestamp) FROM s)) / 3600000000 AS b,
-                    count(*), min(counter_volume), max(counter_volume), sum(counter_volume), avg(counter_volume),
-                    min(timestamp), max(timestamp)
-             FROM s GROUP BY b",
-        )
-        .expect("prepare");
-    let n = st
-        .query_map(["meter.3", "resource-42"], |_| Ok(()))
-        .expect("query")
-        .count();
-    assert!(n > 0);
-    t.elapsed()
+const SQL_A: &str =
+    "WITH s AS (SELECT timestamp, counter_volume FROM meter WHERE counter_name = ?1 AND resource_id = ?2
+                UNION ALL
+                SELECT timestamp, counter_volume FROM meter_recent WHERE counter_name = ?1 AND resource_id = ?2)
+     SELECT (timestamp - (SELECT min(timestamp) FROM s)) / 3600000000 AS b,
+            count(*), min(counter_volume), max(counter_volume), sum(counter_volume), avg(counter_volume),
+            min(timestamp), max(timestamp)
+     FROM s GROUP BY b";
+const SQL_B: &str =
+    "SELECT resource_id, count(*), min(counter_volume), max(counter_volume), sum(counter_volume),
+            avg(counter_volume), min(timestamp), max(timestamp)
+     FROM (SELECT resource_id, counter_volume, timestamp FROM meter WHERE counter_name = ?1
+           UNION ALL
+           SELECT resource_id, counter_volume, timestamp FROM meter_recent WHERE counter_name = ?1)
+     GROUP BY resource_id";
+
+/// The hand-written query of a question and its parameters.
+fn sql_of(path: &str) -> (&'static str, &'static [&'static str]) {
+    if path == QA {
+        (SQL_A, &["meter.3", "resource-42"])
+    } else {
+        (SQL_B, &["meter.3"])
+    }
 }
 
-fn sql_b(c: &rusqlite::Connection) -> Duration {
+/// The rows of the hand-written query for `path`, as JSON arrays.
+fn sql_rows(c: &rusqlite::Connection, path: &str) -> Vec<serde_json::Value> {
+    use rusqlite::types::ValueRef;
+    let (sql, params) = sql_of(path);
+    let mut st = c.prepare_cached(sql).expect("prepare");
+    let columns = st.column_count();
+    st.query_map(rusqlite::params_from_iter(params.iter()), |row| {
+        (0..columns)
+            .map(|i| {
+                Ok(match row.get_ref(i)? {
+                    ValueRef::Integer(n) => serde_json::json!(n),
+                    ValueRef::Real(x) => serde_json::json!(x),
+                    ValueRef::Text(t) => serde_json::json!(String::from_utf8_lossy(t)),
+                    _ => serde_json::Value::Null,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(serde_json::Value::Array)
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+/// The hand-written query in process (the baseline).
+fn sql(c: &rusqlite::Connection, path: &str) -> Duration {
     let t = Instant::now();
-    let mut st = c
-        .prepare_cached(
-            "SELECT resource_id, count(*), min(counter_volume), max(counter_volume), sum(counter_volume),
-                    avg(counter_volume), min(timestamp), max(timestamp)
-             FROM (SELECT resource_id, counter_volume, timestamp FROM meter WHERE counter_name = ?1
-                   UNION ALL
-                   SELECT resource_id, counter_volume, timestamp FROM meter_recent WHERE counter_name = ?1)
-             GROUP BY resource_id",
-        )
-        .expect("prepare");
-    let n = st
-        .query_map(["meter.3"], |_| Ok(()))
-        .expect("query")
-        .count();
-    assert_eq!(n, RESOURCES);
-    t.elapsed()
+    let rows = sql_rows(c, path);
+    let took = t.elapsed();
+    if path == QA {
+        assert!(!rows.is_empty());
+    } else {
+        assert_eq!(rows.len(), RESOURCES);
+    }
+    took
+}
+
+/// The same hand-written queries behind a bare HTTP handler on the same server stack
+/// (axum on tokio): what answering over HTTP costs at the least, beside the API.
+async fn serve_sql(file: &std::path::Path) -> String {
+    let c = Arc::new(std::sync::Mutex::new(
+        rusqlite::Connection::open(file).expect("open"),
+    ));
+    let handler = |path: &'static str| {
+        let c = c.clone();
+        move || async move {
+            let c = c.lock().expect("connection");
+            serde_json::Value::Array(sql_rows(&c, path)).to_string()
+        }
+    };
+    let app = axum::Router::new()
+        .route("/a", axum::routing::get(handler(QA)))
+        .route("/b", axum::routing::get(handler(QB)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
 }
 
 fn main() {
@@ -162,8 +209,8 @@ fn main() {
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     println!("\nstatistics latency, embedded store ({rounds} rounds, medians)");
-    println!("| samples | question | hand-written SQL (baseline) | ceilo store call | ceilo API (HTTP) | API vs. baseline |");
-    println!("|--------:|----------|----------------------------:|-----------------:|-----------------:|-----------------:|");
+    println!("| samples | question | hand-written SQL (baseline) | ceilo store call | ceilo API (HTTP) | API vs. baseline | store call vs. baseline | hand-written SQL over HTTP | API vs. SQL over HTTP |");
+    println!("|--------:|----------|----:|----:|----:|----:|----:|----:|----:|");
     for n in sizes {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("stats.db");
@@ -178,25 +225,25 @@ fn main() {
             store
         });
         let (base, _stop) = rt.block_on(serve(store.clone()));
+        let bare = rt.block_on(serve_sql(&file));
         let c = rusqlite::Connection::open(&file).expect("open");
-        for (name, path, raw) in [
-            (
-                "(a) one resource, period 3600",
-                QA,
-                sql_a as fn(&rusqlite::Connection) -> Duration,
-            ),
-            ("(b) all resources, groupby resource_id", QB, sql_b),
+        for (name, path, bare_path) in [
+            ("(a) one resource, period 3600", QA, "/a"),
+            ("(b) all resources, groupby resource_id", QB, "/b"),
         ] {
-            // Warm both (page cache, statement caches) before measuring.
+            // Warm all (page cache, statement caches, connections) before measuring.
             http(&agent, &format!("{base}{path}"));
-            raw(&c);
+            http(&agent, &format!("{bare}{bare_path}"));
+            sql(&c, path);
             let q = store_query(path);
-            let (mut ours, mut theirs, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut ours, mut theirs, mut direct, mut over_http) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             // The one-resource question takes well under a millisecond: more rounds.
             let rounds = if path == QA { rounds * 15 } else { rounds };
             for _ in 0..rounds {
                 ours.push(http(&agent, &format!("{base}{path}")));
-                theirs.push(raw(&c));
+                over_http.push(http(&agent, &format!("{bare}{bare_path}")));
+                theirs.push(sql(&c, path));
                 direct.push(rt.block_on(async {
                     let t = Instant::now();
                     let s = store.statistics(&q).await.expect("statistics");
@@ -204,13 +251,21 @@ fn main() {
                     t.elapsed()
                 }));
             }
-            let (o, b, d) = (median(ours), median(theirs), median(direct));
+            let (o, b, d, h) = (
+                median(ours),
+                median(theirs),
+                median(direct),
+                median(over_http),
+            );
             println!(
-                "| {n} | {name} | {} | {} | {} | {:.2}x |",
+                "| {n} | {name} | {} | {} | {} | {:.2}x | {:.2}x | {} | {:.2}x |",
                 fmt(b),
                 fmt(d),
                 fmt(o),
-                o.as_secs_f64() / b.as_secs_f64()
+                o.as_secs_f64() / b.as_secs_f64(),
+                d.as_secs_f64() / b.as_secs_f64(),
+                fmt(h),
+                o.as_secs_f64() / h.as_secs_f64()
             );
         }
     }
