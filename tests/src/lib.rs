@@ -815,8 +815,10 @@ pub fn spawn_api(args: &[&str]) -> (std::process::Child, String) {
     (child, listen)
 }
 
-/// The storage benchmarks' samples: `n` gauges over 1 000 resources × 10 meters in 7
-/// projects, with a small metadata object.
+/// The storage benchmarks' samples: `n` gauges over 1 000 resources × 10 meters, each
+/// resource in one of 7 projects, with a small metadata object. A resource's 10 meters
+/// are consecutive, so a batch of 1 000 holds 100 resources, and sample `i + 10 000`
+/// comes back to sample `i`'s resource.
 pub fn store_bench_samples(n: usize) -> Vec<ceilo_plugin_api::Sample> {
     use ceilo_plugin_api::{Sample, SampleType};
     (0..n)
@@ -828,7 +830,8 @@ pub fn store_bench_samples(n: usize) -> Vec<ceilo_plugin_api::Sample> {
                 i as f64,
                 format!("resource-{}", (i / 10) % 1_000),
             )
-            .with_project_id(format!("project-{}", i % 7))
+            // A resource belongs to one project, as in a cloud.
+            .with_project_id(format!("project-{}", (i / 10) % 1_000 % 7))
             .with_user_id("user")
             .with_resource_metadata(serde_json::json!({"host": "bench", "flavor": {"vcpus": 2}}))
         })

@@ -853,6 +853,192 @@ mod mongodb_only {
         assert!(names.contains(&"meter_message_id".to_string()), "{names:?}");
     }
 
+    async fn resource_collection(url: &str) -> ::mongodb::Collection<Document> {
+        let client = ::mongodb::Client::with_uri_str(url).await.expect("client");
+        client
+            .database(url.rsplit('/').next().expect("db"))
+            .collection::<Document>("resource")
+    }
+
+    fn names(store_rs: &[storage::Resource]) -> Vec<(&str, Option<&str>, Vec<&str>)> {
+        store_rs
+            .iter()
+            .map(|r| {
+                (
+                    r.resource_id.as_str(),
+                    r.project_id.as_deref(),
+                    r.meters.iter().map(|m| m.name.as_str()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Resource records are found by a unique index on (resource_id, project_id):
+    /// the server refuses a second record of the same pair.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn resource_records_have_a_unique_key() {
+        use ::mongodb::bson::doc;
+        let Some(place) = Place::mongo() else { return };
+        let url = place.url.clone().expect("url");
+        let store = place.open(Retention::default()).await;
+        store
+            .record(&[sample("cpu", "r1", at(0, 0)).with_project_id("p")])
+            .await
+            .expect("record");
+        let coll = resource_collection(&url).await;
+        let mut cursor = coll.list_indexes().await.expect("indexes");
+        use futures_lite::StreamExt;
+        let mut key = None;
+        while let Some(ix) = cursor.next().await {
+            let ix = ix.expect("index");
+            let o = ix.options.clone().expect("options");
+            if o.name.as_deref() == Some("resource_key") {
+                key = Some((ix.keys, o.unique));
+            }
+        }
+        assert_eq!(
+            key,
+            Some((doc! { "resource_id": 1, "project_id": 1 }, Some(true)))
+        );
+        let again = coll
+            .insert_one(doc! { "resource_id": "r1", "project_id": "p" })
+            .await;
+        assert!(again.is_err(), "a second record of (r1, p) was accepted");
+    }
+
+    /// Records written by the previous version (`_id` the pair as a document) are
+    /// found and merged into, never duplicated.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn records_keyed_by_a_document_id_are_merged_into() {
+        use ::mongodb::bson::doc;
+        let Some(place) = Place::mongo() else { return };
+        let url = place.url.clone().expect("url");
+        place.open(Retention::default()).await;
+        let coll = resource_collection(&url).await;
+        coll.insert_one(doc! {
+            "_id": { "resource_id": "old", "project_id": "p" },
+            "resource_id": "old", "project_id": "p", "source": "ceilo", "user_id": "u0",
+            "first_us": at(10, 0).timestamp_micros(), "last_us": at(20, 0).timestamp_micros(),
+            "latest_us": at(20, 0).timestamp_micros(),
+            "meter": [{"counter_name": "a.meter", "counter_type": "gauge", "counter_unit": "%"}],
+            "metadata": { "v": 1 },
+        })
+        .await
+        .expect("previous layout");
+        // Opened again, as after an upgrade: this process has not seen `old`.
+        let store = place.open(Retention::default()).await;
+        store
+            .record(&[
+                sample("b.meter", "old", at(30, 0))
+                    .with_project_id("p")
+                    .with_resource_metadata(json!({"v": 2})),
+                sample("b.meter", "old", at(5, 0)).with_project_id("p"),
+            ])
+            .await
+            .expect("record");
+        let rs = store
+            .resources(&ResourceQuery::default())
+            .await
+            .expect("resources");
+        assert_eq!(names(&rs), [("old", Some("p"), vec!["a.meter", "b.meter"])]);
+        assert_eq!(rs[0].first_sample_timestamp, at(5, 0));
+        assert_eq!(rs[0].last_sample_timestamp, at(30, 0));
+        assert_eq!(rs[0].metadata.get("v"), Some(&json!(2)));
+        assert_eq!(
+            coll.count_documents(doc! {}).await.expect("count"),
+            1,
+            "merged into the existing record"
+        );
+    }
+
+    /// A record removed behind the store's back (a TTL index, another process's
+    /// expiry) after this process wrote it is created whole again by the next batch.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_record_removed_meanwhile_is_created_again() {
+        use ::mongodb::bson::doc;
+        let Some(place) = Place::mongo() else { return };
+        let url = place.url.clone().expect("url");
+        let store = place.open(Retention::default()).await;
+        store
+            .record(&[sample("cpu", "r", at(0, 0)).with_project_id("p")])
+            .await
+            .expect("record");
+        resource_collection(&url)
+            .await
+            .delete_many(doc! {})
+            .await
+            .expect("remove");
+        store
+            .record(&[sample("mem", "r", at(60, 0))
+                .with_project_id("p")
+                .with_user_id("u")
+                .with_resource_metadata(json!({"k": "v"}))])
+            .await
+            .expect("record");
+        let rs = store
+            .resources(&ResourceQuery::default())
+            .await
+            .expect("resources");
+        assert_eq!(names(&rs), [("r", Some("p"), vec!["mem"])]);
+        assert_eq!(rs[0].first_sample_timestamp, at(60, 0));
+        assert_eq!(rs[0].user_id.as_deref(), Some("u"));
+        assert_eq!(rs[0].metadata.get("k"), Some(&json!("v")));
+    }
+
+    /// Writers (collectors on one database) recording the same new resources at
+    /// once: one record per (resource, project), holding every writer's meters and
+    /// the whole time range, whoever inserted it first.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn writers_creating_the_same_resources_make_one_record_each() {
+        const WRITERS: i64 = 4;
+        const ROUNDS: usize = 10;
+        let Some(place) = Place::mongo() else { return };
+        let mut stores = Vec::new();
+        for _ in 0..WRITERS {
+            stores.push(place.open(Retention::default()).await);
+        }
+        for round in 0..ROUNDS {
+            let mut writers = Vec::new();
+            for (store, w) in stores.iter().zip(0..WRITERS) {
+                let batch: Vec<Sample> = (0..40)
+                    .map(|i| {
+                        sample(
+                            &format!("m{w}"),
+                            &format!("r{round}-{}", i % 20),
+                            at(w * 1_000 + i, 0),
+                        )
+                        .with_project_id(format!("p{}", i % 2))
+                    })
+                    .collect();
+                let store = store.clone();
+                writers.push(tokio::spawn(async move { store.record(&batch).await }));
+            }
+            for w in writers {
+                w.await.expect("join").expect("writer");
+            }
+        }
+        let rs = stores[0]
+            .resources(&ResourceQuery::default())
+            .await
+            .expect("resources");
+        assert_eq!(rs.len(), ROUNDS * 20, "one record per (resource, project)");
+        let every: Vec<String> = (0..WRITERS).map(|w| format!("m{w}")).collect();
+        for r in &rs {
+            assert_eq!(
+                r.meters.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+                every,
+                "{}",
+                r.resource_id
+            );
+            assert!(r.first_sample_timestamp < at(1_000, 0), "{}", r.resource_id);
+            assert!(
+                r.last_sample_timestamp >= at((WRITERS - 1) * 1_000, 0),
+                "{}",
+                r.resource_id
+            );
+        }
+    }
+
     /// The server's own TTL monitor (every 60 s in mongod) removes expired samples
     /// without ceilo sweeping.
     #[tokio::test(flavor = "multi_thread")]

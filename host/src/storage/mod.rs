@@ -16,6 +16,7 @@ mod metadata_keys;
 mod model;
 mod mongo;
 mod mongo_events;
+mod mongo_resources;
 mod statistics;
 mod url;
 

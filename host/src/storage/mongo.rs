@@ -1,6 +1,6 @@
 //! The MongoDB store, in Ceilometer's layout: collection `meter` (one document per
 //! sample, unique `message_id`) and `resource` (one per resource id and project,
-//! upserted).
+//! kept by `mongo_resources`).
 //!
 //! Timestamps are kept twice: as BSON dates (`timestamp`, what TTL indexes and people
 //! read) and as microseconds (`timestamp_us`, what queries sort on), because a BSON
@@ -25,8 +25,9 @@ use serde_json::{Map, Value};
 use super::embedded::describe_retention;
 use super::limits;
 use super::metadata_keys;
-use super::model::{from_micros, resource_updates, sample_type, Refusal};
+use super::model::{from_micros, sample_type, Refusal};
 use super::mongo_events;
+use super::mongo_resources::Resources;
 use super::statistics::{finish, period_bounds, Aggregate, GroupBy};
 use super::{
     CondValue, EventQuery, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery,
@@ -49,9 +50,9 @@ const RESOURCE_TTL_INDEX: &str = "resource_ttl";
 /// The MongoDB store.
 pub struct MongoStore {
     shown: String,
-    database: String,
     meter: Collection<Document>,
     resource: Collection<Document>,
+    resources: Resources,
     event: Collection<Document>,
     retention: Retention,
 }
@@ -95,14 +96,18 @@ impl MongoStore {
             .build();
         let store = MongoStore {
             shown: format!("{shown} (database {database})"),
-            database: database.to_owned(),
             meter: db.collection_with_options("meter", durable.clone()),
             resource: db.collection_with_options("resource", durable.clone()),
+            resources: Resources::new(
+                db.collection_with_options("resource", durable.clone()),
+                db.clone(),
+            ),
             event: db.collection_with_options("event", durable),
             retention,
         };
         store.create_indexes(manage_retention).await?;
         store.rekey_resources().await?;
+        store.key_resources().await?;
         tracing::info!(target: "ceilo::storage", "{} (retention: {})", store.shown, describe_retention(retention));
         Ok(store)
     }
@@ -157,6 +162,37 @@ impl MongoStore {
             .await
             .map_err(|e| self.unavailable(e))?;
         Ok(())
+    }
+
+    /// Merges a batch into the resource records.
+    async fn upsert_resources(&self, samples: &[Sample]) -> Result<(), StorageError> {
+        self.resources
+            .upsert(samples, metadata_document)
+            .await
+            .map_err(|e| self.unavailable(e))
+    }
+
+    /// The unique index resource records are found by. Made after `rekey_resources`,
+    /// which removes the records of the earliest layout (they had no `resource_id`).
+    async fn key_resources(&self) -> Result<(), StorageError> {
+        let index = IndexModel::builder()
+            .keys(doc! { "resource_id": 1, "project_id": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("resource_key".to_owned())
+                    .unique(true)
+                    .build(),
+            )
+            .build();
+        self.resource
+            .create_index(index)
+            .await
+            .map(drop)
+            .map_err(|e| {
+                self.unavailable(format!(
+                    "cannot create index `resource_key` on `resource`: {e}"
+                ))
+            })
     }
 
     async fn create_indexes(&self, manage_retention: bool) -> Result<(), StorageError> {
@@ -347,93 +383,9 @@ impl MongoStore {
             )))
         }
     }
-
-    /// Upserts every resource of the batch in one `update` command (one round trip,
-    /// whatever the number of resources), each an update pipeline: the time range only
-    /// widens, meters are added to the set, and the newest sample's project, user,
-    /// source and metadata win whatever order batches arrive in. Values go in as
-    /// `$literal`, so text that starts with `$` is never read as a field path.
-    async fn upsert_resources(&self, samples: &[Sample]) -> Result<(), StorageError> {
-        let updates = resource_updates(samples);
-        if updates.is_empty() {
-            return Ok(());
-        }
-        let mut ops = Vec::with_capacity(updates.len());
-        for u in &updates {
-            let meters: Vec<Document> = u
-                .meters
-                .iter()
-                .map(|m| {
-                    doc! { "counter_name": &m.name, "counter_type": &m.sample_type, "counter_unit": &m.unit }
-                })
-                .collect();
-            let s = u.latest;
-            let metadata = metadata_document(s).map_err(|e| self.unavailable(e))?;
-            let (first, last) = (bson_date(u.first), bson_date(u.last));
-            let newer = doc! { "$gte": [u.last, { "$ifNull": ["$latest_us", i64::MIN] }] };
-            let pick = |value: Bson, field: &str| {
-                doc! { "$cond": [newer.clone(), { "$literal": value }, format!("${field}")] }
-            };
-            ops.push(doc! {
-                "q": { "_id": { "resource_id": u.resource_id, "project_id": u.project_id } },
-                "u": [ { "$set": {
-                    "resource_id": { "$literal": u.resource_id },
-                    "project_id": { "$literal": u.project_id },
-                    "first_us": { "$min": [{ "$ifNull": ["$first_us", u.first] }, u.first] },
-                    "first_sample_timestamp": { "$min": [{ "$ifNull": ["$first_sample_timestamp", first] }, first] },
-                    "last_us": { "$max": [{ "$ifNull": ["$last_us", u.last] }, u.last] },
-                    "last_sample_timestamp": { "$max": [{ "$ifNull": ["$last_sample_timestamp", last] }, last] },
-                    "meter": { "$setUnion": [{ "$ifNull": ["$meter", []] }, { "$literal": meters }] },
-                    "latest_us": { "$max": [{ "$ifNull": ["$latest_us", u.last] }, u.last] },
-                    "user_id": pick(s.user_id().into(), "user_id"),
-                    "source": pick(s.source().into(), "source"),
-                    "metadata": pick(Bson::Document(metadata), "metadata"),
-                } } ],
-                "upsert": true,
-            });
-        }
-        // Two writers upserting the same new resource: one insert loses with a
-        // duplicate key; run again, it is then a plain update.
-        if let Err(e) = self.update(&ops).await {
-            tracing::debug!(target: "ceilo::storage", "resource upsert retried: {e}");
-            self.update(&ops).await?;
-        }
-        Ok(())
-    }
-
-    async fn update(&self, updates: &[Document]) -> Result<(), StorageError> {
-        let reply = self
-            .resource
-            .client()
-            .database(&self.database)
-            .run_command(doc! {
-                "update": "resource",
-                "updates": updates,
-                "ordered": false,
-                "writeConcern": { "j": true },
-            })
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        if let Ok(errors) = reply.get_array("writeErrors") {
-            if let Some(first) = errors.first().and_then(Bson::as_document) {
-                return Err(self.unavailable(format!(
-                    "{} resource update(s) failed, first: {}",
-                    errors.len(),
-                    first.get_str("errmsg").unwrap_or("no message")
-                )));
-            }
-        }
-        if let Ok(wce) = reply.get_document("writeConcernError") {
-            return Err(self.unavailable(format!(
-                "resource updates not confirmed durable: {}",
-                wce.get_str("errmsg").unwrap_or("no message")
-            )));
-        }
-        Ok(())
-    }
 }
 
-fn bson_date(us: i64) -> BsonDateTime {
+pub(super) fn bson_date(us: i64) -> BsonDateTime {
     BsonDateTime::from_millis(us.div_euclid(1000))
 }
 
