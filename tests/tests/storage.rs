@@ -906,6 +906,37 @@ mod mongodb_only {
         assert!(again.is_err(), "a second record of (r1, p) was accepted");
     }
 
+    /// Two records of one (resource, project) — left by a writer without the unique
+    /// key — stop the store from opening with an error saying what to do, not the
+    /// server's raw reply.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn duplicate_records_are_named_with_the_fix() {
+        use ::mongodb::bson::doc;
+        let Some(place) = Place::mongo() else { return };
+        let url = place.url.clone().expect("url");
+        place.open(Retention::default()).await;
+        let coll = resource_collection(&url).await;
+        coll.drop_index("resource_key").await.expect("drop key");
+        for last in [10, 20] {
+            coll.insert_one(doc! { "resource_id": "twice", "project_id": "p", "last_us": last })
+                .await
+                .expect("insert");
+        }
+        let Err(e) = storage::open(Some(&url), place.dir.path(), Retention::default()).await else {
+            panic!("opened with two records of (twice, p)");
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("two documents have the same resource_id and project_id"),
+            "{text}"
+        );
+        assert!(
+            text.contains("keep the one of each pair with the newest `last_us`"),
+            "{text}"
+        );
+        assert!(text.len() < 800, "{} characters: {text}", text.len());
+    }
+
     /// Records written by the previous version (`_id` the pair as a document) are
     /// found and merged into, never duplicated.
     #[tokio::test(flavor = "multi_thread")]
@@ -1155,11 +1186,13 @@ mod rekeyed_on_upgrade {
                 .await
                 .expect("record");
         }
-        // The earlier layout: `_id` the resource id, A's record holding B's meters.
+        // The earlier layout: `_id` the resource id, A's record holding B's meters,
+        // and no unique key on (resource_id, project_id).
         let client = ::mongodb::Client::with_uri_str(&url).await.expect("client");
         let db = client.database(url.rsplit('/').next().expect("db"));
         let resource = db.collection::<Document>("resource");
         resource.delete_many(doc! {}).await.expect("clear");
+        resource.drop_index("resource_key").await.expect("drop key");
         resource
             .insert_one(doc! {
                 "_id": "shared", "project_id": "A", "source": "ceilo",
@@ -1172,6 +1205,18 @@ mod rekeyed_on_upgrade {
             })
             .await
             .expect("old layout");
+        // And B's record from a rebuild cut short, before the old one was removed:
+        // the next open completes it instead of adding a second record of B.
+        resource
+            .insert_one(doc! {
+                "resource_id": "shared", "project_id": "B", "source": "ceilo",
+                "first_us": at(20, 0).timestamp_micros(), "last_us": at(20, 0).timestamp_micros(),
+                "latest_us": at(20, 0).timestamp_micros(),
+                "meter": [{"counter_name": "b.meter", "counter_type": "gauge", "counter_unit": "%"}],
+                "metadata": {"owner": "b", "n": 2},
+            })
+            .await
+            .expect("partly rebuilt");
         let store = place.open(Retention::default()).await;
         assert_rebuilt(store.as_ref()).await;
     }

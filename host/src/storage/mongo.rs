@@ -27,7 +27,7 @@ use super::limits;
 use super::metadata_keys;
 use super::model::{from_micros, sample_type, Refusal};
 use super::mongo_events;
-use super::mongo_resources::Resources;
+use super::mongo_resources::{Insert, Resources};
 use super::statistics::{finish, period_bounds, Aggregate, GroupBy};
 use super::{
     CondValue, EventQuery, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery,
@@ -141,7 +141,8 @@ impl MongoStore {
         }
         tracing::info!(target: "ceilo::storage", "{}: resources are now kept per project; rebuilding them from the samples", self.shown);
         // Rebuilt first, old records removed last: a rebuild cut short (the upserts
-        // are idempotent) is simply run again at the next open.
+        // are idempotent) is simply run again at the next open. Upserts only: the
+        // unique key is made after this, so an insert would not be refused.
         let mut cursor = self
             .meter
             .find(doc! {})
@@ -152,11 +153,11 @@ impl MongoStore {
             let d = d.map_err(|e| self.unavailable(e))?;
             batch.push(sample_from(&d).map_err(|e| self.corrupt(e))?.sample);
             if batch.len() == 1000 {
-                self.upsert_resources(&batch).await?;
+                self.upsert_resources(&batch, Insert::Never).await?;
                 batch.clear();
             }
         }
-        self.upsert_resources(&batch).await?;
+        self.upsert_resources(&batch, Insert::Never).await?;
         self.resource
             .delete_many(old)
             .await
@@ -165,9 +166,13 @@ impl MongoStore {
     }
 
     /// Merges a batch into the resource records.
-    async fn upsert_resources(&self, samples: &[Sample]) -> Result<(), StorageError> {
+    async fn upsert_resources(
+        &self,
+        samples: &[Sample],
+        insert: Insert,
+    ) -> Result<(), StorageError> {
         self.resources
-            .upsert(samples, metadata_document)
+            .upsert(samples, metadata_document, insert)
             .await
             .map_err(|e| self.unavailable(e))
     }
@@ -184,15 +189,34 @@ impl MongoStore {
                     .build(),
             )
             .build();
-        self.resource
-            .create_index(index)
-            .await
-            .map(drop)
-            .map_err(|e| {
-                self.unavailable(format!(
-                    "cannot create index `resource_key` on `resource`: {e}"
-                ))
-            })
+        let Err(e) = self.resource.create_index(index).await else {
+            return Ok(());
+        };
+        let duplicate = match e.kind.as_ref() {
+            // The server names the pair after "dup key".
+            ErrorKind::Command(c) if c.code == DUPLICATE_KEY => Some(
+                c.message
+                    .find("dup key")
+                    .map_or(c.message.as_str(), |at| &c.message[at..]),
+            ),
+            _ => None,
+        };
+        Err(self.unavailable(if let Some(pair) = duplicate {
+            // Only a writer without the key (an older ceilo still running, another
+            // tool) makes these; which copy is right cannot be told from here.
+            format!(
+                "cannot create the unique index `resource_key` on `resource`: two documents \
+                 have the same resource_id and project_id ({}); stop other writers, keep \
+                 the one of each pair with the newest `last_us`, delete the other and start \
+                 again",
+                shorten(pair, 200)
+            )
+        } else {
+            format!(
+                "cannot create index `resource_key` on `resource`: {}",
+                shorten(&e.to_string(), 300)
+            )
+        }))
     }
 
     async fn create_indexes(&self, manage_retention: bool) -> Result<(), StorageError> {
@@ -765,7 +789,7 @@ impl Storage for MongoStore {
             }
             Cow::Owned(left)
         };
-        self.upsert_resources(&kept).await?;
+        self.upsert_resources(&kept, Insert::New).await?;
         refused.append(&mut outcome.refused);
         refused.sort_unstable_by_key(|r| r.index);
         outcome.refused = refused;

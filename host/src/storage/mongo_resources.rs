@@ -31,6 +31,15 @@ const KNOWN_CAPACITY: usize = 100_000;
 
 type Key = (String, Option<String>);
 
+/// Whether resources new to the process are inserted or upserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Insert {
+    /// Inserted whole; the unique key refuses those that exist.
+    New,
+    /// Upserted like the others.
+    Never,
+}
+
 /// Keeps the `resource` collection in step with recorded samples.
 pub(super) struct Resources {
     coll: Collection<Document>,
@@ -72,17 +81,21 @@ impl Resources {
     /// Moves each (resource, project) of `samples` outward: created when new, its
     /// time range widened, meters added, and the newest sample's project, user,
     /// source and metadata kept. `metadata` builds a sample's metadata document.
+    /// `Insert::Never` upserts every record: for rebuilding records before the
+    /// unique key exists, where an insert would not be refused.
     pub(super) async fn upsert(
         &self,
         samples: &[Sample],
         metadata: impl Fn(&Sample) -> Result<Document, String>,
+        insert: Insert,
     ) -> Result<(), String> {
         let updates = resource_updates(samples);
         if updates.is_empty() {
             return Ok(());
         }
-        let (known, unknown): (Vec<&ResourceUpdate<'_>>, Vec<&ResourceUpdate<'_>>) =
-            updates.iter().partition(|u| self.is_known(&key_of(u)));
+        let (known, unknown): (Vec<&ResourceUpdate<'_>>, Vec<&ResourceUpdate<'_>>) = updates
+            .iter()
+            .partition(|u| insert == Insert::Never || self.is_known(&key_of(u)));
         let mut merge = known;
         merge.extend(self.insert_new(&unknown, &metadata).await?);
         if !merge.is_empty() {
