@@ -37,7 +37,7 @@ use super::{
 use crate::events::{Event, Trait};
 use crate::redact::{mask_url, shorten};
 
-const DUPLICATE_KEY: i32 = 11000;
+pub(super) const DUPLICATE_KEY: i32 = 11000;
 /// Per-document write errors about the document itself (bad value or field name,
 /// too large, failed validation): the same document fails the same way every time,
 /// so it is refused alone instead of retried.

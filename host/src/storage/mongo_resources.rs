@@ -4,8 +4,8 @@
 //! Why fields and not a compound `_id`: a server may only use its `_id` index for
 //! plain values. SecantusDB scans the collection for a document-valued `_id`, so
 //! every upsert cost grew with the number of resources (3.2 s for 100 updates at
-//! 2 000 resources against 0.19 s by field; README "Benchmarks"). Records written
-//! under the compound `_id` keep it and are found by the same fields.
+//! 2 000 resources against 0.23–0.27 s by two indexed fields; README "Benchmarks").
+//! Records written under the compound `_id` keep it and are found by the same fields.
 //!
 //! A resource this process has not written yet is first inserted whole, with one
 //! `insert_many` for the batch — a server applies an update statement at several
@@ -22,11 +22,12 @@ use mongodb::error::ErrorKind;
 use mongodb::{Collection, Database};
 
 use super::model::{resource_updates, ResourceUpdate};
-use super::mongo::bson_date;
+use super::mongo::{bson_date, DUPLICATE_KEY};
+use crate::redact::shorten;
 
-const DUPLICATE_KEY: i32 = 11000;
 /// Keys remembered as written; past this the memory starts again (each key then
-/// costs one lookup more), so a store seeing millions of resources stays bounded.
+/// costs one refused insert more), so a store seeing millions of resources stays
+/// bounded.
 const KNOWN_CAPACITY: usize = 100_000;
 
 type Key = (String, Option<String>);
@@ -67,7 +68,7 @@ impl Resources {
     }
 
     fn remember(&self, keys: impl IntoIterator<Item = Key>) {
-        // A poisoned lock only loses the memory: every key is then looked up.
+        // A poisoned lock only loses the memory: every key is then tried as new.
         if let Ok(mut s) = self.known.lock() {
             for k in keys {
                 if s.len() >= KNOWN_CAPACITY {
@@ -79,8 +80,8 @@ impl Resources {
     }
 
     /// Moves each (resource, project) of `samples` outward: created when new, its
-    /// time range widened, meters added, and the newest sample's project, user,
-    /// source and metadata kept. `metadata` builds a sample's metadata document.
+    /// time range widened, meters added, and the newest sample's user, source and
+    /// metadata kept. `metadata` builds a sample's metadata document.
     /// `Insert::Never` upserts every record: for rebuilding records before the
     /// unique key exists, where an insert would not be refused.
     pub(super) async fn upsert(
@@ -142,7 +143,11 @@ impl Resources {
                 let mut again = Vec::new();
                 for we in ime.write_errors.iter().flatten() {
                     if we.code != DUPLICATE_KEY {
-                        return Err(format!("resource insert failed: {}", we.message));
+                        return Err(format!(
+                            "resource insert failed (error {}): {}",
+                            we.code,
+                            shorten(&we.message, 200)
+                        ));
                     }
                     if let Some(u) = unknown.get(we.index) {
                         again.push(*u);
@@ -169,14 +174,14 @@ impl Resources {
                 return Err(format!(
                     "{} resource update(s) failed, first: {}",
                     errors.len(),
-                    first.get_str("errmsg").unwrap_or("no message")
+                    shorten(first.get_str("errmsg").unwrap_or("no message"), 200)
                 ));
             }
         }
         if let Ok(wce) = reply.get_document("writeConcernError") {
             return Err(format!(
                 "resource updates not confirmed durable: {}",
-                wce.get_str("errmsg").unwrap_or("no message")
+                shorten(wce.get_str("errmsg").unwrap_or("no message"), 200)
             ));
         }
         Ok(())
