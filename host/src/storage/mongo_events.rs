@@ -12,10 +12,9 @@ use mongodb::Collection;
 
 use super::events::{trait_type_of_code, EventQuery, TraitDescription};
 use super::model::from_micros;
+use super::mongo::DUPLICATE_KEY;
 use super::WriteOutcome;
 use crate::events::{Event, Trait, TraitType, TraitValue};
-
-const DUPLICATE_KEY: i32 = 11000;
 
 fn bson_value(v: &TraitValue) -> Bson {
     match v {
