@@ -860,9 +860,9 @@ mod mongodb_only {
             .collection::<Document>("resource")
     }
 
-    fn names(store_rs: &[storage::Resource]) -> Vec<(&str, Option<&str>, Vec<&str>)> {
-        store_rs
-            .iter()
+    /// Each resource's id, project and meter names.
+    fn names(rs: &[storage::Resource]) -> Vec<(&str, Option<&str>, Vec<&str>)> {
+        rs.iter()
             .map(|r| {
                 (
                     r.resource_id.as_str(),
