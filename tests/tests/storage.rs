@@ -798,7 +798,7 @@ mod mongodb_only {
                 .is_err()
         );
     }
-    use ::mongodb::bson::Document;
+    use ::mongodb::bson::{doc, Document};
 
     async fn ttl(url: &str, coll: &str, name: &str) -> Option<i64> {
         let client = ::mongodb::Client::with_uri_str(url).await.expect("client");
@@ -877,7 +877,6 @@ mod mongodb_only {
     /// the server refuses a second record of the same pair.
     #[tokio::test(flavor = "multi_thread")]
     async fn resource_records_have_a_unique_key() {
-        use ::mongodb::bson::doc;
         let Some(place) = Place::mongo() else { return };
         let url = place.url.clone().expect("url");
         let store = place.open(Retention::default()).await;
@@ -911,7 +910,6 @@ mod mongodb_only {
     /// server's raw reply.
     #[tokio::test(flavor = "multi_thread")]
     async fn duplicate_records_are_named_with_the_fix() {
-        use ::mongodb::bson::doc;
         let Some(place) = Place::mongo() else { return };
         let url = place.url.clone().expect("url");
         place.open(Retention::default()).await;
@@ -941,7 +939,6 @@ mod mongodb_only {
     /// found and merged into, never duplicated.
     #[tokio::test(flavor = "multi_thread")]
     async fn records_keyed_by_a_document_id_are_merged_into() {
-        use ::mongodb::bson::doc;
         let Some(place) = Place::mongo() else { return };
         let url = place.url.clone().expect("url");
         place.open(Retention::default()).await;
@@ -986,7 +983,6 @@ mod mongodb_only {
     /// expiry) after this process wrote it is created whole again by the next batch.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_record_removed_meanwhile_is_created_again() {
-        use ::mongodb::bson::doc;
         let Some(place) = Place::mongo() else { return };
         let url = place.url.clone().expect("url");
         let store = place.open(Retention::default()).await;
