@@ -105,8 +105,9 @@ pub fn signed_value(sample: &Sample, secret: &str) -> Result<Value, PluginError>
 /// assert!(verify(&wire, "k"));
 /// ```
 pub fn signed_bytes(sample: &Sample, secret: &str) -> Result<Vec<u8>, PluginError> {
-    let mut bytes = serde_jcs::to_vec(sample)
-        .map_err(|e| PluginError::invalid_input(format!("cannot canonicalise the sample: {e}")))?;
+    let wire =
+        serde_json::to_value(sample).map_err(|e| PluginError::invalid_input(e.to_string()))?;
+    let mut bytes = canonical_bytes(&wire)?;
     let mut m = mac(secret);
     m.update(&bytes);
     let sig = hex::encode(m.finalize().into_bytes());
@@ -141,6 +142,54 @@ pub fn verify(wire: &Value, secret: &str) -> bool {
     m.verify_slice(&expected).is_ok()
 }
 
+/// Whether `raw`, the bytes of one received sample, are ceilo's signed wire form with a
+/// valid signature for `secret`: the canonical form with `message_signature` appended as
+/// the last member, as [`signed_bytes`] writes it. The signature is checked over the
+/// bytes as received (all but that last member), so nothing is parsed or rewritten: a
+/// receiver verifies a ceilo publisher's samples at the cost of the HMAC alone.
+///
+/// False for bytes in any other form (another sender's key order, spacing or number
+/// spelling, the signature elsewhere), which may still be validly signed: check those
+/// with [`verify`] on the parsed value. Bytes this accepts are exactly what a holder of
+/// the secret signed, so whatever they parse to is authentic.
+///
+/// ```
+/// use ceilo_plugin_api::{Sample, SampleType};
+/// use ceilo_plugin_api::signing::{signed_bytes, verify_signed_bytes};
+/// let s = Sample::new("cpu", SampleType::Cumulative, "ns", 1e9, "host");
+/// let bytes = signed_bytes(&s, "k").unwrap();
+/// assert!(verify_signed_bytes(&bytes, "k"));
+/// assert!(!verify_signed_bytes(&bytes, "another secret"));
+/// let spaced = String::from_utf8(bytes).unwrap().replacen(',', ", ", 1);
+/// assert!(!verify_signed_bytes(spaced.as_bytes(), "k"), "not as signed: verify() decides");
+/// ```
+pub fn verify_signed_bytes(raw: &[u8], secret: &str) -> bool {
+    // `,"message_signature":"` + 64 hex digits + `"}`.
+    const HEX: usize = 64;
+    let head_len = SIGNATURE_FIELD.len() + 5;
+    let Some(start) = raw.len().checked_sub(head_len + HEX + 2) else {
+        return false;
+    };
+    let (canonical_open, tail) = raw.split_at(start);
+    let (head, rest) = tail.split_at(head_len);
+    let (hex_digits, close) = rest.split_at(HEX);
+    let head_ok = head.starts_with(b",\"")
+        && head[2..].starts_with(SIGNATURE_FIELD.as_bytes())
+        && head.ends_with(b"\":\"");
+    let mut expected = [0u8; HEX / 2];
+    if !head_ok
+        || close != b"\"}"
+        || canonical_open.first() != Some(&b'{')
+        || hex::decode_to_slice(hex_digits, &mut expected).is_err()
+    {
+        return false;
+    }
+    let mut m = mac(secret);
+    m.update(canonical_open);
+    m.update(b"}");
+    m.verify_slice(&expected).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +212,47 @@ mod tests {
             sign_value(&json!({"a": 1}), "secret").unwrap(),
             "aa9e2e3575f5d7098b6caccd790888c36d5fdb63342a73bada2d6a51747a8494"
         );
+    }
+
+    #[test]
+    fn signed_bytes_are_the_canonical_form_with_the_signature_last() {
+        let s = Sample::new("m", crate::SampleType::Gauge, "u", 10.0, "r")
+            .with_resource_metadata(json!({"z": [1.5, "\u{1f600}"], "a": null}));
+        let bytes = signed_bytes(&s, "k").unwrap();
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+        let canonical = canonical_bytes(&parsed).unwrap();
+        let sig = sign_value(&parsed, "k").unwrap();
+        let expected = format!(
+            "{},\"{SIGNATURE_FIELD}\":\"{sig}\"}}",
+            std::str::from_utf8(&canonical[..canonical.len() - 1]).unwrap()
+        );
+        assert_eq!(String::from_utf8(bytes.clone()).unwrap(), expected);
+        assert!(verify(&parsed, "k") && verify_signed_bytes(&bytes, "k"));
+    }
+
+    #[test]
+    fn bytes_verify_only_whole_and_as_signed() {
+        let s = Sample::new("m", crate::SampleType::Gauge, "u", 10.0, "r");
+        let bytes = signed_bytes(&s, "k").unwrap();
+        for end in 0..bytes.len() {
+            assert!(!verify_signed_bytes(&bytes[..end], "k"), "cut at {end}");
+            assert!(
+                !verify_signed_bytes(&bytes[end + 1..], "k"),
+                "from {}",
+                end + 1
+            );
+        }
+        // The digits' case is not part of what is signed.
+        let upper = String::from_utf8(bytes.clone()).unwrap();
+        let (body, sig) = upper.split_at(upper.len() - 66);
+        assert!(verify_signed_bytes(
+            format!("{body}{}", sig.to_uppercase()).as_bytes(),
+            "k"
+        ));
+        // Without the signature last the bytes are not in this form.
+        let wire = serde_json::to_vec(&signed_value(&s, "k").unwrap()).unwrap();
+        assert!(!verify_signed_bytes(&wire, "k"));
+        assert!(verify(&serde_json::from_slice(&wire).unwrap(), "k"));
     }
 
     #[test]

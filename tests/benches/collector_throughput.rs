@@ -213,11 +213,12 @@ fn main() {
     let bodies: Vec<Vec<u8>> = all
         .chunks(PER_MESSAGE)
         .map(|c| {
-            let signed: Vec<serde_json::Value> = c
+            // As the AMQP publisher sends them: each sample signed as its bytes stand.
+            let signed: Vec<Vec<u8>> = c
                 .iter()
-                .map(|s| signing::signed_value(s, SECRET).expect("sign"))
+                .map(|s| signing::signed_bytes(s, SECRET).expect("sign"))
                 .collect();
-            serde_json::to_vec(&signed).expect("json")
+            [b"[".as_slice(), &signed.join(&b","[..]), b"]"].concat()
         })
         .collect();
     let batch = PREFETCH / 2 * PER_MESSAGE;

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ceilo_plugin_api::signing::ceilometer;
+use ceilo_plugin_api::signing::{self, ceilometer};
 use ceilo_plugin_api::topology::{DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, METERING_ROUTING_KEY};
 use ceilo_plugin_api::Sample;
 use futures_lite::StreamExt;
@@ -29,6 +29,7 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, ExchangeKind};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -77,6 +78,17 @@ pub struct Decoded {
 /// for ceilo samples and by Ceilometer's for its meter messages.
 pub fn decode(body: &[u8], secret: &str) -> Decoded {
     let mut out = Decoded::default();
+    // ceilo's own messages, a list of samples in their signed wire form, are read
+    // without a parsed tree: each sample's bytes are verified as received.
+    if !secret.is_empty() {
+        if let Ok(items) = serde_json::from_slice::<Vec<&RawValue>>(body) {
+            out.samples.reserve(items.len());
+            for raw in items {
+                decode_raw(raw.get(), secret, &mut out);
+            }
+            return out;
+        }
+    }
     let items = match serde_json::from_slice::<Value>(body)
         .map_err(|e| format!("not JSON: {e}"))
         .and_then(samples_of)
@@ -88,42 +100,73 @@ pub fn decode(body: &[u8], secret: &str) -> Decoded {
         }
     };
     for item in items {
-        let sample_id = item
-            .get("message_id")
-            .and_then(Value::as_str)
-            .unwrap_or("(none)")
-            .to_owned();
-        let ceilometer = ceilometer::is_meter_message(&item);
-        let verified = secret.is_empty()
-            || if ceilometer {
-                ceilometer::verify(&item, secret)
-            } else {
-                ceilo_plugin_api::signing::verify(&item, secret)
-            };
-        if !verified {
-            metrics::global().signature_failures(1);
-            tracing::warn!(target: "ceilo::collector", message_id = %sample_id, "sample refused: its signature does not verify (sent by something without the telemetry secret, or altered); dead-lettered to {DEAD_LETTER_QUEUE}");
-            out.refused.push(item);
-            out.reasons.push("signature does not verify".into());
-            continue;
-        }
-        // Deserialised from a reference: the item is kept whole in case it is refused.
-        let sample = if ceilometer {
-            ceilometer::sample_from_meter_message(&item)
-        } else {
-            <Sample as serde::Deserialize>::deserialize(&item).map_err(|e| e.to_string())
-        };
-        match sample {
-            Ok(s) => out.samples.push(s),
-            Err(e) => {
-                metrics::global().malformed(1);
-                tracing::warn!(target: "ceilo::collector", message_id = %sample_id, "sample refused: {e}; dead-lettered to {DEAD_LETTER_QUEUE}");
-                out.refused.push(item);
-                out.reasons.push(format!("not a sample: {e}"));
-            }
-        }
+        decode_item(item, secret, &mut out);
     }
     out
+}
+
+/// One sample of a list, as received. Bytes signed as they stand (what ceilo's
+/// publishers send) are read straight into a sample; anything else is parsed and
+/// verified by the general rules.
+fn decode_raw(raw: &str, secret: &str, out: &mut Decoded) {
+    if signing::verify_signed_bytes(raw.as_bytes(), secret) {
+        match serde_json::from_str::<Sample>(raw) {
+            Ok(s) => out.samples.push(s),
+            Err(e) => refuse_malformed(
+                serde_json::from_str(raw).unwrap_or(Value::Null),
+                &e.to_string(),
+                out,
+            ),
+        }
+        return;
+    }
+    match serde_json::from_str::<Value>(raw) {
+        Ok(item) => decode_item(item, secret, out),
+        // Unreachable in practice: the list it came from parsed.
+        Err(e) => refuse_malformed(Value::Null, &e.to_string(), out),
+    }
+}
+
+/// One parsed sample: verified (with a secret) by ceilo's rules for ceilo samples and
+/// by Ceilometer's for its meter messages, then read.
+fn decode_item(item: Value, secret: &str, out: &mut Decoded) {
+    let ceilometer = ceilometer::is_meter_message(&item);
+    let verified = secret.is_empty()
+        || if ceilometer {
+            ceilometer::verify(&item, secret)
+        } else {
+            signing::verify(&item, secret)
+        };
+    if !verified {
+        metrics::global().signature_failures(1);
+        tracing::warn!(target: "ceilo::collector", message_id = %message_id_of(&item), "sample refused: its signature does not verify (sent by something without the telemetry secret, or altered); dead-lettered to {DEAD_LETTER_QUEUE}");
+        out.refused.push(item);
+        out.reasons.push("signature does not verify".into());
+        return;
+    }
+    // Deserialised from a reference: the item is kept whole in case it is refused.
+    let sample = if ceilometer {
+        ceilometer::sample_from_meter_message(&item)
+    } else {
+        <Sample as serde::Deserialize>::deserialize(&item).map_err(|e| e.to_string())
+    };
+    match sample {
+        Ok(s) => out.samples.push(s),
+        Err(e) => refuse_malformed(item, &e, out),
+    }
+}
+
+fn refuse_malformed(item: Value, why: &str, out: &mut Decoded) {
+    metrics::global().malformed(1);
+    tracing::warn!(target: "ceilo::collector", message_id = %message_id_of(&item), "sample refused: {why}; dead-lettered to {DEAD_LETTER_QUEUE}");
+    out.refused.push(item);
+    out.reasons.push(format!("not a sample: {why}"));
+}
+
+fn message_id_of(item: &Value) -> &str {
+    item.get("message_id")
+        .and_then(Value::as_str)
+        .unwrap_or("(none)")
 }
 
 /// The samples a message carries: the message itself (one sample or a list), or the
@@ -567,6 +610,55 @@ mod tests {
         assert_eq!(decode(&body, "other").refused.len(), 2);
         assert!(decode(b"not json", "k").malformed.is_some());
         assert!(decode(b"42", "k").malformed.is_some());
+    }
+
+    #[test]
+    fn reads_ceilo_publishers_bytes_as_signed_and_anything_else_by_the_general_rules() {
+        use serde_json::json;
+        let s = Sample::new("cpu", SampleType::Cumulative, "ns", 1e9, "vm \u{e9}")
+            .with_project_id("p")
+            .with_resource_metadata(json!({"flavor": {"vcpus": 2}, "tags": ["a", "\n"]}));
+        let other = Sample::new("disk", SampleType::Gauge, "B", 0.5, "vm");
+        let as_sent = signing::signed_bytes(&s, "k").unwrap();
+        let text = String::from_utf8(as_sent.clone()).unwrap();
+        // Signed the general way: keys sorted, signature among them, `1e9` as `1000000000.0`.
+        let general = serde_json::to_vec(&signing::signed_value(&other, "k").unwrap()).unwrap();
+        let altered = text.replacen("\"vm \u{e9}\"", "\"vm 2\"", 1);
+        let other_key = String::from_utf8(signing::signed_bytes(&s, "k2").unwrap()).unwrap();
+        // A member after the signature: not the signed form, and not what was signed.
+        let extended = format!("{},\"volume\":5}}", &text[..text.len() - 1]);
+        // Validly signed bytes that are not a sample.
+        let not_a_sample = {
+            let sig = signing::sign_value(&json!({"a": 1}), "k").unwrap();
+            format!("{{\"a\":1,\"message_signature\":\"{sig}\"}}")
+        };
+        let body = format!(
+            "[{text}, {}, {altered}, {other_key}, {extended}, {not_a_sample}]",
+            String::from_utf8(general).unwrap()
+        );
+        let d = decode(body.as_bytes(), "k");
+        assert!(d.malformed.is_none(), "{:?}", d.malformed);
+        assert_eq!(d.samples, vec![s.clone(), other]);
+        assert_eq!(d.refused.len(), 4);
+        assert_eq!(&d.reasons[..3], ["signature does not verify"; 3]);
+        assert!(
+            d.reasons[3].starts_with("not a sample: "),
+            "{}",
+            d.reasons[3]
+        );
+        // Refused samples are kept as received, to be dead-lettered.
+        assert_eq!(d.refused[0]["resource_id"], "vm 2");
+        assert_eq!(
+            d.refused[3],
+            json!({"a": 1, "message_signature": d.refused[3]["message_signature"]})
+        );
+        // The fast read gives the sample the general one does.
+        let parsed: Value = serde_json::from_slice(&as_sent).unwrap();
+        assert!(signing::verify(&parsed, "k"));
+        assert_eq!(
+            <Sample as serde::Deserialize>::deserialize(&parsed).unwrap(),
+            d.samples[0]
+        );
     }
 
     #[test]

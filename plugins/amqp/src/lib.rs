@@ -98,16 +98,15 @@ impl Publisher for AmqpPublisher {
     fn publish(&mut self, batch: &[Sample]) -> Result<(), PluginError> {
         let mut items = Vec::with_capacity(batch.len());
         for s in batch {
-            let value = match (&self.secret, &self.config.notifier) {
-                (secret, Some(_)) => signing::ceilometer::meter_message(s, secret.as_deref())?,
-                (Some(secret), None) => signing::signed_value(s, secret)?,
-                (None, None) => serde_json::to_value(s)
-                    .map_err(|e| PluginError::invalid_input(e.to_string()))?,
+            let bytes = match (&self.secret, &self.config.notifier) {
+                (secret, Some(_)) => {
+                    serde_json::to_vec(&signing::ceilometer::meter_message(s, secret.as_deref())?)
+                }
+                // Signed as the bytes stand, so a collector verifies them unparsed.
+                (Some(secret), None) => Ok(signing::signed_bytes(s, secret)?),
+                (None, None) => serde_json::to_vec(s),
             };
-            items.push(
-                serde_json::to_vec(&value)
-                    .map_err(|e| PluginError::invalid_input(e.to_string()))?,
-            );
+            items.push(bytes.map_err(|e| PluginError::invalid_input(e.to_string()))?);
         }
         let dropped = self.shared.buffer.push(items);
         if dropped > 0 {
