@@ -11,10 +11,12 @@
 //! alternate; medians. Two figures each: the whole run (the collector's from the
 //! moment it is started, so its start-up, connecting and first batch are in it; the
 //! baseline's store is opened before its clock starts), and the steady rate after the
-//! first batch of each is stored.
+//! first batch of each is stored. First, the decoder alone on the same messages, as
+//! sent and in a general JSON spelling (`decode_table`).
 
 use std::time::{Duration, Instant};
 
+use ceilo_host::services::collector;
 use ceilo_host::storage::{self, Retention};
 use ceilo_plugin_api::signing;
 use ceilo_tests::*;
@@ -199,6 +201,46 @@ fn steady_rate(runs: &[Run]) -> f64 {
     rates.get(rates.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The decoder alone, one thread, on the same messages in two spellings: as the
+/// AMQP publisher sends them (signed as their bytes stand) and as a general JSON
+/// writer would (keys sorted, signature among them, numbers as serde_json writes
+/// them), which is verified by parsing and canonicalising. Rounds alternate; medians.
+fn decode_table(samples: &[ceilo_plugin_api::Sample], as_sent: &[Vec<u8>]) {
+    let general: Vec<Vec<u8>> = samples
+        .chunks(PER_MESSAGE)
+        .map(|c| {
+            let signed: Vec<serde_json::Value> = c
+                .iter()
+                .map(|s| signing::signed_value(s, SECRET).expect("sign"))
+                .collect();
+            serde_json::to_vec(&signed).expect("json")
+        })
+        .collect();
+    let time = |bodies: &[Vec<u8>]| {
+        let t = Instant::now();
+        for b in bodies {
+            let d = collector::decode(b, SECRET);
+            assert_eq!((d.samples.len(), d.refused.len()), (PER_MESSAGE, 0));
+        }
+        t.elapsed()
+    };
+    let (mut fast, mut slow) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        fast.push(time(as_sent));
+        slow.push(time(&general));
+    }
+    let per_sample = |d: Duration| d.as_secs_f64() * 1e6 / samples.len() as f64;
+    let (f, s) = (per_sample(median(fast)), per_sample(median(slow)));
+    println!("\nDecoding and verifying alone ({} samples, {PER_MESSAGE} per message, one thread, 5 rounds, medians)", samples.len());
+    println!("| messages | µs per sample | time vs. general |");
+    println!("|----------|--------------:|------------:|");
+    println!("| general spelling: parsed, canonicalised, verified | {s:.2} | 1.00x |");
+    println!(
+        "| as the AMQP publisher sends them: verified as they stand | {f:.2} | {:.2}x |",
+        f / s
+    );
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let Some(url) = rabbitmq() else { return };
@@ -221,6 +263,7 @@ fn main() {
             [b"[".as_slice(), &signed.join(&b","[..]), b"]"].concat()
         })
         .collect();
+    decode_table(&all, &bodies);
     let batch = PREFETCH / 2 * PER_MESSAGE;
     let (mut ceilo_runs, mut base_runs) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
