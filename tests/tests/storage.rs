@@ -1012,6 +1012,85 @@ mod mongodb_only {
         assert_eq!(rs[0].metadata.get("k"), Some(&json!("v")));
     }
 
+    /// A record this process knows moves forward by a short statement only while it
+    /// is as this process left it: another writer's newer sample (or newer metadata
+    /// under an older one) is merged by the rules, never overwritten or kept wrongly.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn another_writers_changes_are_merged_not_overwritten() {
+        let Some(place) = Place::mongo() else { return };
+        let (a, b) = (
+            place.open(Retention::default()).await,
+            place.open(Retention::default()).await,
+        );
+        let with = |t: DateTime<Utc>, m: &str| {
+            sample("cpu", "r", t)
+                .with_project_id("p")
+                .with_resource_metadata(json!({ "by": m }))
+        };
+        a.record(&[with(at(0, 0), "a")]).await.expect("record");
+        a.record(&[with(at(10, 0), "a")]).await.expect("record");
+        // B writes metadata of its own, newer than A's so far.
+        b.record(&[with(at(20, 0), "b")]).await.expect("record");
+        // A's next sample is newer still, with A's metadata: A's must win.
+        a.record(&[with(at(30, 0), "a")]).await.expect("record");
+        let rs = a
+            .resources(&ResourceQuery::default())
+            .await
+            .expect("resources");
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].metadata.get("by"), Some(&json!("a")));
+        assert_eq!(rs[0].last_sample_timestamp, at(30, 0));
+        // B then records a sample newer than A's next one: A's older one moves nothing
+        // but its meter set, and B's metadata stays.
+        b.record(&[with(at(50, 0), "b")]).await.expect("record");
+        a.record(&[with(at(40, 0), "a")]).await.expect("record");
+        let rs = a
+            .resources(&ResourceQuery::default())
+            .await
+            .expect("resources");
+        assert_eq!(rs[0].metadata.get("by"), Some(&json!("b")));
+        assert_eq!(
+            (rs[0].first_sample_timestamp, rs[0].last_sample_timestamp),
+            (at(0, 0), at(50, 0))
+        );
+    }
+
+    /// A record removed and made again by another writer is not the record this
+    /// process knew: its next batch merges (the meters it had written come back)
+    /// instead of only moving the new record's time forward.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_record_made_again_by_another_writer_gets_every_meter() {
+        let Some(place) = Place::mongo() else { return };
+        let url = place.url.clone().expect("url");
+        let (a, b) = (
+            place.open(Retention::default()).await,
+            place.open(Retention::default()).await,
+        );
+        a.record(&[sample("cpu", "r", at(0, 0)).with_project_id("p")])
+            .await
+            .expect("record");
+        resource_collection(&url)
+            .await
+            .delete_many(doc! {})
+            .await
+            .expect("remove");
+        b.record(&[sample("mem", "r", at(10, 0)).with_project_id("p")])
+            .await
+            .expect("record");
+        a.record(&[sample("cpu", "r", at(20, 0)).with_project_id("p")])
+            .await
+            .expect("record");
+        let rs = a
+            .resources(&ResourceQuery::default())
+            .await
+            .expect("resources");
+        assert_eq!(names(&rs), [("r", Some("p"), vec!["cpu", "mem"])]);
+        assert_eq!(
+            (rs[0].first_sample_timestamp, rs[0].last_sample_timestamp),
+            (at(10, 0), at(20, 0))
+        );
+    }
+
     /// Writers (collectors on one database) recording the same new resources at
     /// once: one record per (resource, project), holding every writer's meters and
     /// the whole time range, whoever inserted it first.

@@ -8,7 +8,6 @@
 //! Metadata keys MongoDB cannot hold are escaped (see `metadata_keys`). Writes ask for
 //! the journal (`j: true`): a batch acknowledged by `record` survives a crash.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -27,7 +26,7 @@ use super::limits;
 use super::metadata_keys;
 use super::model::{from_micros, sample_type, Refusal};
 use super::mongo_events;
-use super::mongo_resources::{Insert, Resources};
+use super::mongo_resources::{Insert, Journal, Resources};
 use super::statistics::{finish, period_bounds, Aggregate, GroupBy};
 use super::{
     CondValue, EventQuery, Field, Resource, ResourceMeter, ResourceQuery, Retention, SampleQuery,
@@ -172,7 +171,7 @@ impl MongoStore {
         insert: Insert,
     ) -> Result<(), StorageError> {
         self.resources
-            .upsert(samples, metadata_document, insert)
+            .upsert(samples, metadata_document, insert, Journal::Each)
             .await
             .map_err(|e| self.unavailable(e))
     }
@@ -768,18 +767,16 @@ impl Storage for MongoStore {
             .map(|s| sample_document(s, now))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.unavailable(e))?;
+        // Resources first, unjournaled; the samples' insert, journaled, then makes both
+        // durable at one sync (see `Journal::ByNextWrite`). A sample the server itself
+        // refuses (a validator) may so have widened its resource's record, as the
+        // resource comes first in Ceilometer's driver too.
+        self.resources
+            .upsert(&kept, metadata_document, Insert::New, Journal::ByNextWrite)
+            .await
+            .map_err(|e| self.unavailable(e))?;
         let mut outcome = self.insert(docs).await?;
-        // The server refused some documents: their resources are not touched either.
-        let kept = if outcome.refused.is_empty() {
-            kept
-        } else {
-            let mut next = outcome.refused.iter().map(|r| r.index).peekable();
-            let left = kept
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| next.next_if_eq(i).is_none())
-                .map(|(_, s)| s.clone())
-                .collect();
+        if !outcome.refused.is_empty() {
             // Back to positions in the caller's batch.
             let original: Vec<usize> = (0..samples.len())
                 .filter(|i| !refused.iter().any(|r| r.index == *i))
@@ -787,9 +784,7 @@ impl Storage for MongoStore {
             for r in &mut outcome.refused {
                 r.index = original.get(r.index).copied().unwrap_or(r.index);
             }
-            Cow::Owned(left)
-        };
-        self.upsert_resources(&kept, Insert::New).await?;
+        }
         refused.append(&mut outcome.refused);
         refused.sort_unstable_by_key(|r| r.index);
         outcome.refused = refused;

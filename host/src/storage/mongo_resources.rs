@@ -7,27 +7,41 @@
 //! 2 000 resources against 0.23–0.27 s by two indexed fields; README "Benchmarks").
 //! Records written under the compound `_id` keep it and are found by the same fields.
 //!
-//! A resource this process has not written yet is first inserted whole, with one
-//! `insert_many` for the batch — a server applies an update statement at several
-//! times the cost of inserting a document. Only those the unique key refuses
-//! (another writer, an earlier run) and those already written get the merging
-//! upsert.
+//! A server applies an update statement at several times the cost of inserting a
+//! document, the more so the more it computes, so each record gets the least a batch
+//! needs:
+//! - a resource this process has not written yet is inserted whole, with one
+//!   `insert_many` for the batch;
+//! - a record this process knows, which the batch only moves forward in time (no
+//!   meter to add, no earlier sample, the newest sample's user, source and metadata
+//!   unchanged), gets a short `$max` of its newest time, applying only while the
+//!   record is as this process left it (its `_id`, first and newest time, newest
+//!   fields); if any does not apply, those records are merged instead;
+//! - everything else — refused inserts (another writer, an earlier run), new meters,
+//!   older samples — gets the merging upsert, after which the record's `_id` and
+//!   meters are read back so its next batch can take the short statement.
+//!
+//! The collector's writes here are unjournaled: the samples' journaled insert that
+//! follows makes them durable (`Journal::ByNextWrite`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 use ceilo_plugin_api::Sample;
+use futures_lite::StreamExt;
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind;
+use mongodb::options::{Acknowledgment, WriteConcern};
 use mongodb::{Collection, Database};
 
-use super::model::{resource_updates, ResourceUpdate};
+use super::model::{resource_updates, ResourceMeter, ResourceUpdate};
 use super::mongo::{bson_date, DUPLICATE_KEY};
 use crate::redact::shorten;
 
-/// Keys remembered as written; past this the memory starts again (each key then
-/// costs one refused insert more), so a store seeing millions of resources stays
-/// bounded.
+/// Records remembered; past this the memory starts again (each record then costs a
+/// merge and a lookup more), so a store seeing millions of resources stays bounded.
 const KNOWN_CAPACITY: usize = 100_000;
 
 type Key = (String, Option<String>);
@@ -41,17 +55,51 @@ pub(super) enum Insert {
     Never,
 }
 
+/// When the writes reach the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Journal {
+    /// Each command waits for it (`j: true`).
+    Each,
+    /// The caller's next write asks for it and covers these: a server's journal is
+    /// one log written in order, so syncing a later record syncs every earlier one.
+    /// (SecantusDB syncs once per statement asked, ~0.5 ms each; `mongod` once per
+    /// command.)
+    ByNextWrite,
+}
+
+/// What this process knows of one record: enough to tell when a batch only moves its
+/// newest time forward. `id` is the record's `_id`: a record removed and made again
+/// has another, so what is known of the old one is never taken for the new one.
+struct Record {
+    id: ObjectId,
+    /// Fingerprints of the meters the record holds (a record's meters only grow).
+    meters: Vec<u64>,
+    /// The record's first time was at most this, and its newest time at least
+    /// `latest` with the fields fingerprinted by `newest`, when last written.
+    first: i64,
+    latest: i64,
+    newest: u64,
+}
+
 /// Keeps the `resource` collection in step with recorded samples.
 pub(super) struct Resources {
     coll: Collection<Document>,
     db: Database,
-    /// Resources this process has written. They get the upsert without a lookup:
-    /// one expired meanwhile (by `expire` or a TTL index) is simply created again.
-    known: Mutex<HashSet<Key>>,
+    known: Mutex<HashMap<Key, Record>>,
+    /// Keyed per process, so no one can choose meters or metadata whose
+    /// fingerprints collide.
+    hasher: RandomState,
 }
 
 fn key_of(u: &ResourceUpdate<'_>) -> Key {
     (u.resource_id.to_owned(), u.project_id.map(str::to_owned))
+}
+
+fn unjournaled() -> WriteConcern {
+    WriteConcern::builder()
+        .w(Acknowledgment::Nodes(1))
+        .journal(false)
+        .build()
 }
 
 impl Resources {
@@ -59,22 +107,63 @@ impl Resources {
         Resources {
             coll,
             db,
-            known: Mutex::new(HashSet::new()),
+            known: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
         }
     }
 
-    fn is_known(&self, k: &Key) -> bool {
-        self.known.lock().map(|s| s.contains(k)).unwrap_or(false)
+    fn meter_print(&self, name: &str, sample_type: &str, unit: &str) -> u64 {
+        self.hasher.hash_one((name, sample_type, unit))
     }
 
-    fn remember(&self, keys: impl IntoIterator<Item = Key>) {
-        // A poisoned lock only loses the memory: every key is then tried as new.
-        if let Ok(mut s) = self.known.lock() {
+    fn meter_prints(&self, meters: &[ResourceMeter]) -> Vec<u64> {
+        let mut v: Vec<u64> = meters
+            .iter()
+            .map(|m| self.meter_print(&m.name, &m.sample_type, &m.unit))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn newest_print(&self, s: &Sample) -> u64 {
+        self.hasher
+            .hash_one((s.user_id(), s.source(), s.resource_metadata_json()))
+    }
+
+    /// The record's `_id` when the batch only moves its newest time forward, by what
+    /// this process knows: no meter to add, no earlier first time, and the newest
+    /// sample as new as the record's with the same user, source and metadata. The
+    /// statement checks the record itself; this only spares sending ones that fail.
+    fn quick_id(&self, u: &ResourceUpdate<'_>) -> Option<ObjectId> {
+        let known = self.known.lock().ok()?;
+        let r = known.get(&key_of(u))?;
+        let covered = u.meters.iter().all(|m| {
+            r.meters
+                .binary_search(&self.meter_print(&m.name, &m.sample_type, &m.unit))
+                .is_ok()
+        });
+        (covered
+            && u.first >= r.first
+            && u.last >= r.latest
+            && r.newest == self.newest_print(u.latest))
+        .then_some(r.id)
+    }
+
+    fn remember(&self, key: Key, record: Record) {
+        // A poisoned lock only loses the memory: every record then gets the merge.
+        if let Ok(mut known) = self.known.lock() {
+            if known.len() >= KNOWN_CAPACITY && !known.contains_key(&key) {
+                known.clear();
+            }
+            known.insert(key, record);
+        }
+    }
+
+    fn forget(&self, keys: impl IntoIterator<Item = Key>) {
+        if let Ok(mut known) = self.known.lock() {
             for k in keys {
-                if s.len() >= KNOWN_CAPACITY {
-                    s.clear();
-                }
-                s.insert(k);
+                known.remove(&k);
             }
         }
     }
@@ -89,16 +178,32 @@ impl Resources {
         samples: &[Sample],
         metadata: impl Fn(&Sample) -> Result<Document, String>,
         insert: Insert,
+        journal: Journal,
     ) -> Result<(), String> {
         let updates = resource_updates(samples);
         if updates.is_empty() {
             return Ok(());
         }
-        let (known, unknown): (Vec<&ResourceUpdate<'_>>, Vec<&ResourceUpdate<'_>>) = updates
-            .iter()
-            .partition(|u| insert == Insert::Never || self.is_known(&key_of(u)));
-        let mut merge = known;
-        merge.extend(self.insert_new(&unknown, &metadata).await?);
+        let (mut quick, mut merge, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+        for u in &updates {
+            if insert == Insert::Never {
+                merge.push(u);
+            } else if let Some(id) = self.quick_id(u) {
+                quick.push((u, id));
+            } else if self.known.lock().is_ok_and(|k| k.contains_key(&key_of(u))) {
+                merge.push(u);
+            } else {
+                unknown.push(u);
+            }
+        }
+        if !quick.is_empty() && !self.move_forward(&quick, &metadata, journal).await? {
+            // Another writer changed one of them: the merge is right whatever it did.
+            self.forget(quick.iter().map(|(u, _)| key_of(u)));
+            merge.extend(quick.iter().map(|(u, _)| *u));
+            quick.clear();
+        }
+        let inserted = self.insert_new(&unknown, &metadata, journal).await?;
+        merge.extend(inserted.again);
         if !merge.is_empty() {
             let ops = merge
                 .iter()
@@ -106,41 +211,192 @@ impl Resources {
                 .collect::<Result<Vec<_>, String>>()?;
             // Two writers upserting the same new resource: one insert loses with a
             // duplicate key; run again, it is then a plain update.
-            if let Err(e) = self.update(&ops).await {
+            if let Err(e) = self.update(&ops, journal).await {
                 tracing::debug!(target: "ceilo::storage", "resource upsert retried: {e}");
-                self.update(&ops).await?;
+                self.update(&ops, journal).await?;
             }
         }
-        self.remember(updates.iter().map(key_of));
+        if insert == Insert::Never {
+            return Ok(());
+        }
+        for (u, id) in quick {
+            self.remember_written(u, id);
+        }
+        for (u, id) in inserted.created {
+            self.remember_written(u, id);
+        }
+        self.learn(&merge).await
+    }
+
+    fn remember_written(&self, u: &ResourceUpdate<'_>, id: ObjectId) {
+        let mut meters = self
+            .known
+            .lock()
+            .ok()
+            .and_then(|k| {
+                k.get(&key_of(u))
+                    .filter(|r| r.id == id)
+                    .map(|r| r.meters.clone())
+            })
+            .unwrap_or_default();
+        meters.extend(self.meter_prints(&u.meters));
+        meters.sort_unstable();
+        meters.dedup();
+        let first = self
+            .known
+            .lock()
+            .ok()
+            .and_then(|k| k.get(&key_of(u)).filter(|r| r.id == id).map(|r| r.first))
+            .map_or(u.first, |f| f.min(u.first));
+        self.remember(
+            key_of(u),
+            Record {
+                id,
+                meters,
+                first,
+                latest: u.last,
+                newest: self.newest_print(u.latest),
+            },
+        );
+    }
+
+    /// Sends the statements that only move records' newest time forward, each
+    /// applying only to the record as this process knows it (same `_id`, no earlier
+    /// first time, newest time not past the batch's, same newest user, source and
+    /// metadata). False when any did not apply.
+    async fn move_forward(
+        &self,
+        quick: &[(&ResourceUpdate<'_>, ObjectId)],
+        metadata: &impl Fn(&Sample) -> Result<Document, String>,
+        journal: Journal,
+    ) -> Result<bool, String> {
+        let ops = quick
+            .iter()
+            .map(|(u, id)| {
+                let s = u.latest;
+                Ok(doc! {
+                    "q": {
+                        "_id": id,
+                        "first_us": { "$lte": u.first },
+                        "latest_us": { "$lte": u.last },
+                        "user_id": s.user_id(),
+                        "source": s.source(),
+                        "metadata": metadata(s)?,
+                    },
+                    "u": { "$max": {
+                        "last_us": u.last,
+                        "last_sample_timestamp": bson_date(u.last),
+                        "latest_us": u.last,
+                    } },
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let matched = self.update(&ops, journal).await?;
+        Ok(matched == ops.len() as i64)
+    }
+
+    /// Reads back the `_id` and meters of records just merged, so that their next
+    /// batches can take the short statement. The record read holds this batch (the
+    /// merge came first), so its meters include the batch's.
+    async fn learn(&self, merged: &[&ResourceUpdate<'_>]) -> Result<(), String> {
+        if merged.is_empty() {
+            return Ok(());
+        }
+        let wanted: HashMap<Key, &ResourceUpdate<'_>> =
+            merged.iter().map(|u| (key_of(u), *u)).collect();
+        let ids: Vec<&str> = merged.iter().map(|u| u.resource_id).collect();
+        let mut cursor = self
+            .coll
+            .find(doc! { "resource_id": { "$in": ids } })
+            .projection(
+                doc! { "_id": 1, "resource_id": 1, "project_id": 1, "meter": 1, "first_us": 1 },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        while let Some(d) = cursor.next().await {
+            let d = d.map_err(|e| e.to_string())?;
+            let (Ok(id), Ok(resource_id)) = (d.get_object_id("_id"), d.get_str("resource_id"))
+            else {
+                continue; // a record of an earlier layout: it keeps the merge
+            };
+            let key = (
+                resource_id.to_owned(),
+                d.get_str("project_id").ok().map(str::to_owned),
+            );
+            let Some(u) = wanted.get(&key) else {
+                continue;
+            };
+            let mut meters: Vec<u64> = d
+                .get_array("meter")
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Bson::as_document)
+                        .filter_map(|m| {
+                            Some(self.meter_print(
+                                m.get_str("counter_name").ok()?,
+                                m.get_str("counter_type").ok()?,
+                                m.get_str("counter_unit").ok()?,
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            meters.sort_unstable();
+            meters.dedup();
+            let first = d.get_i64("first_us").unwrap_or(i64::MIN);
+            self.remember(
+                key,
+                Record {
+                    id,
+                    meters,
+                    first,
+                    latest: u.last,
+                    newest: self.newest_print(u.latest),
+                },
+            );
+        }
         Ok(())
     }
 
-    /// Inserts records for resources this process has not written; returns those
-    /// that already had one (the unique key refuses the insert) or whose write was
-    /// not confirmed: they get the merging upsert.
+    /// Inserts records for resources this process has not written: `created` with
+    /// their `_id`, `again` those that already had one (the unique key refuses the
+    /// insert) or whose write was not confirmed: they get the merging upsert.
     async fn insert_new<'a, 'b>(
         &self,
         unknown: &[&'a ResourceUpdate<'b>],
         metadata: &impl Fn(&Sample) -> Result<Document, String>,
-    ) -> Result<Vec<&'a ResourceUpdate<'b>>, String> {
+        journal: Journal,
+    ) -> Result<Inserted<'a, 'b>, String> {
+        let mut out = Inserted {
+            created: Vec::new(),
+            again: Vec::new(),
+        };
         if unknown.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
+        let ids: Vec<ObjectId> = unknown.iter().map(|_| ObjectId::new()).collect();
         let docs = unknown
             .iter()
-            .map(|u| Ok(new_record(u, metadata(u.latest)?)))
+            .zip(&ids)
+            .map(|(u, id)| Ok(new_record(u, *id, metadata(u.latest)?)))
             .collect::<Result<Vec<_>, String>>()?;
-        match self.coll.insert_many(&docs).ordered(false).await {
-            Ok(_) => Ok(Vec::new()),
+        let mut action = self.coll.insert_many(&docs).ordered(false);
+        if journal == Journal::ByNextWrite {
+            action = action.write_concern(unjournaled());
+        }
+        let result = action.await;
+        match result {
+            Ok(_) => out.created = unknown.iter().copied().zip(ids).collect(),
             Err(e) => {
                 let ErrorKind::InsertMany(ime) = e.kind.as_ref() else {
                     return Err(e.to_string());
                 };
                 if ime.write_concern_error.is_some() {
                     // Durability unconfirmed: the upsert writes every one again.
-                    return Ok(unknown.to_vec());
+                    out.again = unknown.to_vec();
+                    return Ok(out);
                 }
-                let mut again = Vec::new();
+                let mut refused = vec![false; unknown.len()];
                 for we in ime.write_errors.iter().flatten() {
                     if we.code != DUPLICATE_KEY {
                         return Err(format!(
@@ -149,23 +405,35 @@ impl Resources {
                             shorten(&we.message, 200)
                         ));
                     }
-                    if let Some(u) = unknown.get(we.index) {
-                        again.push(*u);
+                    if let Some(r) = refused.get_mut(we.index) {
+                        *r = true;
                     }
                 }
-                Ok(again)
+                for ((u, id), refused) in unknown.iter().zip(ids).zip(refused) {
+                    if refused {
+                        out.again.push(*u);
+                    } else {
+                        out.created.push((*u, id));
+                    }
+                }
             }
         }
+        Ok(out)
     }
 
-    async fn update(&self, updates: &[Document]) -> Result<(), String> {
+    /// Runs update statements; the number of records they matched.
+    async fn update(&self, updates: &[Document], journal: Journal) -> Result<i64, String> {
+        let concern = match journal {
+            Journal::ByNextWrite => doc! { "w": 1, "j": false },
+            Journal::Each => doc! { "j": true },
+        };
         let reply = self
             .db
             .run_command(doc! {
                 "update": self.coll.name(),
                 "updates": updates,
                 "ordered": false,
-                "writeConcern": { "j": true },
+                "writeConcern": concern,
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -184,8 +452,19 @@ impl Resources {
                 shorten(wce.get_str("errmsg").unwrap_or("no message"), 200)
             ));
         }
-        Ok(())
+        // `n` counts matched and upserted records alike.
+        Ok(match reply.get("n") {
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Int64(n)) => *n,
+            _ => 0,
+        })
     }
+}
+
+/// What `insert_new` did.
+struct Inserted<'a, 'b> {
+    created: Vec<(&'a ResourceUpdate<'b>, ObjectId)>,
+    again: Vec<&'a ResourceUpdate<'b>>,
 }
 
 fn meter_documents(u: &ResourceUpdate<'_>) -> Vec<Document> {
@@ -196,9 +475,10 @@ fn meter_documents(u: &ResourceUpdate<'_>) -> Vec<Document> {
 }
 
 /// The whole record of a resource first seen in this batch.
-fn new_record(u: &ResourceUpdate<'_>, metadata: Document) -> Document {
+fn new_record(u: &ResourceUpdate<'_>, id: ObjectId, metadata: Document) -> Document {
     let s = u.latest;
     doc! {
+        "_id": id,
         "resource_id": u.resource_id,
         "project_id": u.project_id,
         "first_us": u.first,
