@@ -794,25 +794,40 @@ impl Drop for OwnMongo {
 }
 
 /// Starts `ceilo api` on a free loopback port with `args` (storage, auth, pipeline…)
-/// and waits until it listens: the process and `127.0.0.1:<port>`.
+/// and waits until it listens: the process and `127.0.0.1:<port>`. A port found free
+/// can be taken before ceilo binds it (by another test's client socket): ceilo then
+/// exits at once, and another port is tried.
 pub fn spawn_api(args: &[&str]) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let listen = format!("127.0.0.1:{port}");
-    let mut all = vec!["api", "--listen", listen.as_str()];
-    all.extend_from_slice(args);
-    let child = spawn_ceilo(&all, &[]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(&listen).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ceilo api did not listen on {listen} within 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let listen = format!("127.0.0.1:{port}");
+        let mut all = vec!["api", "--listen", listen.as_str()];
+        all.extend_from_slice(args);
+        let mut child = spawn_ceilo(&all, &[]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(
+                    attempt < ATTEMPTS,
+                    "ceilo api exited ({status}) before listening, {ATTEMPTS} times"
+                );
+                break;
+            }
+            if std::net::TcpStream::connect(&listen).is_ok() {
+                return (child, listen);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ceilo api did not listen on {listen} within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
-    (child, listen)
+    unreachable!("every attempt returns or asserts")
 }
 
 /// The storage benchmarks' samples: `n` gauges over 1 000 resources × 10 meters, each

@@ -210,10 +210,16 @@ impl Resources {
                 .map(|u| Ok(merge_statement(u, metadata(u.latest)?)))
                 .collect::<Result<Vec<_>, String>>()?;
             // Two writers upserting the same new resource: one insert loses with a
-            // duplicate key; run again, it is then a plain update.
-            if let Err(e) = self.update(&ops, journal).await {
-                tracing::debug!(target: "ceilo::storage", "resource upsert retried: {e}");
-                self.update(&ops, journal).await?;
+            // duplicate key; run again, it is then a plain update. Anything else (the
+            // server gone) is the caller's to retry and report.
+            match self.update(&ops, journal).await {
+                Err(e) if e.duplicate => {
+                    tracing::debug!(target: "ceilo::storage", "resource upsert retried: {}", e.message);
+                    self.update(&ops, journal).await?;
+                }
+                other => {
+                    other?;
+                }
             }
         }
         if insert == Insert::Never {
@@ -309,7 +315,7 @@ impl Resources {
             .coll
             .find(doc! { "resource_id": { "$in": ids } })
             .projection(
-                doc! { "_id": 1, "resource_id": 1, "project_id": 1, "meter": 1, "first_us": 1 },
+                doc! { "_id": 1, "resource_id": 1, "project_id": 1, "meter": 1, "first_us": 1, "latest_us": 1 },
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -344,13 +350,17 @@ impl Resources {
             meters.sort_unstable();
             meters.dedup();
             let first = d.get_i64("first_us").unwrap_or(i64::MIN);
+            // Another writer's newer sample may hold the newest fields: the next
+            // batch tries the short statement only when newer still (and it checks
+            // the fields itself).
+            let latest = d.get_i64("latest_us").map_or(u.last, |l| l.max(u.last));
             self.remember(
                 key,
                 Record {
                     id,
                     meters,
                     first,
-                    latest: u.last,
+                    latest,
                     newest: self.newest_print(u.latest),
                 },
             );
@@ -422,7 +432,7 @@ impl Resources {
     }
 
     /// Runs update statements; the number of records they matched.
-    async fn update(&self, updates: &[Document], journal: Journal) -> Result<i64, String> {
+    async fn update(&self, updates: &[Document], journal: Journal) -> Result<i64, UpdateError> {
         let concern = match journal {
             Journal::ByNextWrite => doc! { "w": 1, "j": false },
             Journal::Each => doc! { "j": true },
@@ -436,21 +446,27 @@ impl Resources {
                 "writeConcern": concern,
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| UpdateError::other(e.to_string()))?;
         if let Ok(errors) = reply.get_array("writeErrors") {
-            if let Some(first) = errors.first().and_then(Bson::as_document) {
-                return Err(format!(
-                    "{} resource update(s) failed, first: {}",
-                    errors.len(),
-                    shorten(first.get_str("errmsg").unwrap_or("no message"), 200)
-                ));
+            let errors: Vec<&Document> = errors.iter().filter_map(Bson::as_document).collect();
+            if let Some(first) = errors.first() {
+                return Err(UpdateError {
+                    duplicate: errors
+                        .iter()
+                        .all(|e| e.get_i32("code").is_ok_and(|c| c == DUPLICATE_KEY)),
+                    message: format!(
+                        "{} resource update(s) failed, first: {}",
+                        errors.len(),
+                        shorten(first.get_str("errmsg").unwrap_or("no message"), 200)
+                    ),
+                });
             }
         }
         if let Ok(wce) = reply.get_document("writeConcernError") {
-            return Err(format!(
+            return Err(UpdateError::other(format!(
                 "resource updates not confirmed durable: {}",
                 shorten(wce.get_str("errmsg").unwrap_or("no message"), 200)
-            ));
+            )));
         }
         // `n` counts matched and upserted records alike.
         Ok(match reply.get("n") {
@@ -458,6 +474,28 @@ impl Resources {
             Some(Bson::Int64(n)) => *n,
             _ => 0,
         })
+    }
+}
+
+/// Why update statements failed; `duplicate` when only by the unique key (two
+/// writers creating one record at once), which running them again resolves.
+struct UpdateError {
+    duplicate: bool,
+    message: String,
+}
+
+impl UpdateError {
+    fn other(message: String) -> UpdateError {
+        UpdateError {
+            duplicate: false,
+            message,
+        }
+    }
+}
+
+impl From<UpdateError> for String {
+    fn from(e: UpdateError) -> String {
+        e.message
     }
 }
 
