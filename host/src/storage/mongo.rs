@@ -5,8 +5,9 @@
 //! Timestamps are kept twice: as BSON dates (`timestamp`, what TTL indexes and people
 //! read) and as microseconds (`timestamp_us`, what queries sort on), because a BSON
 //! date only holds milliseconds and a sample must come back exactly as written.
-//! Metadata keys MongoDB cannot hold are escaped (see `metadata_keys`). Writes ask for
-//! the journal (`j: true`): a batch acknowledged by `record` survives a crash.
+//! Metadata keys MongoDB cannot hold are escaped (see `metadata_keys`). A batch
+//! acknowledged by `record` survives a crash: its samples' insert asks for the journal
+//! (`j: true`), and the resource writes made before it are synced with it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
