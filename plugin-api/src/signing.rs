@@ -2,7 +2,9 @@
 //! keyed by the telemetry secret, of the sample's canonical form — its wire JSON
 //! without `message_signature`, canonicalised by RFC 8785 (JCS: keys sorted, no
 //! whitespace, numbers in ECMAScript's shortest round-trip form). Any implementation
-//! that can write JCS can sign and verify ceilo samples.
+//! that can write JCS can sign and verify ceilo samples. ceilo's publishers send each
+//! sample as its canonical form with the signature appended last ([`signed_bytes`]),
+//! which a receiver verifies over the bytes as they arrive ([`verify_signed_bytes`]).
 //!
 //! ```
 //! use ceilo_plugin_api::{Sample, SampleType};
