@@ -36,7 +36,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{Acknowledgment, WriteConcern};
 use mongodb::{Collection, Database};
 
-use super::model::{resource_updates, ResourceMeter, ResourceUpdate};
+use super::model::{resource_updates, ResourceUpdate};
 use super::mongo::{bson_date, DUPLICATE_KEY};
 use crate::redact::shorten;
 
@@ -112,18 +112,23 @@ impl Resources {
         }
     }
 
-    fn meter_print(&self, name: &str, sample_type: &str, unit: &str) -> u64 {
-        self.hasher.hash_one((name, sample_type, unit))
-    }
-
-    fn meter_prints(&self, meters: &[ResourceMeter]) -> Vec<u64> {
-        let mut v: Vec<u64> = meters
-            .iter()
-            .map(|m| self.meter_print(&m.name, &m.sample_type, &m.unit))
-            .collect();
+    /// Sorted fingerprints of (name, type, unit) triples.
+    fn meter_prints<'m>(
+        &self,
+        meters: impl Iterator<Item = (&'m str, &'m str, &'m str)>,
+    ) -> Vec<u64> {
+        let mut v: Vec<u64> = meters.map(|m| self.hasher.hash_one(m)).collect();
         v.sort_unstable();
         v.dedup();
         v
+    }
+
+    fn batch_meter_prints(&self, u: &ResourceUpdate<'_>) -> Vec<u64> {
+        self.meter_prints(
+            u.meters
+                .iter()
+                .map(|m| (m.name.as_str(), m.sample_type.as_str(), m.unit.as_str())),
+        )
     }
 
     fn newest_print(&self, s: &Sample) -> u64 {
@@ -131,32 +136,38 @@ impl Resources {
             .hash_one((s.user_id(), s.source(), s.resource_metadata_json()))
     }
 
-    /// The record's `_id` when the batch only moves its newest time forward, by what
-    /// this process knows: no meter to add, no earlier first time, and the newest
-    /// sample as new as the record's with the same user, source and metadata. The
-    /// statement checks the record itself; this only spares sending ones that fail.
-    fn quick_id(&self, u: &ResourceUpdate<'_>) -> Option<ObjectId> {
-        let known = self.known.lock().ok()?;
-        let r = known.get(&key_of(u))?;
-        let covered = u.meters.iter().all(|m| {
-            r.meters
-                .binary_search(&self.meter_print(&m.name, &m.sample_type, &m.unit))
-                .is_ok()
-        });
-        (covered
+    /// What to send for a batch's record, by what this process knows: the short
+    /// statement when the batch only moves the record's newest time forward (no meter
+    /// to add, no earlier first time, the newest sample as new as the record's with
+    /// the same user, source and metadata). The statement checks the record itself;
+    /// this only spares sending ones that fail.
+    fn plan(&self, u: &ResourceUpdate<'_>) -> Plan {
+        // A poisoned lock only loses the memory: the insert's refusal leads to a merge.
+        let Ok(known) = self.known.lock() else {
+            return Plan::Insert;
+        };
+        let Some(r) = known.get(&key_of(u)) else {
+            return Plan::Insert;
+        };
+        let covered = self
+            .batch_meter_prints(u)
+            .iter()
+            .all(|m| r.meters.binary_search(m).is_ok());
+        if covered
             && u.first >= r.first
             && u.last >= r.latest
-            && r.newest == self.newest_print(u.latest))
-        .then_some(r.id)
+            && r.newest == self.newest_print(u.latest)
+        {
+            Plan::MoveForward(r.id)
+        } else {
+            Plan::Merge
+        }
     }
 
     fn remember(&self, key: Key, record: Record) {
         // A poisoned lock only loses the memory: every record then gets the merge.
         if let Ok(mut known) = self.known.lock() {
-            if known.len() >= KNOWN_CAPACITY && !known.contains_key(&key) {
-                known.clear();
-            }
-            known.insert(key, record);
+            insert_bounded(&mut known, key, record);
         }
     }
 
@@ -186,14 +197,13 @@ impl Resources {
         }
         let (mut quick, mut merge, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
         for u in &updates {
-            if insert == Insert::Never {
-                merge.push(u);
-            } else if let Some(id) = self.quick_id(u) {
-                quick.push((u, id));
-            } else if self.known.lock().is_ok_and(|k| k.contains_key(&key_of(u))) {
-                merge.push(u);
-            } else {
-                unknown.push(u);
+            match insert {
+                Insert::Never => merge.push(u),
+                Insert::New => match self.plan(u) {
+                    Plan::MoveForward(id) => quick.push((u, id)),
+                    Plan::Merge => merge.push(u),
+                    Plan::Insert => unknown.push(u),
+                },
             }
         }
         if !quick.is_empty() && !self.move_forward(&quick, &metadata, journal).await? {
@@ -212,14 +222,12 @@ impl Resources {
             // Two writers upserting the same new resource: one insert loses with a
             // duplicate key; run again, it is then a plain update. Anything else (the
             // server gone) is the caller's to retry and report.
-            match self.update(&ops, journal).await {
-                Err(e) if e.duplicate => {
-                    tracing::debug!(target: "ceilo::storage", "resource upsert retried: {}", e.message);
-                    self.update(&ops, journal).await?;
+            if let Err(e) = self.update(&ops, journal).await {
+                if !e.duplicate {
+                    return Err(e.message);
                 }
-                other => {
-                    other?;
-                }
+                tracing::debug!(target: "ceilo::storage", "resource upsert retried: {}", e.message);
+                self.update(&ops, journal).await?;
             }
         }
         if insert == Insert::Never {
@@ -234,36 +242,29 @@ impl Resources {
         self.learn(&merge).await
     }
 
+    /// Records what a write of `u` to the record `id` left in it: what was known of
+    /// that same record, plus the batch.
     fn remember_written(&self, u: &ResourceUpdate<'_>, id: ObjectId) {
-        let mut meters = self
-            .known
-            .lock()
-            .ok()
-            .and_then(|k| {
-                k.get(&key_of(u))
-                    .filter(|r| r.id == id)
-                    .map(|r| r.meters.clone())
-            })
-            .unwrap_or_default();
-        meters.extend(self.meter_prints(&u.meters));
-        meters.sort_unstable();
-        meters.dedup();
-        let first = self
-            .known
-            .lock()
-            .ok()
-            .and_then(|k| k.get(&key_of(u)).filter(|r| r.id == id).map(|r| r.first))
-            .map_or(u.first, |f| f.min(u.first));
-        self.remember(
-            key_of(u),
-            Record {
-                id,
-                meters,
-                first,
-                latest: u.last,
-                newest: self.newest_print(u.latest),
-            },
-        );
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        let key = key_of(u);
+        let mut meters = self.batch_meter_prints(u);
+        let mut first = u.first;
+        if let Some(r) = known.get(&key).filter(|r| r.id == id) {
+            meters.extend(&r.meters);
+            meters.sort_unstable();
+            meters.dedup();
+            first = first.min(r.first);
+        }
+        let record = Record {
+            id,
+            meters,
+            first,
+            latest: u.last,
+            newest: self.newest_print(u.latest),
+        };
+        insert_bounded(&mut known, key, record);
     }
 
     /// Sends the statements that only move records' newest time forward, each
@@ -332,23 +333,18 @@ impl Resources {
             let Some(u) = wanted.get(&key) else {
                 continue;
             };
-            let mut meters: Vec<u64> = d
+            let meters = d
                 .get_array("meter")
                 .map(|a| {
-                    a.iter()
-                        .filter_map(Bson::as_document)
-                        .filter_map(|m| {
-                            Some(self.meter_print(
-                                m.get_str("counter_name").ok()?,
-                                m.get_str("counter_type").ok()?,
-                                m.get_str("counter_unit").ok()?,
-                            ))
-                        })
-                        .collect()
+                    self.meter_prints(a.iter().filter_map(Bson::as_document).filter_map(|m| {
+                        Some((
+                            m.get_str("counter_name").ok()?,
+                            m.get_str("counter_type").ok()?,
+                            m.get_str("counter_unit").ok()?,
+                        ))
+                    }))
                 })
                 .unwrap_or_default();
-            meters.sort_unstable();
-            meters.dedup();
             let first = d.get_i64("first_us").unwrap_or(i64::MIN);
             // Another writer's newer sample may hold the newest fields: the next
             // batch tries the short statement only when newer still (and it checks
@@ -497,6 +493,24 @@ impl From<UpdateError> for String {
     fn from(e: UpdateError) -> String {
         e.message
     }
+}
+
+/// What a batch's record gets (see `Resources::plan`).
+enum Plan {
+    /// The short statement, for the record with this `_id`.
+    MoveForward(ObjectId),
+    /// The merging upsert.
+    Merge,
+    /// Inserted whole, as new to this process.
+    Insert,
+}
+
+/// Past `KNOWN_CAPACITY` the memory starts again.
+fn insert_bounded(known: &mut HashMap<Key, Record>, key: Key, record: Record) {
+    if known.len() >= KNOWN_CAPACITY && !known.contains_key(&key) {
+        known.clear();
+    }
+    known.insert(key, record);
 }
 
 /// What `insert_new` did.
