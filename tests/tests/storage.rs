@@ -873,6 +873,14 @@ mod mongodb_only {
             .collect()
     }
 
+    /// Records one sample of `meter` on resource `r` of project `p`.
+    async fn record_in_p(store: &dyn storage::Storage, meter: &str, r: &str, t: DateTime<Utc>) {
+        store
+            .record(&[sample(meter, r, t).with_project_id("p")])
+            .await
+            .expect("record");
+    }
+
     /// Resource records are found by a unique index on (resource_id, project_id):
     /// the server refuses a second record of the same pair.
     #[tokio::test(flavor = "multi_thread")]
@@ -880,10 +888,7 @@ mod mongodb_only {
         let Some(place) = Place::mongo() else { return };
         let url = place.url.clone().expect("url");
         let store = place.open(Retention::default()).await;
-        store
-            .record(&[sample("cpu", "r1", at(0, 0)).with_project_id("p")])
-            .await
-            .expect("record");
+        record_in_p(&*store, "cpu", "r1", at(0, 0)).await;
         let coll = resource_collection(&url).await;
         let mut cursor = coll.list_indexes().await.expect("indexes");
         use futures_lite::StreamExt;
@@ -986,10 +991,7 @@ mod mongodb_only {
         let Some(place) = Place::mongo() else { return };
         let url = place.url.clone().expect("url");
         let store = place.open(Retention::default()).await;
-        store
-            .record(&[sample("cpu", "r", at(0, 0)).with_project_id("p")])
-            .await
-            .expect("record");
+        record_in_p(&*store, "cpu", "r", at(0, 0)).await;
         resource_collection(&url)
             .await
             .delete_many(doc! {})
@@ -1066,20 +1068,14 @@ mod mongodb_only {
             place.open(Retention::default()).await,
             place.open(Retention::default()).await,
         );
-        a.record(&[sample("cpu", "r", at(0, 0)).with_project_id("p")])
-            .await
-            .expect("record");
+        record_in_p(&*a, "cpu", "r", at(0, 0)).await;
         resource_collection(&url)
             .await
             .delete_many(doc! {})
             .await
             .expect("remove");
-        b.record(&[sample("mem", "r", at(10, 0)).with_project_id("p")])
-            .await
-            .expect("record");
-        a.record(&[sample("cpu", "r", at(20, 0)).with_project_id("p")])
-            .await
-            .expect("record");
+        record_in_p(&*b, "mem", "r", at(10, 0)).await;
+        record_in_p(&*a, "cpu", "r", at(20, 0)).await;
         let rs = a
             .resources(&ResourceQuery::default())
             .await
