@@ -473,7 +473,18 @@ pub fn mappings(pid: u32) -> Vec<Mapped> {
     out
 }
 
-/// Starts `ceilo` with `args` and extra environment, stdout discarded, stderr kept.
+/// The stderr of each child started by [`spawn_ceilo`], by process id, read as it is
+/// written: a child that logs more than a pipe holds (64 KiB) would otherwise block on
+/// its next log line until the test stops it.
+type StderrReaders = Mutex<std::collections::HashMap<u32, std::thread::JoinHandle<Vec<u8>>>>;
+
+fn stderr_readers() -> &'static StderrReaders {
+    static READERS: OnceLock<StderrReaders> = OnceLock::new();
+    READERS.get_or_init(Default::default)
+}
+
+/// Starts `ceilo` with `args` and extra environment, stdout discarded, stderr kept
+/// (read as it comes; [`stop_ceilo`] returns it).
 pub fn spawn_ceilo(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
     let mut cmd = Command::new(ceilo_bin());
     cmd.args(args)
@@ -483,7 +494,41 @@ pub fn spawn_ceilo(args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("start ceilo")
+    let mut child = cmd.spawn().expect("start ceilo");
+    if let Some(mut pipe) = child.stderr.take() {
+        let reader = std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut text);
+            text
+        });
+        stderr_readers()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(child.id(), reader);
+    }
+    child
+}
+
+/// What a child of [`spawn_ceilo`] wrote to stderr, once it has exited. The pipe
+/// closes when the last process holding it does; a worker process the child left
+/// behind would keep it open, so this waits at most a few seconds for the rest.
+fn stderr_of(child: &std::process::Child) -> String {
+    let reader = stderr_readers()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&child.id());
+    let Some(reader) = reader else {
+        return String::new();
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !reader.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if !reader.is_finished() {
+        return "(stderr still open after the process exited: a process it started holds it)"
+            .into();
+    }
+    String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned()
 }
 
 /// Stops a `ceilo` process with SIGTERM and returns its stderr; it must exit cleanly
@@ -498,8 +543,7 @@ pub fn stop_ceilo(child: std::process::Child, within: std::time::Duration) -> St
     let mut child = child;
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            let out = child.wait_with_output().expect("output");
-            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            let stderr = stderr_of(&child);
             assert!(
                 status.success(),
                 "ceilo exits cleanly on SIGTERM: {status}\n{stderr}"
@@ -508,10 +552,10 @@ pub fn stop_ceilo(child: std::process::Child, within: std::time::Duration) -> St
         }
         if started.elapsed() > within {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
+            let _ = child.wait();
             panic!(
                 "ceilo did not stop on SIGTERM within {within:?}:\n{}",
-                String::from_utf8_lossy(&out.stderr)
+                stderr_of(&child)
             );
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -811,9 +855,10 @@ pub fn spawn_api(args: &[&str]) -> (std::process::Child, String) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
+                let stderr = stderr_of(&child);
                 assert!(
                     attempt < ATTEMPTS,
-                    "ceilo api exited ({status}) before listening, {ATTEMPTS} times"
+                    "ceilo api exited ({status}) before listening, {ATTEMPTS} times; the last:\n{stderr}"
                 );
                 break;
             }
