@@ -252,6 +252,18 @@ mod tests {
     }
 
     #[test]
+    fn each_threads_first_id_is_seeded_apart() {
+        // Same time, same counter (0): only the thread's random stream tells them apart.
+        let first = || {
+            std::thread::spawn(|| MessageId::new_v7(1_700_000_000_000_000).as_str().to_owned())
+                .join()
+                .unwrap()
+        };
+        let ids: std::collections::HashSet<String> = (0..8).map(|_| first()).collect();
+        assert_eq!(ids.len(), 8, "{ids:?}");
+    }
+
+    #[test]
     fn ids_are_what_the_uuid_crate_builds_and_writes() {
         let mut rng = 0x1234_5678_u64;
         let edges = [
