@@ -30,7 +30,27 @@ pub fn target_dir() -> PathBuf {
 }
 
 fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    // Cargo describes the test's own package to the test process (`CARGO_PKG_NAME`,
+    // `CARGO_MANIFEST_DIR`, …). Passed on, these reach build scripts that watch them
+    // (ring's), so a build from a test and one from the shell each found the other's
+    // dirty and rebuilt ring, rustls, lapin and the host: about a minute each time.
+    const ABOUT_THE_TEST: [&str; 5] = [
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let set_for_the_test = key
+            .to_str()
+            .is_some_and(|k| ABOUT_THE_TEST.iter().any(|p| k.starts_with(p)));
+        if set_for_the_test {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
 }
 
 /// The built-in plugin libraries (crate names).
@@ -676,6 +696,23 @@ pub fn read_samples(file: &Path) -> Vec<ceilo_plugin_api::Sample> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", file.display())))
         .collect()
+}
+
+/// The samples in `file` (see [`read_samples`]) once it holds at least `n`, or what
+/// it holds after `within`: a process under load may take longer than any fixed wait.
+pub fn wait_for_samples(
+    file: &Path,
+    n: usize,
+    within: std::time::Duration,
+) -> Vec<ceilo_plugin_api::Sample> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let samples = read_samples(file);
+        if samples.len() >= n || std::time::Instant::now() >= deadline {
+            return samples;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Starts `ceilo <command>` (agent, notification) on `pipeline`, with plugins from
