@@ -619,6 +619,41 @@ pub fn publish_notifications(url: &str, exchange: &str, topic: &str, bodies: Vec
     });
 }
 
+/// Waits until `queue` exists and has a consumer: a service declares its queue, binds
+/// it and then consumes, so from then on what is published to its exchange reaches it.
+/// (A fixed wait before publishing lost the messages when the service started slowly.)
+pub fn wait_for_consumer(url: &str, queue: &str, within: std::time::Duration) {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::FieldTable;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .expect("connect to RabbitMQ");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            // A passive declare of a missing queue closes the channel: one per try.
+            let ch = conn.create_channel().await.expect("channel");
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            let consumers = ch
+                .queue_declare(queue.into(), passive, FieldTable::default())
+                .await
+                .map_or(0, |q| q.consumer_count());
+            if consumers > 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nobody consumed {queue} within {within:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+}
+
 /// Takes every message waiting in `queue` (acking each), then deletes the queue:
 /// (AMQP message id, body) in arrival order.
 pub fn drain_queue(url: &str, queue: &str) -> Vec<(Option<String>, Vec<u8>)> {

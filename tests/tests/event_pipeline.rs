@@ -84,7 +84,7 @@ fn run_agent_with(
             ("RUST_LOG", "info,ceilo::loader=debug"),
         ],
     );
-    std::thread::sleep(Duration::from_millis(1500)); // the agent declares its queue
+    wait_for_consumer(url, &format!("ceilo.{topic}"), Duration::from_secs(30));
     publish_notifications(url, &exchange, &topic, notifications);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let store_url = format!("sqlite://{}/ceilo.db", data.display());
@@ -581,7 +581,7 @@ fn events_travel_over_rabbitmq_to_the_collector_signed() {
         ],
         &[],
     );
-    std::thread::sleep(Duration::from_millis(1500)); // its queues are declared
+    wait_for_consumer(&url, &format!("{topic}.sample"), Duration::from_secs(30));
     let e = ceilo_host::events::Event {
         message_id: "forged-event".into(),
         event_type: "compute.instance.create.end".into(),

@@ -34,7 +34,7 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
         &["--exchange", &exchange, "--topic", &topic],
         &[("CEILO_AMQP_URL", url.as_str())],
     );
-    std::thread::sleep(Duration::from_millis(1500)); // the agent declares its queue
+    wait_for_consumer(&url, &format!("ceilo.{topic}"), Duration::from_secs(30));
 
     let exists = fixture("nova_instance_exists.json");
     let envelope = serde_json::json!({
@@ -55,7 +55,12 @@ fn notifications_become_samples_and_malformed_ones_are_dead_lettered() {
             fixture("nova_instance_delete_end.json"),
         ],
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Five meters from each of the three Nova notifications, or what came in time.
+    wait_for_samples(
+        &data.path().join("samples.json"),
+        15,
+        Duration::from_secs(30),
+    );
     let log = stop_ceilo(agent, Duration::from_secs(20));
 
     let samples: Vec<Sample> = read_samples(&data.path().join("samples.json"));
@@ -156,7 +161,7 @@ fn the_declarative_handler_runs_ceilometer_meter_definitions() {
         ],
         &[("CEILO_AMQP_URL", url.as_str())],
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_consumer(&url, &format!("ceilo.{topic}"), Duration::from_secs(30));
     publish_notifications(
         &url,
         &exchange,
