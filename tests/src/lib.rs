@@ -733,19 +733,12 @@ pub fn read_samples(file: &Path) -> Vec<ceilo_plugin_api::Sample> {
         .collect()
 }
 
-/// The samples in `file` (see [`read_samples`]) once it holds at least `n`, or what
-/// it holds after `within`: a process under load may take longer than any fixed wait.
-pub fn wait_for_samples(
-    file: &Path,
-    n: usize,
-    within: std::time::Duration,
-) -> Vec<ceilo_plugin_api::Sample> {
+/// Waits until `file` holds at least `n` samples (see [`read_samples`]), or `within`
+/// has passed: a process under load may take longer than any fixed wait. The caller
+/// reads the file itself once the process has stopped and flushed.
+pub fn wait_for_samples(file: &Path, n: usize, within: std::time::Duration) {
     let deadline = std::time::Instant::now() + within;
-    loop {
-        let samples = read_samples(file);
-        if samples.len() >= n || std::time::Instant::now() >= deadline {
-            return samples;
-        }
+    while read_samples(file).len() < n && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
