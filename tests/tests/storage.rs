@@ -910,6 +910,45 @@ mod mongodb_only {
         assert!(again.is_err(), "a second record of (r1, p) was accepted");
     }
 
+    /// The single-field `resource_id` index of earlier versions is dropped when the
+    /// store opens (the unique key's first field serves its queries), and a resource
+    /// is still found by its id alone.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_redundant_resource_id_index_is_dropped() {
+        let Some(place) = Place::mongo() else { return };
+        let url = place.url.clone().expect("url");
+        let store = place.open(Retention::default()).await;
+        record_in_p(&*store, "cpu", "r1", at(0, 0)).await;
+        record_in_p(&*store, "cpu", "r2", at(0, 1)).await;
+        drop(store);
+        let coll = resource_collection(&url).await;
+        let legacy = ::mongodb::IndexModel::builder()
+            .keys(doc! { "resource_id": 1 })
+            .options(
+                ::mongodb::options::IndexOptions::builder()
+                    .name("resource_id".to_owned())
+                    .build(),
+            )
+            .build();
+        coll.create_index(legacy).await.expect("legacy index");
+        let store = place.open(Retention::default()).await;
+        let indexes = coll.list_index_names().await.expect("names");
+        assert!(!indexes.contains(&"resource_id".to_owned()), "{indexes:?}");
+        assert!(indexes.contains(&"resource_key".to_owned()), "{indexes:?}");
+        assert!(
+            indexes.contains(&"resource_project".to_owned()),
+            "{indexes:?}"
+        );
+        let found = store
+            .resources(&storage::ResourceQuery {
+                resource_id: Some("r2".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("resources");
+        assert_eq!(names(&found), vec![("r2", Some("p"), vec!["cpu"])]);
+    }
+
     /// Two records of one (resource, project) — left by a writer without the unique
     /// key — stop the store from opening with an error saying what to do, not the
     /// server's raw reply.

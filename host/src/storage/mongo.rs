@@ -46,6 +46,11 @@ const DOCUMENT_ERRORS: [i32; 9] = [2, 9, 52, 55, 56, 57, 121, 10334, 17280];
 const WRITE_ATTEMPTS: usize = 3;
 const METER_TTL_INDEX: &str = "meter_ttl";
 const RESOURCE_TTL_INDEX: &str = "resource_ttl";
+/// The single-field index on `resource.resource_id` of earlier versions (see
+/// `drop_legacy_resource_index`).
+const LEGACY_RESOURCE_ID_INDEX: &str = "resource_id";
+/// The server's code for dropping an index that does not exist.
+const INDEX_NOT_FOUND: i32 = 27;
 
 /// The MongoDB store.
 pub struct MongoStore {
@@ -189,8 +194,9 @@ impl MongoStore {
                     .build(),
             )
             .build();
-        let Err(e) = self.resource.create_index(index).await else {
-            return Ok(());
+        let e = match self.resource.create_index(index).await {
+            Ok(_) => return self.drop_legacy_resource_index().await,
+            Err(e) => e,
         };
         let duplicate = match e.kind.as_ref() {
             // The server names the pair after "dup key".
@@ -217,6 +223,31 @@ impl MongoStore {
                 shorten(&e.to_string(), 300)
             )
         }))
+    }
+
+    /// Drops the single-field `resource_id` index earlier versions made: the unique
+    /// key starts with `resource_id`, so it answers the same queries, and every index
+    /// costs each write of a record (on SecantusDB even when the write leaves the
+    /// indexed fields alone: README "Benchmarks").
+    async fn drop_legacy_resource_index(&self) -> Result<(), StorageError> {
+        let names = self
+            .resource
+            .list_index_names()
+            .await
+            .map_err(|e| self.unavailable(format!("cannot list indexes of `resource`: {e}")))?;
+        if !names.iter().any(|n| n == LEGACY_RESOURCE_ID_INDEX) {
+            return Ok(());
+        }
+        match self.resource.drop_index(LEGACY_RESOURCE_ID_INDEX).await {
+            Ok(()) => Ok(()),
+            // Another ceilo opening the same store dropped it first.
+            Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == INDEX_NOT_FOUND) => {
+                Ok(())
+            }
+            Err(e) => Err(self.unavailable(format!(
+                "cannot drop the redundant index `{LEGACY_RESOURCE_ID_INDEX}` of `resource`: {e}"
+            ))),
+        }
     }
 
     async fn create_indexes(&self, manage_retention: bool) -> Result<(), StorageError> {
@@ -264,10 +295,7 @@ impl MongoStore {
             .await
             .map_err(|e| self.unavailable(format!("cannot create indexes on `event`: {e}")))?;
         self.resource
-            .create_indexes([
-                named(doc! { "project_id": 1 }, "resource_project", false),
-                named(doc! { "resource_id": 1 }, "resource_id", false),
-            ])
+            .create_indexes([named(doc! { "project_id": 1 }, "resource_project", false)])
             .await
             .map_err(|e| self.unavailable(format!("cannot create indexes on `resource`: {e}")))?;
         if !manage_retention {
