@@ -228,7 +228,8 @@ impl MongoStore {
     /// Drops the single-field `resource_id` index earlier versions made: the unique
     /// key starts with `resource_id`, so it answers the same queries, and every index
     /// costs each write of a record (on SecantusDB even when the write leaves the
-    /// indexed fields alone: README "Benchmarks").
+    /// indexed fields alone: README "Benchmarks"). Only a cost: a store that cannot
+    /// drop it (a role without `dropIndex`) still opens, with a warning.
     async fn drop_legacy_resource_index(&self) -> Result<(), StorageError> {
         let names = self
             .resource
@@ -239,15 +240,19 @@ impl MongoStore {
             return Ok(());
         }
         match self.resource.drop_index(LEGACY_RESOURCE_ID_INDEX).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             // Another ceilo opening the same store dropped it first.
-            Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == INDEX_NOT_FOUND) => {
-                Ok(())
-            }
-            Err(e) => Err(self.unavailable(format!(
-                "cannot drop the redundant index `{LEGACY_RESOURCE_ID_INDEX}` of `resource`: {e}"
-            ))),
+            Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == INDEX_NOT_FOUND) =>
+                {}
+            Err(e) => tracing::warn!(
+                target: "ceilo::storage",
+                "{}: cannot drop the redundant index `{LEGACY_RESOURCE_ID_INDEX}` of `resource` \
+                 (it only slows writes; drop it by hand): {}",
+                self.shown,
+                shorten(&e.to_string(), 300)
+            ),
         }
+        Ok(())
     }
 
     async fn create_indexes(&self, manage_retention: bool) -> Result<(), StorageError> {
