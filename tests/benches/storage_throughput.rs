@@ -223,7 +223,7 @@ fn raw_mongo_rates(rt: &tokio::runtime::Runtime, url: &str, docs: &[Document]) -
 }
 
 /// Each round's database is dropped after it, so the server holds the same data
-/// at every round and every run (a server kept between runs had gathered 150
+/// at every round and every run (a server kept between runs had gathered 157
 /// benchmark and test databases).
 fn drop_database(rt: &tokio::runtime::Runtime, url: &str) {
     rt.block_on(async {

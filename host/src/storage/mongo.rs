@@ -231,17 +231,9 @@ impl MongoStore {
     /// indexed fields alone: README "Benchmarks"). Only a cost: a store that cannot
     /// drop it (a role without `dropIndex`) still opens, with a warning.
     async fn drop_legacy_resource_index(&self) -> Result<(), StorageError> {
-        let names = self
-            .resource
-            .list_index_names()
-            .await
-            .map_err(|e| self.unavailable(format!("cannot list indexes of `resource`: {e}")))?;
-        if !names.iter().any(|n| n == LEGACY_RESOURCE_ID_INDEX) {
-            return Ok(());
-        }
         match self.resource.drop_index(LEGACY_RESOURCE_ID_INDEX).await {
             Ok(()) => {}
-            // Another ceilo opening the same store dropped it first.
+            // Not there: a store made since, or another ceilo dropped it first.
             Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == INDEX_NOT_FOUND) =>
                 {}
             Err(e) => tracing::warn!(
